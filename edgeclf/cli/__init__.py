@@ -1,0 +1,20 @@
+"""The `edgeclf` command line: one module per command, each a thin layer over one library call."""
+
+import typer
+
+from edgeclf.cli import demo, train
+
+app = typer.Typer(
+    name="edgeclf",
+    help="From a folder of labelled images to deployable, measured edge classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+app.command("train", help=train.HELP, epilog=train.EXAMPLE)(train.command)
+app.command("demo", help=demo.HELP, epilog=demo.EXAMPLE)(demo.command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,270 @@
+"""Find, check and split a folder of labelled images; write and read its manifest (dataset.json).
+
+A data folder is either one sub-folder per class, or train/ val/ (and optionally test/) folders
+that each hold one sub-folder per class. Class names are folder names; sorted, they are the label
+order. Every file is decoded once before training: files that cannot be used are skipped and
+reported with a reason; hidden files and files outside class folders are ignored (and listed).
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from edgeclf.config import SplitConfig
+from edgeclf.errors import DataError
+from edgeclf.images import EXTENSIONS, check_image
+
+SPLITS = ("train", "val", "test")
+SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    path: str  # relative to the data folder, POSIX separators
+    split: str
+    label: int
+    label_name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class Dataset:
+    root: Path
+    classes: list[str]
+    records: list[ImageRecord]
+    layout: str  # "class-folders" (split here) or "presplit"
+    skipped: list[SkippedFile] = field(default_factory=list)
+    ignored: list[SkippedFile] = field(default_factory=list)
+    split_fractions: dict[str, float] | None = None
+    seed: int | None = None
+
+    def split(self, name: str) -> list[ImageRecord]:
+        return [r for r in self.records if r.split == name]
+
+    def files_and_labels(self, name: str) -> tuple[list[str], list[int]]:
+        records = self.split(name)
+        return [str(self.root / r.path) for r in records], [r.label for r in records]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        tally = Counter((r.split, r.label_name) for r in self.records)
+        return {s: {c: tally[(s, c)] for c in self.classes} for s in SPLITS if any(tally[(s, c)] for c in self.classes)}
+
+    def to_json(self) -> dict:
+        return {
+            "version": MANIFEST_VERSION,
+            "root": str(self.root),
+            "layout": self.layout,
+            "split_fractions": self.split_fractions,
+            "seed": self.seed,
+            "classes": self.classes,
+            "counts": self.counts(),
+            "files": [asdict(r) for r in self.records],
+            "skipped": [asdict(s) for s in self.skipped],
+            "ignored": [asdict(s) for s in self.ignored],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, root: Path | None = None) -> Dataset:
+        return cls(
+            root=Path(root or data["root"]),
+            classes=list(data["classes"]),
+            records=[ImageRecord(**r) for r in data["files"]],
+            layout=data["layout"],
+            skipped=[SkippedFile(**s) for s in data["skipped"]],
+            ignored=[SkippedFile(**s) for s in data["ignored"]],
+            split_fractions=data.get("split_fractions"),
+            seed=data.get("seed"),
+        )
+
+    @classmethod
+    def load(cls, manifest: Path, root: Path | None = None) -> Dataset:
+        return cls.from_json(json.loads(Path(manifest).read_text(encoding="utf-8")), root)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("__MACOSX")
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not _is_hidden(p.name))
+
+
+def _walk_files(folder: Path) -> Iterable[tuple[Path, bool]]:
+    """(file, hidden) for every file under folder, recursively, in sorted order."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        hidden_dir = any(_is_hidden(part) for part in Path(dirpath).relative_to(folder).parts)
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name, hidden_dir or _is_hidden(name)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check(path: Path) -> tuple[str | None, str | None]:
+    """(sha256, None) for a usable image, (None, reason) otherwise."""
+    if path.suffix.lower() not in EXTENSIONS:
+        return None, f"not an image file (extension '{path.suffix or '(none)'}')"
+    try:
+        reason = check_image(path)
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+    return (None, reason) if reason else (_sha256(path), None)
+
+
+def _find_split_folders(root: Path) -> dict[str, Path]:
+    found = {}
+    names = {p.name.lower(): p for p in _visible_dirs(root)}
+    for split, aliases in SPLIT_FOLDERS.items():
+        for alias in aliases:
+            if alias in names:
+                found[split] = names[alias]
+                break
+    return found
+
+
+def discover(
+    root: Path,
+    split: SplitConfig,
+    seed: int,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Dataset:
+    """Find the classes and images under root, check every image, and split (or keep the splits)."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data folder {root} does not exist")
+    if not root.is_dir():
+        raise DataError(f"data folder {root} is not a folder")
+    split_dirs = _find_split_folders(root)
+    presplit = "train" in split_dirs
+    if presplit and "val" not in split_dirs:
+        raise DataError(f"data folder {root} has train/ but no val/: add val/ (and test/), or use one folder per class")
+    sources = split_dirs if presplit else {"": root}
+
+    candidates: list[tuple[str, str, Path]] = []  # (split or "", class, file)
+    ignored: list[SkippedFile] = []
+    if presplit:
+        ignored += _loose_entries(root, root, keep=set(split_dirs.values()))
+    for split_name, base in sources.items():
+        ignored += _loose_entries(base, root, keep=set(_visible_dirs(base)))
+        for class_dir in _visible_dirs(base):
+            for file, hidden in _walk_files(class_dir):
+                if hidden:
+                    ignored.append(SkippedFile(_rel(file, root), "hidden"))
+                else:
+                    candidates.append((split_name, class_dir.name, file))
+    class_names = {c for s, c, _ in candidates if s in ("", "train")}
+    if presplit:
+        extra = sorted({c for s, c, _ in candidates} - class_names)
+        if extra:
+            raise DataError(f"data folder {root}: class(es) {', '.join(extra)} appear in val/ or test/ but not in train/")
+    if not candidates:
+        raise DataError(f"data folder {root} is empty: expected one sub-folder of images per class")
+
+    results = _check_all([f for _, _, f in candidates], workers, progress)
+    skipped = [SkippedFile(_rel(f, root), reason) for (_, _, f), (_, reason) in zip(candidates, results) if reason]
+    good = [(s, c, f, sha) for (s, c, f), (sha, _) in zip(candidates, results) if sha]
+
+    per_class = Counter(c for _, c, _, _ in good)
+    classes = sorted(c for c in class_names if per_class[c] > 0)
+    if len(classes) < 2:
+        found = ", ".join(classes) or "none"
+        raise DataError(
+            f"data folder {root}: found {len(classes)} class folder(s) with images ({found}); "
+            "need at least 2, one sub-folder per class"
+        )
+    empty = sorted(c for c in class_names if per_class[c] == 0)
+    if empty:
+        raise DataError(f"data folder {root}: class folder(s) {', '.join(empty)} hold no readable images")
+    index = {c: i for i, c in enumerate(classes)}
+
+    if presplit:
+        records = [ImageRecord(_rel(f, root), s, index[c], c, sha) for s, c, f, sha in good]
+        fractions = None
+    else:
+        records = _stratified_split(root, good, index, split, seed)
+        fractions = split.model_dump()
+    records.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.path))
+    return Dataset(root, classes, records, "presplit" if presplit else "class-folders", skipped, ignored, fractions, seed)
+
+
+def _loose_entries(folder: Path, root: Path, keep: set[Path]) -> list[SkippedFile]:
+    """Entries of folder that are not kept sub-folders: hidden ones, and files outside class folders."""
+    return [
+        SkippedFile(_rel(entry, root), "hidden" if _is_hidden(entry.name) else "outside class folders")
+        for entry in sorted(folder.iterdir())
+        if entry not in keep
+    ]
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _check_all(files: list[Path], workers: int | None, progress: Callable[[int, int], None] | None):
+    workers = workers or min(8, (os.cpu_count() or 1) * 2)
+    results = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, result in enumerate(pool.map(_check, files), start=1):
+            results.append(result)
+            if progress:
+                progress(done, len(files))
+    return results
+
+
+def split_sizes(n: int, split: SplitConfig) -> tuple[int, int, int]:
+    """(train, val, test) counts for a class of n images, by largest remainder: each within one
+    image of its fraction. Tiny classes still get one image in every split whose fraction is above
+    zero, taken from train."""
+    exact = [n * split.train, n * split.val, n * split.test]
+    sizes = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(3), key=lambda i: (sizes[i] - exact[i], i))
+    for i in by_remainder[: n - sum(sizes)]:
+        sizes[i] += 1
+    for i in (1, 2):
+        if exact[i] > 0 and sizes[i] == 0:
+            sizes[i], sizes[0] = 1, sizes[0] - 1
+    return sizes[0], sizes[1], sizes[2]
+
+
+def _stratified_split(root, good, index, split: SplitConfig, seed: int) -> list[ImageRecord]:
+    records = []
+    for name in index:
+        files = sorted((f, sha) for _, c, f, sha in good if c == name)
+        n_train, n_val, n_test = split_sizes(len(files), split)
+        if n_train < 1:
+            need = 2 + (split.test > 0)
+            raise DataError(
+                f"class '{name}' has {len(files)} image(s): too few to split "
+                f"train/val/test {split.train:g}/{split.val:g}/{split.test:g}; it needs at least {need}"
+            )
+        # One generator per class, seeded by (seed, class name): a class's split does not
+        # depend on the other classes or on the order the file system lists files in.
+        random.Random(f"{seed}/{name}").shuffle(files)
+        bounds = {"val": (0, n_val), "test": (n_val, n_val + n_test), "train": (n_val + n_test, len(files))}
+        for split_name, (lo, hi) in bounds.items():
+            records += [ImageRecord(_rel(f, root), split_name, index[name], name, sha) for f, sha in files[lo:hi]]
+    return records

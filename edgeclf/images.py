@@ -1,0 +1,97 @@
+"""Image decoding and resizing: the one preprocessing function shared by training and every runner.
+
+Training, export calibration, evaluation and the on-device runner all call `load_image`, so every
+stage sees the same pixels. Only Pillow and NumPy are needed (no TensorFlow). What this module does
+is described by PREPROCESSING, which is written into each run's metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+# Pillow format names we accept (MPO is how Pillow names some camera JPEGs).
+FORMATS = {"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP"}
+EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".webp"}
+
+PREPROCESSING = {
+    "decoder": "Pillow",
+    "formats": sorted(FORMATS - {"MPO"}),
+    "exif_transpose": True,
+    "color": "RGB",
+    "animated": "first frame",
+    "alpha": "dropped",
+    "high_bit_depth": "scaled to 8 bits (value >> 8)",
+    "resize": {"method": "bilinear", "antialias": True, "keep_aspect": False},
+    "dtype": "uint8",
+    "range": [0, 255],
+}
+
+
+class ImageError(Exception):
+    """The file is not an image we can decode; the message is the reason."""
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """Decode an image file into an 8-bit RGB PIL image, upright according to its EXIF orientation."""
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as img:
+            if img.format not in FORMATS:
+                raise ImageError(f"unsupported format {img.format}")
+            img.seek(0)
+            img.load()
+            upright = ImageOps.exif_transpose(img)
+            return to_rgb8(upright if upright is not None else img)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"too large to decode safely ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(str(exc) or type(exc).__name__) from exc
+
+
+def to_rgb8(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode (L, P, RGBA, CMYK, I;16, I, ...) to 8-bit RGB."""
+    if img.mode == "RGB":
+        return img
+    if img.mode.startswith("I;16") or img.mode == "I":
+        wide = np.asarray(img).astype(np.uint32)
+        gray = (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if img.mode == "F":
+        gray = np.clip(np.asarray(img), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    return img.convert("RGB")
+
+
+def resize(img: Image.Image, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize to (height, width) with antialiased bilinear filtering; returns uint8 HxWx3."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def load_image(path: str | Path, size: int | tuple[int, int]) -> np.ndarray:
+    """The shared preprocessing: decode, EXIF-orient, convert to RGB, resize. uint8 HxWx3, 0..255."""
+    return resize(open_rgb(path), size)
+
+
+def check_image(path: str | Path) -> str | None:
+    """None when the file decodes completely, else the reason it cannot be used."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        return "empty file"
+    try:
+        open_rgb(path)
+    except ImageError as exc:
+        reason = str(exc)
+        if "cannot identify image file" in reason:
+            return "not an image"
+        if "truncated" in reason or "broken data stream" in reason:
+            return "truncated image"
+        return f"unreadable image: {reason}"
+    return None

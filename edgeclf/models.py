@@ -1,0 +1,194 @@
+"""Classifier models: a backbone and a new head, built as ONE flat functional graph.
+
+The model takes raw RGB pixels 0..255 (float32). Its first layer, `normalize`, maps them to
+MobileNet's [-1, 1] (x / 127.5 - 1); NORMALIZATION records that in the run's metadata, so a
+full-integer export with a uint8 input of scale 1/127.5 and zero point 128 feeds the rest of the
+graph exactly what it was trained on (the exporter may drop `normalize` and fold it into the input
+quantization). The backbone's layers sit directly in the model, not as a nested sub-model, because
+tensorflow-model-optimization refuses nested models.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeclf.config import ModelConfig
+from edgeclf.errors import WeightsError
+from edgeclf.weights import WeightsRequest, WeightsSource, how_to_place, imagenet_file_name
+
+NORMALIZATION = {"layer": "normalize", "scale": 1 / 127.5, "offset": -1.0, "input_range": [0, 255]}
+HEAD_LAYERS = ("head_pool", "head_dropout", "head_dense")
+
+
+@dataclass
+class BuiltModel:
+    model: object  # tf_keras.Model
+    backbone_layers: list[str]  # names, input to output, excluding `normalize` and the head
+    weights: WeightsSource
+
+
+def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int, log=print) -> BuiltModel:
+    """Build the classifier and load its backbone weights as cfg.model.weights asks."""
+    request = WeightsRequest.parse(cfg.weights)
+    if cfg.name == "small_cnn":
+        if request.kind == "imagenet":
+            raise WeightsError("--weights imagenet: small_cnn has no ImageNet weights; use none, auto or an earlier small_cnn run")
+        if request.kind == "h5":
+            raise WeightsError("--weights: a Keras .h5 backbone file fits MobileNet only; small_cnn takes an earlier small_cnn run")
+    keras_weights, source = _keras_weights(cfg, image_size, request, log)
+    try:
+        built = _build(cfg, num_classes, image_size, keras_weights)
+    except WeightsError:
+        raise
+    except Exception as exc:
+        if keras_weights == "imagenet" and request.kind == "auto":
+            log(f"[bold yellow]WARNING[/]: ImageNet weights unavailable ({_short(exc)}); "
+                "training from RANDOM initialisation. To use them offline, " + how_to_place(cfg.name, cfg.alpha, image_size))
+            built = _build(cfg, num_classes, image_size, None)
+            source = WeightsSource(cfg.weights, "random", False, note=f"imagenet unavailable: {_short(exc)}")
+        elif keras_weights == "imagenet":
+            raise WeightsError(f"--weights imagenet: could not load ImageNet weights ({_short(exc)}); "
+                               + how_to_place(cfg.name, cfg.alpha, image_size)) from None
+        elif request.kind == "h5":
+            raise WeightsError(f"--weights {request.path}: does not fit {cfg.name} alpha {cfg.alpha} ({_short(exc)})") from None
+        else:
+            raise
+    model, backbone = built
+    if request.kind == "run":
+        _copy_backbone(model, backbone, request.path)
+    if not source.pretrained:
+        _set_bn_momentum(model, cfg.scratch_bn_momentum)
+    return BuiltModel(model, backbone, source)
+
+
+def _keras_weights(cfg: ModelConfig, image_size: int, request: WeightsRequest, log):
+    """(the `weights=` argument for tf_keras.applications, the source it stands for)."""
+    has_imagenet = cfg.name != "small_cnn" and imagenet_file_name(cfg.name, cfg.alpha, image_size) is not None
+    if request.kind == "none" or (request.kind == "auto" and not has_imagenet):
+        if request.kind == "auto" and cfg.name != "small_cnn":
+            log(f"[bold yellow]WARNING[/]: Keras has no ImageNet weights for {cfg.name} alpha {cfg.alpha}; "
+                "training from RANDOM initialisation")
+        note = "" if request.kind == "none" else f"no ImageNet weights for {cfg.name} alpha {cfg.alpha}"
+        return None, WeightsSource(cfg.weights, "random", False, note=note)
+    if request.kind in ("auto", "imagenet"):
+        if not has_imagenet:
+            raise WeightsError(f"--weights imagenet: Keras has no ImageNet weights for {cfg.name} alpha {cfg.alpha} "
+                               "(MobileNetV2: 0.35, 0.5, 0.75, 1.0, 1.3, 1.4; V3: 0.75, 1.0)")
+        return "imagenet", WeightsSource(cfg.weights, "imagenet", True, path=imagenet_file_name(cfg.name, cfg.alpha, image_size))
+    if request.kind == "h5":
+        return str(request.path), WeightsSource(cfg.weights, "file", True, path=str(request.path))
+    return None, WeightsSource(cfg.weights, "run", True, path=str(request.path))
+
+
+def _build(cfg: ModelConfig, num_classes: int, image_size: int, keras_weights):
+    import tf_keras as keras
+
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image", dtype="float32")
+    x = keras.layers.Rescaling(NORMALIZATION["scale"], offset=NORMALIZATION["offset"], name="normalize")(inputs)
+    if cfg.name == "small_cnn":
+        features = _small_cnn(keras, x)
+    else:
+        factory = {
+            "mobilenet_v2": keras.applications.MobileNetV2,
+            "mobilenet_v3_small": keras.applications.MobileNetV3Small,
+            "mobilenet_v3_large": keras.applications.MobileNetV3Large,
+        }[cfg.name]
+        kwargs = {"include_preprocessing": False} if cfg.name.startswith("mobilenet_v3") else {}
+        # input_tensor puts the backbone's layers into this graph: the result is flat.
+        features = factory(input_tensor=x, input_shape=(image_size, image_size, 3), include_top=False, weights=keras_weights, alpha=cfg.alpha, **kwargs).output
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
+    x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head_dense")(x)
+    model = keras.Model(inputs, outputs, name=f"edgeclf_{cfg.name}")
+    backbone = [layer.name for layer in model.layers[2:] if layer.name not in HEAD_LAYERS]
+    return model, backbone
+
+
+def _small_cnn(keras, x):
+    """Three conv blocks: the from-scratch baseline (fast, no pretrained weights)."""
+    for i, filters in enumerate((32, 64, 128), start=1):
+        for j in (1, 2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv{j}")(x)
+            x = keras.layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
+            x = keras.layers.ReLU(name=f"block{i}_relu{j}")(x)
+        x = keras.layers.MaxPooling2D(name=f"block{i}_pool")(x)
+    return x
+
+
+def _set_bn_momentum(model, momentum: float) -> None:
+    """Keras' MobileNet BatchNorm momentum (0.999) leaves inference-mode statistics useless for
+    thousands of steps when training from scratch; a lower momentum makes them track in time."""
+    import tf_keras as keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+def _copy_backbone(model, backbone: list[str], source_path) -> None:
+    """Copy backbone weights by layer name from an earlier edgeclf model (same architecture)."""
+    import tf_keras as keras
+
+    try:
+        source = keras.models.load_model(source_path, compile=False)
+    except Exception as exc:
+        raise WeightsError(f"--weights {source_path}: cannot load this model ({_short(exc)})") from None
+    source_layers = {layer.name: layer for layer in source.layers}
+    copied = 0
+    for name in backbone:
+        layer, other = model.get_layer(name), source_layers.get(name)
+        if other is None or not layer.weights:
+            continue
+        theirs = other.get_weights()
+        if [w.shape for w in theirs] != [tuple(w.shape) for w in layer.weights]:
+            raise WeightsError(f"--weights {source_path}: layer {name} has other shapes than {model.name}; "
+                               "use a run trained with the same model and alpha")
+        layer.set_weights(theirs)
+        copied += 1
+    with_weights = sum(1 for name in backbone if model.get_layer(name).weights)
+    if copied < with_weights:
+        raise WeightsError(f"--weights {source_path}: only {copied} of {with_weights} backbone layers match "
+                           f"{model.name}; use a run trained with the same model")
+
+
+def set_trainable(built: BuiltModel, phase: str, fine_tune_layers: int) -> int:
+    """Set trainable flags for a training phase; returns how many backbone layers train.
+
+    phase "head": a pretrained backbone is frozen and only the head trains; a random backbone
+    trains whole (its random features are not worth freezing). phase "fine_tune": the top
+    fine_tune_layers backbone layers of a pretrained model train, BatchNorm staying frozen (in
+    inference mode, keeping its pretrained statistics); a random backbone keeps training whole.
+    """
+    import tf_keras as keras
+
+    model = built.model
+    for layer in model.layers:
+        layer.trainable = True
+    if not built.weights.pretrained:
+        return len(built.backbone_layers)
+    unfrozen = set(built.backbone_layers[len(built.backbone_layers) - fine_tune_layers:]) if phase == "fine_tune" and fine_tune_layers else set()
+    count = 0
+    for name in built.backbone_layers:
+        layer = model.get_layer(name)
+        layer.trainable = name in unfrozen and not isinstance(layer, keras.layers.BatchNormalization)
+        count += layer.trainable
+    return count
+
+
+def save_model(model, path: Path) -> Path:
+    """Save a .keras model under a temporary name, then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    try:
+        model.save(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,0 +1,68 @@
+"""tf.data input pipelines: parallel decode + resize (edgeclf.images, the shared preprocessing),
+caching, shuffling, batching, augmentation (training only) and prefetching.
+
+Images stay uint8 until they are batched; the disk cache lets folders larger than memory stream.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeclf.config import AugmentConfig, DataConfig
+from edgeclf.images import load_image
+
+
+def build_augmenter(cfg: AugmentConfig, seed: int):
+    """Keras preprocessing layers for training-time augmentation, or None when switched off."""
+    import tf_keras as keras
+
+    if not cfg.enabled:
+        return None
+    layers = []
+    if cfg.horizontal_flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if cfg.rotation:
+        layers.append(keras.layers.RandomRotation(cfg.rotation, fill_mode="reflect", seed=seed + 1))
+    if cfg.translation:
+        layers.append(keras.layers.RandomTranslation(cfg.translation, cfg.translation, fill_mode="reflect", seed=seed + 2))
+    if cfg.zoom:
+        layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode="reflect", seed=seed + 3))
+    if cfg.contrast:
+        layers.append(keras.layers.RandomContrast(cfg.contrast, seed=seed + 4))
+    return keras.Sequential(layers, name="augment") if layers else None
+
+
+def make_dataset(
+    files: list[str],
+    labels: list[int],
+    num_classes: int,
+    data: DataConfig,
+    *,
+    training: bool,
+    seed: int,
+    augment=None,
+    cache_file: Path | None = None,
+):
+    """(float32 images 0..255 [B,S,S,3], one-hot labels [B,C]) batches."""
+    import tensorflow as tf
+
+    size = data.image_size
+
+    def decode(path):
+        image = tf.numpy_function(lambda p: load_image(p.decode(), size), [path], tf.uint8, stateful=False)
+        image.set_shape((size, size, 3))
+        return image
+
+    ds = tf.data.Dataset.from_tensor_slices((files, labels))
+    ds = ds.map(lambda p, y: (decode(p), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if data.cache == "disk" and cache_file is not None:
+        ds = ds.cache(str(cache_file))
+    elif data.cache == "memory":
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(min(data.shuffle_buffer, len(files)), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(data.batch_size)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment is not None:
+        ds = ds.map(lambda x, y: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,83 @@
+"""Test data makers: small class folders cut from the embedded Fashion-MNIST subset, and a messy
+folder of real photos and junk. Run as a script to build the messy folder for a manual check:
+
+    python -m tests.helpers /tmp/messy 20
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edgeclf.demo import embedded_dataset
+
+# Formats and extension spellings cycled through for the copied Fashion-MNIST images.
+COPY_FORMATS = [("png", "PNG"), ("JPG", "JPEG"), ("jpeg", "JPEG"), ("bmp", "BMP"), ("gif", "GIF"), ("webp", "WEBP"), ("PNG", "PNG")]
+
+JUNK = {
+    "bag/broken.jpg": "truncated image",
+    "sneaker/empty.jpg": "empty file",
+    "trouser/notes.png": "not an image",
+    "trouser/labels.csv": "not an image file (extension '.csv')",
+}
+IGNORED = {"README.md": "outside class folders", ".DS_Store": "hidden", "bag/.DS_Store": "hidden", "sneaker/._0001.png": "hidden"}
+
+
+def class_folders(dest: Path, classes: list[str], per_class: int) -> Path:
+    """Copy the first per_class embedded images of each class into dest/CLASS/."""
+    source = embedded_dataset()
+    for name in classes:
+        (dest / name).mkdir(parents=True, exist_ok=True)
+        for path in sorted((source / name).glob("*.png"))[:per_class]:
+            shutil.copy(path, dest / name / path.name)
+    return dest
+
+
+def real_photo(name: str = "china.jpg") -> Image.Image:
+    """A real photograph shipped with scikit-learn (427x640)."""
+    from sklearn.datasets import load_sample_image
+
+    return Image.fromarray(load_sample_image(name))
+
+
+def make_messy_folder(dest: Path, per_class: int = 12) -> Path:
+    """Three Fashion-MNIST classes in mixed formats, plus real photos in awkward modes, plus junk."""
+    dest = Path(dest)
+    classes = ["bag", "sneaker", "trouser"]
+    source = embedded_dataset()
+    for name in classes:
+        (dest / name).mkdir(parents=True, exist_ok=True)
+        for i, path in enumerate(sorted((source / name).glob("*.png"))[:per_class]):
+            ext, fmt = COPY_FORMATS[i % len(COPY_FORMATS)]
+            img = Image.open(path).convert("RGB" if fmt == "JPEG" else "L")
+            img.save(dest / name / f"{path.stem}.{ext}", format=fmt)
+    china, flower = real_photo("china.jpg"), real_photo("flower.jpg")
+    china.convert("CMYK").save(dest / "bag" / "photo_cmyk.jpg", format="JPEG")
+    flower.quantize(64).save(dest / "sneaker" / "photo_palette.png")
+    gray16 = (np.asarray(china.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(gray16).save(dest / "trouser" / "photo_16bit.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    flower.save(dest / "bag" / "photo_exif_rotated.jpg", format="JPEG", exif=exif.tobytes())
+    china.resize((2400, 1605)).save(dest / "sneaker" / "photo_2400px.jpg", format="JPEG", quality=90)
+    china.convert("RGBA").save(dest / "trouser" / "photo_rgba.PNG")
+    # junk
+    buf = io.BytesIO()
+    flower.save(buf, format="JPEG")
+    (dest / "bag" / "broken.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (dest / "sneaker" / "empty.jpg").write_bytes(b"")
+    (dest / "trouser" / "notes.png").write_text("this is not a picture\n")
+    (dest / "trouser" / "labels.csv").write_text("a,b\n")
+    for name in IGNORED:
+        (dest / name).write_bytes(b"\0\0junk" if "DS_Store" in name or name.startswith("sneaker/._") else b"# photos\n")
+    return dest
+
+
+if __name__ == "__main__":
+    out = make_messy_folder(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 12)
+    print(out)

@@ -1,0 +1,61 @@
+import pytest
+import yaml
+
+from edgeclf.config import Config, load_config, packaged_config
+from edgeclf.errors import ConfigError
+
+
+def test_default_yaml_holds_every_setting():
+    raw = yaml.safe_load(packaged_config("default.yaml").read_text())
+    cfg = load_config()
+    assert cfg.to_dict() == raw  # nothing defaulted in code: the file is the single source
+
+
+def test_file_overrides_defaults_and_options_override_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  image_size: 96\n  batch_size: 8\nmodel:\n  alpha: 0.5\n")
+    cfg = load_config([path], {"data.image_size": 64, "model.alpha": None})
+    assert (cfg.data.image_size, cfg.data.batch_size, cfg.model.alpha) == (64, 8, 0.5)
+    assert cfg.model.name == "mobilenet_v2"  # untouched default
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  widht: 1.0\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown key 'model.widht'"):
+        load_config([path])
+
+
+def test_bad_option_names_the_option():
+    with pytest.raises(ConfigError, match=r"^--image-size 7: .*greater than or equal to 32"):
+        load_config(overrides={"data.image_size": 7}, option_names={"data.image_size": "--image-size"})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("data:\n  split: {train: 0.5, val: 0.2, test: 0.2}\n", "train \\+ val \\+ test must be 1"),
+        ("model:\n  name: resnet50\n", "model.name"),
+        ("train:\n  epochs: 0\n  fine_tune_epochs: 0\n", "at least 1"),
+        ("- a\n- b\n", "mapping"),
+        ("data: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_files_give_one_line(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config([path])
+    assert "\n" not in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config([tmp_path / "nope.yaml"])
+
+
+def test_config_round_trips_through_yaml(tmp_path):
+    cfg = load_config(overrides={"seed": 7})
+    path = tmp_path / "config.yaml"
+    path.write_text(cfg.to_yaml())
+    assert Config.model_validate(yaml.safe_load(path.read_text())) == cfg

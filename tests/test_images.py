@@ -1,0 +1,73 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgeclf.images import check_image, load_image, open_rgb
+
+
+def _save(img, path, **kw):
+    img.save(path, **kw)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "1", "RGB"])
+def test_every_mode_becomes_8bit_rgb(tmp_path, mode):
+    src = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8))
+    img = src.convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    path = _save(img, tmp_path / f"x.{fmt.lower()}", format=fmt)
+    out = load_image(path, 16)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+
+
+def test_16bit_png_keeps_the_high_byte(tmp_path):
+    values = np.array([[0, 256, 32768, 65535]], dtype=np.uint16)
+    path = _save(Image.fromarray(values), tmp_path / "deep.png")
+    rgb = np.asarray(open_rgb(path))
+    assert rgb[0, :, 0].tolist() == [0, 1, 128, 255]
+    assert (rgb[..., 0] == rgb[..., 2]).all()
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    img.paste((0, 0, 255), (0, 0, 10, 20))  # blue strip on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    path = _save(img, tmp_path / "r.jpg", format="JPEG", exif=exif.tobytes(), quality=95)
+    upright = np.asarray(open_rgb(path))
+    assert upright.shape == (40, 20, 3)  # portrait now
+    assert upright[2, 10, 2] > 200 and upright[-3, 10, 0] > 200  # blue moved to the top
+
+
+def test_gif_first_frame(tmp_path):
+    frames = [Image.new("RGB", (8, 8), c) for c in ((250, 0, 0), (0, 250, 0))]
+    path = tmp_path / "a.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    px = np.asarray(open_rgb(path))[0, 0]
+    assert px[0] > 200 and px[1] < 50
+
+
+def test_resize_is_bilinear_to_square(tmp_path):
+    path = _save(Image.new("RGB", (2400, 1600), (10, 20, 30)), tmp_path / "big.png")
+    out = load_image(path, 48)
+    assert out.shape == (48, 48, 3) and (out == [10, 20, 30]).all()
+
+
+def test_check_image_reasons(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, format="JPEG")
+    (tmp_path / "t.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (tmp_path / "e.jpg").write_bytes(b"")
+    (tmp_path / "x.png").write_text("hello")
+    (tmp_path / "ok.jpg").write_bytes(buf.getvalue())
+    assert check_image(tmp_path / "t.jpg") == "truncated image"
+    assert check_image(tmp_path / "e.jpg") == "empty file"
+    assert check_image(tmp_path / "x.png") == "not an image"
+    assert check_image(tmp_path / "ok.jpg") is None
+
+
+def test_unsupported_format_is_refused(tmp_path):
+    path = _save(Image.new("RGB", (8, 8)), tmp_path / "x.png", format="TIFF")
+    assert "unsupported format TIFF" in check_image(path)
