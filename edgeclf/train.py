@@ -26,6 +26,7 @@ from edgeclf.curves import plot_curves, write_history_csv
 from edgeclf.dataset import Dataset, discover
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import PREPROCESSING
+from edgeclf.weights import WeightsRequest
 from edgeclf.rundir import StagedRun, atomic_write_json, atomic_write_text, check_out_dir
 
 MAX_LISTED = 50
@@ -46,6 +47,7 @@ def train(data_dir: Path, out: Path, cfg: Config, *, overwrite: bool = False, co
     """Check and split data_dir, train as cfg says, and write the run directory out."""
     console = console or Console(highlight=False)
     check_out_dir(out, overwrite)
+    WeightsRequest.parse(cfg.model.weights)  # a bad --weights fails before any work
     data = _discover(Path(data_dir), cfg, console)
     print_summary(data, console)
     started = time.perf_counter()

@@ -1,0 +1,90 @@
+"""The command line through CliRunner (and one real subprocess): help, errors, a tiny run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.cli import app
+from tests.helpers import class_folders
+
+runner = CliRunner()
+TINY = ["--weights", "none", "--alpha", "0.35", "--image-size", "32", "--epochs", "1", "--fine-tune-epochs", "0", "--batch-size", "8"]
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_every_command_has_help_with_an_example(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example: edgeclf " + command in " ".join(result.output.split())
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _error_cases(tmp_path):
+    one = class_folders(tmp_path / "one", ["bag"], 6)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    good = class_folders(tmp_path / "good", ["bag", "sneaker"], 6)
+    bad_cfg = tmp_path / "bad.yaml"
+    bad_cfg.write_text("model:\n  nmae: mobilenet_v2\n")
+    return {
+        "one class": ([str(one)], ["found 1 class folder(s) with images (bag); need at least 2"]),
+        "empty": ([str(empty)], [f"data folder {empty} is empty"]),
+        "missing": ([str(tmp_path / "nope")], ["does not exist"]),
+        "image size 7": ([str(good), "--image-size", "7"], ["--image-size 7", "32"]),
+        "unknown key": ([str(good), "--config", str(bad_cfg)], ["bad.yaml", "unknown key 'model.nmae'"]),
+        "bad weights": ([str(good), "--weights", "nowhere.h5"], ["--weights nowhere.h5", "no such file"]),
+        "bad model": ([str(good), "--model", "resnet"], ["--model 'resnet'"]),
+    }
+
+
+@pytest.mark.parametrize("case", ["one class", "empty", "missing", "image size 7", "unknown key", "bad weights", "bad model"])
+def test_errors_are_one_line_and_leave_no_run(tmp_path, case):
+    args, fragments = _error_cases(tmp_path)[case]
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", *args, "--out", str(out)])
+    _one_line_error(result, *fragments)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run")]
+
+
+def test_error_in_a_real_process_goes_to_stderr_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "edgeclf", "train", str(tmp_path / "nope"), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: data folder {tmp_path / 'nope'} does not exist"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_options_override_config_file_and_are_saved(tmp_path):
+    data = class_folders(tmp_path / "data", ["bag", "sneaker"], 8)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  image_size: 48\n  batch_size: 4\nmodel:\n  name: small_cnn\n")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(data), "--out", str(out), "--config", str(cfg), *TINY, "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "metadata.json").read_text())
+    assert saved["model"]["name"] == "small_cnn" and saved["model"]["input"]["shape"] == [None, 32, 32, 3]
+    assert "config.yaml" in {p.name for p in out.iterdir()}
+    text = (out / "config.yaml").read_text()
+    assert "batch_size: 8" in text and "seed: 4" in text  # CLI beat the file
+    assert "done in" in result.output
+    again = runner.invoke(app, ["train", str(data), "--out", str(out), *TINY])
+    _one_line_error(again, "already holds a run; pass --overwrite")
+
+
+def test_runtime_side_imports_without_tensorflow():
+    code = "import sys, edgeclf.cli, edgeclf.images, edgeclf.dataset, edgeclf.config; print('tensorflow' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"

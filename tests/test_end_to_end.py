@@ -1,0 +1,59 @@
+"""End-to-end runs through the CLI: the issue's acceptance command on a messy folder, and the demo."""
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.cli import app
+from edgeclf.dataset import split_sizes
+from edgeclf.config import SplitConfig
+from edgeclf.demo import embedded_dataset
+from tests.helpers import JUNK
+
+RUN_FILES = {"config.yaml", "dataset.json", "labels.txt", "model.keras", "history.csv", "curves.png", "metadata.json"}
+
+
+def test_embedded_dataset_is_small_balanced_and_licensed():
+    root = embedded_dataset()
+    counts = {d.name: len(list(d.glob("*.png"))) for d in root.iterdir() if d.is_dir()}
+    assert len(counts) == 10 and len(set(counts.values())) == 1
+    assert sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) <= 5_000_000
+    assert "MIT" in (root / "LICENSE").read_text() and "fashion-mnist" in (root / "PROVENANCE.md").read_text()
+
+
+@pytest.mark.slow
+def test_acceptance_command_on_a_messy_folder(messy, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(messy), "--out", str(out), "--weights", "none", "--alpha", "0.35",
+                                      "--image-size", "64", "--epochs", "3", "--fine-tune-epochs", "2", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    for path, reason in JUNK.items():
+        assert f"{path}: {reason}" in result.output
+    assert "skipped 4 file(s)" in result.output
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert {s["path"] for s in manifest["skipped"]} == set(JUNK)
+    split = SplitConfig(train=0.7, val=0.15, test=0.15)
+    for name in manifest["classes"]:
+        counts = Counter(f["split"] for f in manifest["files"] if f["label_name"] == name)
+        n = sum(counts.values())
+        assert (counts["train"], counts["val"], counts["test"]) == split_sizes(n, split)
+        for s, fraction in (("train", 0.7), ("val", 0.15), ("test", 0.15)):
+            assert abs(counts[s] - n * fraction) < 1
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["epochs_run"] == 5
+
+
+@pytest.mark.slow
+def test_demo_from_the_command_line(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "edgeclf", "demo", "--out", str(out)], capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "demo finished" in proc.stdout and str(out / "model.keras") in proc.stdout
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["val_accuracy"] >= 0.6  # 10 classes: chance is 0.1
