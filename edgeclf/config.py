@@ -83,12 +83,33 @@ class TrainConfig(_Strict):
         return self
 
 
+class QatConfig(_Strict):
+    epochs: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    early_stopping_patience: int = Field(ge=1)
+
+
+class ExportConfig(_Strict):
+    formats: list[Literal["tflite", "onnx"]] = Field(min_length=1)
+    float16: bool
+    dynamic: bool
+    int8_source: Literal["auto", "qat", "ptq", "both"]
+    int8_input: Literal["uint8", "int8"]
+    calibration_images: int = Field(ge=1)
+    max_drop: float = Field(ge=0)
+    onnx_opset: int = Field(ge=13)
+    fp32_tolerance: float = Field(gt=0)
+    fp16_tolerance: float = Field(gt=0)
+
+
 class Config(_Strict):
     seed: int = Field(ge=0)
     data: DataConfig
     augment: AugmentConfig
     model: ModelConfig
     train: TrainConfig
+    qat: QatConfig
+    export: ExportConfig
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -178,11 +178,12 @@ def set_trainable(built: BuiltModel, phase: str, fine_tune_layers: int) -> int:
 
 
 def save_model(model, path: Path) -> Path:
-    """Save a .keras model under a temporary name, then rename it into place."""
+    """Save a model (.keras, or .h5 for tfmot QAT models, which .keras does not round-trip) under a
+    temporary name with the same suffix, then rename it into place."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
-        model.save(str(tmp))
+        model.save(str(tmp), include_optimizer=False)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -192,3 +193,26 @@ def save_model(model, path: Path) -> Path:
 def _short(exc: Exception) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def load_model(path: Path):
+    import tf_keras as keras
+
+    return keras.models.load_model(str(path), compile=False)
+
+
+def without_normalization(model):
+    """The model from `normalize`'s output on: it takes normalised values (x / 127.5 - 1).
+    Quantization-aware training starts here, since tfmot does not quantize a Rescaling layer; the
+    int8 input quantization of the exported model then absorbs the normalisation."""
+    import tf_keras as keras
+
+    return keras.Model(model.get_layer("normalize").output, model.output, name=f"{model.name}_core")
+
+
+def load_qat_model(path: Path):
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    with tfmot.quantization.keras.quantize_scope():
+        return keras.models.load_model(str(path), compile=False)

@@ -2,7 +2,7 @@
 
 import typer
 
-from edgeclf.cli import demo, train
+from edgeclf.cli import demo, export, qat, train
 
 app = typer.Typer(
     name="edgeclf",
@@ -13,6 +13,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.command("train", help=train.HELP, epilog=train.EXAMPLE)(train.command)
+app.command("qat", help=qat.HELP, epilog=qat.EXAMPLE)(qat.command)
+app.command("export", help=export.HELP, epilog=export.EXAMPLE)(export.command)
 app.command("demo", help=demo.HELP, epilog=demo.EXAMPLE)(demo.command)
 
 

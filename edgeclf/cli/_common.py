@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import sys
 
 import typer
 from rich.console import Console
 
 from edgeclf.errors import EdgeclfError
 
-console = Console(highlight=False, soft_wrap=True)
+# Tables keep their columns when the output is a file or a pipe (rich would assume 80 columns).
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

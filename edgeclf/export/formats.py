@@ -1,0 +1,63 @@
+"""The table of exportable artifacts: one row per (format, precision, source model).
+
+This table drives what `edgeclf export` writes, how each artifact is checked, and (later) what is
+evaluated and benchmarked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeclf.config import ExportConfig
+
+
+@dataclass(frozen=True)
+class ArtifactSpec:
+    name: str
+    format: str  # tflite | onnx
+    precision: str  # fp32 | fp16 | dynamic | int8-qat | int8-ptq
+    source: str  # float (model.keras) | qat (qat_model.keras)
+    filename: str
+    check: str  # "close": probabilities within a tolerance of the source; "accuracy": drop and agreement
+
+    @property
+    def integer(self) -> bool:
+        return self.precision.startswith("int8")
+
+
+SPECS = (
+    ArtifactSpec("tflite-fp32", "tflite", "fp32", "float", "model_fp32.tflite", "close"),
+    ArtifactSpec("tflite-fp16", "tflite", "fp16", "float", "model_fp16.tflite", "close"),
+    ArtifactSpec("tflite-dynamic", "tflite", "dynamic", "float", "model_dynamic.tflite", "accuracy"),
+    ArtifactSpec("tflite-int8-qat", "tflite", "int8-qat", "qat", "model_int8_qat.tflite", "accuracy"),
+    ArtifactSpec("tflite-int8-ptq", "tflite", "int8-ptq", "float", "model_int8_ptq.tflite", "accuracy"),
+    ArtifactSpec("onnx-fp32", "onnx", "fp32", "float", "model_fp32.onnx", "close"),
+    ArtifactSpec("onnx-int8-ptq", "onnx", "int8-ptq", "float", "model_int8_ptq.onnx", "accuracy"),
+)
+
+
+def select(cfg: ExportConfig, int8: bool, has_qat: bool) -> list[ArtifactSpec]:
+    """The artifacts an export writes. Float ones always; int8 with --int8: for TFLite from the QAT
+    model when the run has one (int8_source auto), PTQ otherwise, or both; ONNX int8 is made by
+    onnxruntime static quantization of the float ONNX (labelled int8-ptq)."""
+    wanted = {"fp32"}
+    if cfg.float16:
+        wanted.add("fp16")
+    if cfg.dynamic:
+        wanted.add("dynamic")
+    if int8:
+        source = cfg.int8_source
+        if source == "auto":
+            source = "qat" if has_qat else "ptq"
+        wanted |= {"int8-qat", "int8-ptq"} if source == "both" else {f"int8-{source}"}
+        wanted.add("onnx:int8-ptq")
+    chosen = []
+    for spec in SPECS:
+        if spec.format not in cfg.formats:
+            continue
+        if spec.format == "onnx" and spec.integer:
+            if "onnx:int8-ptq" in wanted:
+                chosen.append(spec)
+        elif spec.precision in wanted:
+            chosen.append(spec)
+    return chosen

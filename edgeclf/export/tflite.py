@@ -1,0 +1,89 @@
+"""Keras -> TFLite: float32, float16, dynamic-range and full-integer (QAT or PTQ) conversions, and
+the checks that the result is what its name says."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from edgeclf.export.errors import ExportError, NotIntegerError
+from edgeclf.runtime.artifact import TensorInfo
+
+CONVERTER = "tf.lite.TFLiteConverter.from_keras_model"
+
+
+def convert(model, precision: str, representative: Callable[[], Iterable] | None = None, int8_input: str = "uint8") -> bytes:
+    """precision: fp32 | fp16 | dynamic | int8-qat | int8-ptq. Full-integer conversions need a
+    representative dataset (calibration images, already preprocessed as the model expects them)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif precision.startswith("int8"):
+        # QAT models carry their ranges; the converter still asks for a representative dataset
+        # (TF 2.21) and uses it only for tensors that QAT left without ranges.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8 if int8_input == "uint8" else tf.int8
+        converter.inference_output_type = converter.inference_input_type
+    elif precision != "fp32":
+        raise ExportError(f"unknown TFLite precision {precision}")
+    try:
+        return converter.convert()
+    except Exception as exc:  # the converter raises many types; name the step and keep one line
+        raise ExportError(f"TFLite {precision} conversion failed: {' '.join(str(exc).split())[:300]}") from exc
+
+
+def representative_dataset(images: np.ndarray, scale: float = 1.0, offset: float = 0.0):
+    """A representative_dataset callable over calibration images (uint8), mapped by x*scale+offset."""
+
+    def generate():
+        for image in images:
+            yield [(image[None].astype(np.float32) * np.float32(scale) + np.float32(offset))]
+
+    return generate
+
+
+def _dtype_name(dtype) -> str:
+    return np.dtype(dtype).name
+
+
+def io_info(content: bytes, expects: str) -> tuple[TensorInfo, TensorInfo]:
+    """Input and output tensor descriptions read from the converted model itself."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+
+    def info(d, **extra):
+        scale, zero = d["quantization"]
+        quantized = _dtype_name(d["dtype"]) in ("uint8", "int8")
+        return TensorInfo(name=d["name"], dtype=_dtype_name(d["dtype"]), shape=[None, *map(int, d["shape"][1:])],
+                          scale=float(scale) if quantized else None, zero_point=int(zero) if quantized else None, **extra)
+
+    return info(inp, layout="NHWC", expects=expects), info(out)
+
+
+def check_precision(content: bytes, precision: str, int8_input: str) -> None:
+    """Raise NotIntegerError when an int8 model is not full-integer (float or dynamic-range inside),
+    ExportError when a float model's I/O is not float32."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    io = (_dtype_name(inp["dtype"]), _dtype_name(out["dtype"]))
+    if precision.startswith("int8"):
+        if io != (int8_input, int8_input):
+            raise NotIntegerError(f"TFLite {precision}: input/output are {io[0]}/{io[1]}, expected {int8_input}")
+        floats = [t["name"] for t in interpreter.get_tensor_details() if _dtype_name(t["dtype"]) in ("float32", "float16")]
+        if floats:
+            raise NotIntegerError(f"TFLite {precision}: {len(floats)} float tensor(s) left (e.g. {floats[0]}): "
+                                  "the model is not full-integer")
+    elif io != ("float32", "float32"):
+        raise ExportError(f"TFLite {precision}: input/output are {io[0]}/{io[1]}, expected float32")

@@ -1,0 +1,80 @@
+"""An exported artifact as described in artifacts.json: the one source of truth for its input
+(dtype, scale, zero point, whether it expects raw pixels or normalised values), its output, the
+preprocessing and the labels."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ARTIFACTS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str  # float32 | float16 | uint8 | int8
+    shape: list
+    scale: float | None = None  # quantization: real = (q - zero_point) * scale
+    zero_point: int | None = None
+    layout: str | None = None  # NHWC for images
+    expects: str | None = None  # input only: "pixels" (0..255) or "normalized" (pixels * a + b)
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype in ("uint8", "int8")
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        info = np.iinfo(self.dtype)
+        return np.clip(np.round(values / self.scale + self.zero_point), info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        return ((values.astype(np.float32) - self.zero_point) * self.scale).astype(np.float32)
+
+
+@dataclass
+class ArtifactInfo:
+    name: str
+    format: str  # tflite | onnx
+    precision: str  # fp32 | fp16 | int8-qat | int8-ptq | dynamic
+    path: str  # relative to the run directory
+    input: TensorInfo
+    output: TensorInfo
+    labels: list[str]
+    preprocessing: dict[str, Any]
+    normalization: dict[str, Any]
+    bytes: int = 0
+    sha256: str = ""
+    source_model: str = ""
+    produced_by: str = ""
+    status: str = "ok"
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        height, width = self.preprocessing["size"]
+        return int(height), int(width)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ArtifactInfo:
+        data = dict(data)
+        data["input"] = TensorInfo(**data["input"])
+        data["output"] = TensorInfo(**data["output"])
+        return cls(**data)
+
+
+def read_artifacts(path: Path) -> list[ArtifactInfo]:
+    """Entries of an artifacts.json (path to the file, to an export folder or to a run directory)."""
+    path = Path(path)
+    for candidate in (path, path / "artifacts.json", path / "export" / "artifacts.json"):
+        if candidate.is_file():
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+            return [ArtifactInfo.from_json(entry) for entry in data["artifacts"]]
+    raise FileNotFoundError(f"no artifacts.json at {path}")

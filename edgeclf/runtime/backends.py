@@ -1,0 +1,55 @@
+"""Inference engines behind one small interface: run(batch) -> raw output array.
+
+LiteRT (ai_edge_litert, falling back to tflite_runtime) for .tflite; ONNX Runtime for .onnx.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class LiteRTBackend:
+    def __init__(self, path: Path, threads: int | None = None):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:  # devices where only tflite-runtime has a wheel (32-bit Arm)
+            from tflite_runtime.interpreter import Interpreter
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self._batch = int(self.input["shape"][0])
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape[0] != self._batch:
+            self.interpreter.resize_tensor_input(self.input["index"], list(batch.shape))
+            self.interpreter.allocate_tensors()
+            self._batch = batch.shape[0]
+        self.interpreter.set_tensor(self.input["index"], batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"]).copy()
+
+
+class OnnxBackend:
+    def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]
+
+
+def open_backend(path: Path, threads: int | None = None):
+    path = Path(path)
+    if path.suffix == ".tflite":
+        return LiteRTBackend(path, threads)
+    if path.suffix == ".onnx":
+        return OnnxBackend(path, threads)
+    raise ValueError(f"{path}: expected a .tflite or .onnx file")
