@@ -5,9 +5,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast install
+MP_VENV ?= .venv-mediapipe
+
+.PHONY: demo test test-fast install mediapipe
 
 install: $(VENV)/.installed
+
+# MediaPipe Tasks, for the test that its ImageClassifier reads our .tflite metadata. Its pins
+# (absl-py 2) clash with tensorflow-model-optimization's (absl-py 1), so it gets its own venv.
+mediapipe: $(MP_VENV)/.installed
+
+$(MP_VENV)/.installed:
+	$(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/pip install --quiet --upgrade pip
+	$(MP_VENV)/bin/pip install --quiet 'mediapipe>=0.10.20' pillow
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +30,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/edgeclf demo --out runs/demo --overwrite
 
-test: install
+test: install mediapipe
 	$(BIN)/pytest
 
 test-fast: install

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
 
 from edgeclf.config import load_config, packaged_config
+from edgeclf.export import ExportResult, export_run
+from edgeclf.qat import UNSUPPORTED, QatResult, run_qat
 from edgeclf.train import TrainResult, train
 
 
@@ -16,17 +20,35 @@ def embedded_dataset() -> Path:
     return Path(str(resources.files("edgeclf") / "datasets" / "fashion_mnist_small"))
 
 
-def run_demo(out: Path, *, overwrite: bool = False, console: Console | None = None) -> TrainResult:
+@dataclass
+class DemoResult:
+    train: TrainResult
+    qat: QatResult | None
+    export: ExportResult
+
+
+def run_demo(out: Path, *, overwrite: bool = False, console: Console | None = None) -> DemoResult:
     console = console or Console(highlight=False)
     cfg = load_config([packaged_config("demo.yaml")])
     console.print(f"[bold]edgeclf demo[/]: {cfg.model.name} alpha {cfg.model.alpha}, {cfg.data.image_size} px, "
                   f"on {embedded_dataset()}")
-    result = train(embedded_dataset(), out, cfg, overwrite=overwrite, console=console)
-    run = result.run_dir
-    console.print(f"\n[bold green]demo finished[/] in {result.seconds:.0f}s; validation accuracy {result.val_accuracy:.4f}")
-    for name, what in (("model.keras", "best float model"), ("metadata.json", "input, normalisation, labels, weights source, versions"),
+    started = time.perf_counter()
+    trained = train(embedded_dataset(), out, cfg, overwrite=overwrite, console=console)
+    run = trained.run_dir
+    qat = None
+    if cfg.model.name not in UNSUPPORTED:  # MobileNetV3: PTQ only
+        console.rule("quantization-aware training")
+        qat = run_qat(run, console=console)
+    console.rule("export")
+    exported = export_run(run, int8=True, console=console)
+    console.print(f"\n[bold green]demo finished[/] in {time.perf_counter() - started:.0f}s; "
+                  f"validation accuracy {trained.val_accuracy:.4f}")
+    for name, what in (("model.keras", "best float model"), ("qat_model.h5", "quantization-aware model"),
+                       ("export/artifacts.json", "every artifact: file, precision, I/O quantization, validation"),
+                       ("metadata.json", "input, normalisation, labels, weights source, versions"),
                        ("dataset.json", "every file with its split, label and sha256"), ("history.csv", "per-epoch metrics"),
                        ("curves.png", "training curves"), ("config.yaml", "the resolved configuration")):
-        console.print(f"  {run / name}  {what}")
-    console.print(f"next: edgeclf train YOUR_FOLDER --out runs/mine  (see edgeclf train --help)")
-    return result
+        if (run / name).exists():
+            console.print(f"  {run / name}  {what}")
+    console.print("next: edgeclf train YOUR_FOLDER --out runs/mine  (see edgeclf train --help)")
+    return DemoResult(trained, qat, exported)

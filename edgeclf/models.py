@@ -183,7 +183,7 @@ def save_model(model, path: Path) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
-        model.save(str(tmp), include_optimizer=False)
+        model.save(str(tmp), **({"include_optimizer": False} if path.suffix == ".h5" else {}))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,6 +8,8 @@ import pytest
 
 from tests.helpers import class_folders, make_messy_folder
 
+CLASSES = ["bag", "sneaker", "trouser"]
+
 
 @pytest.fixture
 def three_classes(tmp_path):
@@ -27,3 +29,23 @@ def _private_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     (home / ".keras").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """Shared by the export and MediaPipe tests. A tiny MobileNetV2 run (alpha 0.35, 32 px, 3 classes), QAT for one epoch, every artifact."""
+    pytest.importorskip("tensorflow_model_optimization")
+    from edgeclf.config import load_config
+    from edgeclf.export import export_run
+    from edgeclf.qat import run_qat
+    from edgeclf.train import train
+
+    tmp = tmp_path_factory.mktemp("export")
+    data = class_folders(tmp / "data", CLASSES, 14)
+    run = tmp / "run"
+    train(data, run, load_config(overrides={"data.image_size": 32, "data.batch_size": 8, "model.alpha": 0.35,
+                                            "model.weights": "none", "train.epochs": 2, "train.fine_tune_epochs": 0,
+                                            "export.calibration_images": 20, "export.max_drop": 100.0}))
+    run_qat(run, overrides={"qat.epochs": 1})
+    result = export_run(run, int8=True, overrides={"export.int8_source": "both", "export.dynamic": True})
+    return run, result

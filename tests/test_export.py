@@ -1,0 +1,164 @@
+"""QAT and export on a tiny run: every format x precision, artifacts.json, validation, metadata."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.cli import app
+from edgeclf.config import load_config
+from edgeclf.errors import EdgeclfError
+from edgeclf.export.errors import NotIntegerError
+from edgeclf.export.formats import select
+from edgeclf.export.tflite_metadata import read_labels
+from edgeclf.qat import QatUnsupported, run_qat
+from edgeclf.run import Run
+from edgeclf.runtime import Classifier, read_artifacts
+from tests.conftest import CLASSES
+
+pytest.importorskip("tensorflow_model_optimization")
+onnx = pytest.importorskip("onnx")
+
+ALL = ["onnx-fp32", "onnx-int8-ptq", "tflite-dynamic", "tflite-fp16", "tflite-fp32", "tflite-int8-ptq", "tflite-int8-qat"]
+
+
+def test_every_format_and_precision_is_written_and_indexed(exported):
+    run, result = exported
+    entries = read_artifacts(run)
+    assert sorted(a.name for a in entries) == ALL
+    index = json.loads((run / "export" / "artifacts.json").read_text())
+    assert index["classes"] == CLASSES and index["version"] == 1
+    for a in entries:
+        content = (run / a.path).read_bytes()
+        assert a.bytes == len(content) and a.sha256 == hashlib.sha256(content).hexdigest(), a.name
+        assert a.labels == CLASSES and a.preprocessing["size"] == [32, 32]
+        assert a.status == "ok" and a.validation["images"] == 6 and "agreement_with_float" in a.validation
+        assert a.produced_by and a.source_model in ("model.keras", "qat_model.h5")
+    assert not list((run / "export").glob(".*"))  # no temporary files left
+
+
+def test_io_dtypes_and_quantization_parameters(exported):
+    run, _ = exported
+    by_name = {a.name: a for a in read_artifacts(run)}
+    assert by_name["tflite-fp32"].input.dtype == "float32" and by_name["tflite-fp32"].input.expects == "pixels"
+    qat, ptq = by_name["tflite-int8-qat"], by_name["tflite-int8-ptq"]
+    assert (qat.input.dtype, qat.output.dtype) == ("uint8", "uint8")
+    # QAT starts after `normalize`: its uint8 input is x/127.5 - 1, quantized over the learned range
+    # [-1, 1] (scale about 1/127.5, zero point about 128)
+    assert qat.input.expects == "normalized"
+    assert qat.input.scale == pytest.approx(1 / 127.5, rel=1e-2) and qat.input.zero_point in (127, 128)
+    # PTQ keeps `normalize` in the graph: raw pixels go in as they are
+    assert ptq.input.expects == "pixels" and ptq.input.scale == pytest.approx(1.0, rel=1e-2) and ptq.input.zero_point == 0
+    assert by_name["onnx-int8-ptq"].input.dtype == "float32"
+
+
+def test_float_artifacts_match_keras_and_int8_report_accuracy(exported):
+    run, _ = exported
+    for a in read_artifacts(run):
+        v = a.validation
+        if a.precision in ("fp32", "fp16"):
+            assert v["check"] == "max_abs_diff" and v["max_abs_diff"] <= v["tolerance"]
+            assert v["agreement_with_float"] == 1.0
+        else:
+            assert v["check"] == "accuracy_drop" and 0 <= v["accuracy"] <= 1
+            assert v["drop_points"] == pytest.approx((v["float_accuracy"] - v["accuracy"]) * 100, abs=1e-3)
+    assert "agreement_with_source" in {a.name: a for a in read_artifacts(run)}["tflite-int8-qat"].validation
+
+
+def test_labels_and_metadata_inside_the_files(exported):
+    run, _ = exported
+    for a in read_artifacts(run):
+        content = (run / a.path).read_bytes()
+        if a.format == "tflite":
+            assert read_labels(content) == CLASSES
+            from tensorflow.lite.tools import flatbuffer_utils
+
+            model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+            assert [m.name for m in model.metadata if m.name == b"TFLITE_METADATA"]
+        else:
+            model = onnx.load_from_string(content)
+            onnx.checker.check_model(model, full_check=True)
+            props = {p.key: p.value for p in model.metadata_props}
+            assert json.loads(props["edgeclf.labels"]) == CLASSES
+            assert json.loads(props["edgeclf.preprocessing"])["size"] == [32, 32]
+
+
+def test_int8_onnx_holds_int8_weights_and_runs(exported):
+    run, _ = exported
+    a = {a.name: a for a in read_artifacts(run)}["onnx-int8-ptq"]
+    model = onnx.load(run / a.path)
+    int8 = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8) >= 10
+    assert "QuantizeLinear" in {n.op_type for n in model.graph.node}
+    probs = Classifier.from_run(run, a).predict_pixels(np.full((2, 32, 32, 3), 128, np.uint8))
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=0.02)
+
+
+def test_a_float_model_passed_off_as_int8_is_refused():
+    from edgeclf.export import tflite
+
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(NotIntegerError, match="float tensor|expected uint8"):
+        tflite.check_precision(tflite.convert(model, "dynamic"), "int8-ptq", "uint8")
+
+
+def test_max_drop_failure_keeps_the_file_marks_it_and_exits_non_zero(exported, tmp_path, monkeypatch):
+    run, _ = exported
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    real = Classifier.predict_pixels
+    labels = Run.open(copy).images("val")[1]
+    assert json.loads((copy / "metadata.json").read_text())["training"]["val_accuracy"] > 0
+
+    def wrong_int8(self, pixels, batch_size=32):
+        if self.info.precision.startswith("int8"):
+            return np.eye(3, dtype=np.float32)[(labels + 1) % 3]  # every image in the wrong class
+        return real(self, pixels, batch_size)
+
+    monkeypatch.setattr(Classifier, "predict_pixels", wrong_int8)
+    result = CliRunner().invoke(app, ["export", str(copy), "--int8", "--formats", "tflite", "--no-float16",
+                                      "--int8-source", "ptq", "--max-drop", "0"])
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("error: tflite-int8-ptq failed validation: validation accuracy") and "--max-drop 0" in message
+    entry = {a.name: a for a in read_artifacts(copy)}["tflite-int8-ptq"]
+    assert entry.status == "failed" and entry.validation["passed"] is False
+    assert (copy / entry.path).is_file()
+
+
+def test_selection_follows_the_run_and_options():
+    cfg = load_config().export
+    assert [s.name for s in select(cfg, int8=False, has_qat=True)] == ["tflite-fp32", "tflite-fp16", "onnx-fp32"]
+    assert [s.name for s in select(cfg, int8=True, has_qat=True)] == ["tflite-fp32", "tflite-fp16", "tflite-int8-qat", "onnx-fp32", "onnx-int8-ptq"]
+    assert "tflite-int8-ptq" in [s.name for s in select(cfg, int8=True, has_qat=False)]
+    only_onnx = cfg.model_copy(update={"formats": ["onnx"]})
+    assert [s.name for s in select(only_onnx, int8=True, has_qat=False)] == ["onnx-fp32", "onnx-int8-ptq"]
+
+
+def test_mobilenet_v3_qat_is_refused_with_a_pointer_to_ptq(exported, tmp_path):
+    run, _ = exported
+    copy = tmp_path / "v3"
+    shutil.copytree(run, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["model"]["name"] = "mobilenet_v3_small"
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(QatUnsupported, match=r"TFOpLambda.*edgeclf export .* --int8"):
+        run_qat(copy)
+
+
+def test_export_of_a_folder_that_is_not_a_run(tmp_path):
+    result = CliRunner().invoke(app, ["export", str(tmp_path), "--int8"])
+    assert result.exit_code == 2 and "has no metadata.json" in result.output
+    with pytest.raises(EdgeclfError):
+        run_qat(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("command", ["qat", "export"])
+def test_help_has_an_example(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and f"Example: edgeclf {command}" in " ".join(result.output.split())
