@@ -53,7 +53,7 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
 
     from edgeclf.callbacks import EpochLog
     from edgeclf.models import load_model, save_model, without_normalization
-    from edgeclf.pipeline import make_dataset
+    from edgeclf.pipeline import build_augmenter, make_dataset
 
     started = time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
@@ -69,7 +69,10 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
     classes = len(run.classes)
     data = run.dataset
     common = dict(num_classes=classes, data=cfg.data.model_copy(update={"cache": "memory"}), seed=cfg.seed)
-    train_raw = make_dataset(*data.files_and_labels("train"), training=True, **common)
+    # the training recipe continues: the same augmentation as `edgeclf train` (QAT on clean images
+    # alone moves the model away from the float one it must stay close to)
+    train_raw = make_dataset(*data.files_and_labels("train"), training=True,
+                             augment=build_augmenter(cfg.augment, cfg.seed), **common)
     val_raw = make_dataset(*data.files_and_labels("val"), training=False, **common)
     normalize = lambda x, y: (x * norm["scale"] + norm["offset"], y)  # noqa: E731
     train_ds, val_ds = train_raw.map(normalize), val_raw.map(normalize)

@@ -74,13 +74,11 @@ class Run:
     def export_dir(self) -> Path:
         return self.path / EXPORT_DIR
 
-    def images(self, split: str, limit_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def images(self, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(uint8 images [N,S,S,3] through the shared preprocessing, labels [N], relative paths)."""
         records = self.dataset.split(split)
         if not records:
             raise DataError(f"the run {self.path} has no '{split}' images")
-        if limit_per_class is not None:
-            records = [r for c in range(len(self.classes)) for r in [x for x in records if x.label == c][:limit_per_class]]
         pixels = np.stack([load_image(self.dataset.root / r.path, self.image_size) for r in records])
         return pixels, np.array([r.label for r in records], dtype=np.int64), [r.path for r in records]
 

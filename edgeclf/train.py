@@ -26,8 +26,8 @@ from edgeclf.curves import plot_curves, write_history_csv
 from edgeclf.dataset import Dataset, discover
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import PREPROCESSING
-from edgeclf.weights import WeightsRequest
 from edgeclf.rundir import StagedRun, atomic_write_json, atomic_write_text, check_out_dir
+from edgeclf.weights import WeightsRequest
 
 MAX_LISTED = 50
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeclf import __version__
-from edgeclf.export.errors import ValidationFailed
+from edgeclf.export.errors import ExportError, ValidationFailed
 from edgeclf.export.formats import ArtifactSpec, select
 from edgeclf.export.validate import Reference, validate
 from edgeclf.rundir import atomic_write_json
@@ -40,8 +40,6 @@ def export_run(run_dir: Path, *, int8: bool, overrides: dict | None = None, opti
     cfg = run.config(overrides, option_names)
     specs = select(cfg.export, int8, run.has_qat)
     if cfg.export.int8_source == "qat" and int8 and not run.has_qat:
-        from edgeclf.export.errors import ExportError
-
         raise ExportError(f"--int8-source qat: the run {run.path} has no {run.qat_model_path.name}; run edgeclf qat first")
     from edgeclf.models import load_model, load_qat_model
 
