@@ -8,7 +8,7 @@ import typer
 
 from edgeclf.cli._common import console, user_errors
 
-HELP = "Run the whole pipeline (train, qat, export --int8) on the embedded Fashion-MNIST subset, in a few minutes on 2 CPU cores."
+HELP = "Run the whole pipeline (train, qat, export --int8, evaluate, bench, report) on the embedded Fashion-MNIST subset, in a few minutes on 2 CPU cores."
 EXAMPLE = "Example: edgeclf demo --out runs/demo"
 
 

@@ -4,6 +4,7 @@ validated against its source on the validation split and indexed in RUN_DIR/arti
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -60,6 +61,8 @@ def export_run(run_dir: Path, *, int8: bool, overrides: dict | None = None, opti
         if spec.name == "onnx-fp32":
             float_onnx = content
         info = _describe(spec, run, content, expects, produced_by, source_model)
+        content = _embed(spec, run, content, info)
+        info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
         final = run.path / info.path
         tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}{final.suffix}")
         tmp.write_bytes(content)
@@ -89,7 +92,7 @@ def _qat_predict(qat_model, pixels: np.ndarray, run: Run) -> np.ndarray:
 def _convert(spec: ArtifactSpec, run: Run, cfg, model, qat_model, calibration, float_onnx):
     """(file content, what the input expects, which converter path produced it, the source model file)."""
     from edgeclf.export import onnx as onnx_export
-    from edgeclf.export import tflite, tflite_metadata
+    from edgeclf.export import tflite
 
     norm = run.metadata["normalization"]
     if spec.format == "tflite":
@@ -103,17 +106,8 @@ def _convert(spec: ArtifactSpec, run: Run, cfg, model, qat_model, calibration, f
             rep = tflite.representative_dataset(calibration) if calibration is not None else None
         content = tflite.convert(source, spec.precision, rep, cfg.export.int8_input)
         tflite.check_precision(content, spec.precision, cfg.export.int8_input)
-        float_input = not spec.integer
-        mean, std = ([0.0], [1.0]) if (float_input or expects == "pixels") else ([127.5], [127.5])
-        metadata = tflite_metadata.build_metadata(
-            name=f"edgeclf {run.metadata['model']['name']} {spec.precision}",
-            description=f"Image classifier ({len(run.classes)} classes) exported by edgeclf {__version__}",
-            labels=run.classes, image_size=(run.image_size, run.image_size),
-            input_dtype="float32" if float_input else cfg.export.int8_input, mean=mean, std=std, version=__version__)
-        content = tflite_metadata.attach(content, metadata, run.classes)
         produced_by = f"{tflite.CONVERTER} ({spec.precision}) from the {note}; metadata and labels.txt attached"
         return content, expects, produced_by, source_model
-    props = onnx_export.metadata_props(run.classes, _preprocessing(run), norm, "pixels")
     if spec.integer:
         calib = calibration.astype(np.float32)
         content = onnx_export.quantize_int8(float_onnx or onnx_export.convert_float(model, run.image_size, cfg.export.onnx_opset), calib)
@@ -121,9 +115,29 @@ def _convert(spec: ArtifactSpec, run: Run, cfg, model, qat_model, calibration, f
     else:
         content = onnx_export.convert_float(model, run.image_size, cfg.export.onnx_opset)
         produced_by = f"{onnx_export.TF2ONNX} (opset {cfg.export.onnx_opset}) from the float Keras model"
-    content = onnx_export.add_metadata(content, props)
-    onnx_export.check(content, spec.precision)
     return content, "pixels", produced_by, run.model_path.name
+
+
+def _embed(spec: ArtifactSpec, run: Run, content: bytes, info: ArtifactInfo) -> bytes:
+    """Labels, preprocessing and the artifact's own description inside the file, so that a bare
+    .tflite/.onnx is self-describing (TFLite metadata + zip; ONNX metadata_props)."""
+    from edgeclf.export import onnx as onnx_export
+    from edgeclf.export import tflite_metadata
+    from edgeclf.runtime.open import DESCRIPTION
+
+    description = json.dumps({k: v for k, v in info.to_json().items() if k not in ("bytes", "sha256", "validation", "status")})
+    if spec.format == "tflite":
+        float_input = not spec.integer
+        mean, std = ([0.0], [1.0]) if (float_input or info.input.expects == "pixels") else ([127.5], [127.5])
+        metadata = tflite_metadata.build_metadata(
+            name=f"edgeclf {run.metadata['model']['name']} {spec.precision}",
+            description=f"Image classifier ({len(run.classes)} classes) exported by edgeclf {__version__}",
+            image_size=(run.image_size, run.image_size), mean=mean, std=std, version=__version__)
+        return tflite_metadata.attach(content, metadata, run.classes, {DESCRIPTION: description})
+    props = onnx_export.metadata_props(run.classes, _preprocessing(run), run.metadata["normalization"], info.input.expects)
+    content = onnx_export.add_metadata(content, {**props, "edgeclf.artifact": description})
+    onnx_export.check(content, spec.precision)
+    return content
 
 
 def _preprocessing(run: Run) -> dict:
@@ -139,7 +153,7 @@ def _describe(spec: ArtifactSpec, run: Run, content: bytes, expects: str, produc
         name=spec.name, format=spec.format, precision=spec.precision,
         path=f"{run.export_dir.name}/{spec.filename}", input=inp, output=out, labels=run.classes,
         preprocessing=_preprocessing(run), normalization=run.metadata["normalization"],
-        bytes=len(content), sha256=hashlib.sha256(content).hexdigest(), source_model=source_model,
+        source_model=source_model,
         produced_by=produced_by,
     )
 

@@ -50,7 +50,7 @@ def _floats(b: flatbuffers.Builder, values: list[float]) -> int:
     return b.CreateNumpyVector(np.asarray(values, dtype=np.float32))
 
 
-def build_metadata(name: str, description: str, labels: list[str], image_size: tuple[int, int], input_dtype: str,
+def build_metadata(name: str, description: str, image_size: tuple[int, int],
                    mean: list[float], std: list[float], version: str) -> bytes:
     b = flatbuffers.Builder(1024)
     strings = {key: b.CreateString(value) for key, value in {
@@ -86,8 +86,9 @@ def build_metadata(name: str, description: str, labels: list[str], image_size: t
     return bytes(b.Output())
 
 
-def attach(model_content: bytes, metadata: bytes, labels: list[str]) -> bytes:
-    """The .tflite with metadata in its flatbuffer and labels.txt in an appended zip archive."""
+def attach(model_content: bytes, metadata: bytes, labels: list[str], extra_files: dict[str, str] | None = None) -> bytes:
+    """The .tflite with metadata in its flatbuffer, and labels.txt (plus extra_files) in an appended
+    zip archive."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -103,6 +104,8 @@ def attach(model_content: bytes, metadata: bytes, labels: list[str]) -> bytes:
     data = io.BytesIO(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
     with zipfile.ZipFile(data, "a", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(LABEL_FILE, "\n".join(labels) + "\n")
+        for name, text in (extra_files or {}).items():
+            archive.writestr(name, text)
     return data.getvalue()
 
 

@@ -35,8 +35,15 @@ class Classifier:
         return values.astype(spec.dtype)
 
     def finish(self, raw: np.ndarray) -> np.ndarray:
+        """Model output -> probabilities. A quantized softmax (uint8, scale 1/256) sums to 1 only
+        within a few steps; it is dequantized and renormalised so that every runner reports
+        probabilities that sum to 1 (the ranking is unchanged)."""
         spec = self.info.output
-        return spec.dequantize(raw) if spec.quantized else raw.astype(np.float32)
+        if not spec.quantized:
+            return raw.astype(np.float32)
+        probs = spec.dequantize(raw)
+        total = probs.sum(axis=1, keepdims=True)
+        return np.divide(probs, total, out=probs.copy(), where=total > 0)
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Probabilities [N, classes] for uint8 pixel batches."""

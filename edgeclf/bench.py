@@ -1,0 +1,209 @@
+"""`edgeclf bench`: latency, throughput, load time and memory of the float Keras model and every
+artifact, each measured in its own process on the same inputs, with a device fingerprint.
+
+Method (after TFLite's benchmark_model and onnxruntime_perf_test): load time, first inference,
+warm-up runs, then a fixed number of timed runs (or a time budget) per batch size; only the
+engine's invoke is timed (decoding and preprocessing are measured and reported apart); the thread
+count is set and recorded; peak RSS is the worker process's maximum resident set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from edgeclf import __version__
+from edgeclf.errors import EdgeclfError
+from edgeclf.images import load_image
+from edgeclf.rundir import atomic_write_json
+from edgeclf.runtime.artifact import read_artifacts
+from edgeclf.runtime.keras_baseline import KERAS_NAME
+
+SCHEMA_VERSION = 1
+FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",
+         "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "neon", "vfpv4")
+MAX_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    threads: int
+    warmup: int
+    runs: int | None
+    seconds: float | None
+    batch_sizes: tuple[int, ...]
+    device: str = "cpu"
+
+
+def fingerprint(threads: int, device: str) -> dict:
+    """What the numbers were measured on."""
+    cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    flags = set((fields.get("flags") or fields.get("features") or "").split())
+    board = Path("/proc/device-tree/model")
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "edgeclf": __version__}
+    for module in ("onnxruntime", "ai_edge_litert", "tflite_runtime"):
+        try:
+            versions[module] = __import__(module).__version__
+        except (ImportError, AttributeError):
+            pass
+    return {
+        "cpu": fields.get("model name") or fields.get("hardware") or fields.get("cpu part") or platform.processor() or "unknown",
+        "board": board.read_text(errors="replace").strip("\x00\n ") if board.exists() else None,
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "isa_flags": sorted(flags & set(FLAGS)),
+        "os": platform.platform(),
+        "versions": versions,
+        "threads": threads,
+        "device": device,
+    }
+
+
+def latency_stats(samples_ms: list[float], batch: int) -> dict:
+    a = np.asarray(samples_ms)
+    return {"batch": batch, "runs": int(len(a)), "p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
+            "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean()), "std_ms": float(a.std()),
+            "min_ms": float(a.min()), "max_ms": float(a.max()), "throughput_ips": float(batch * 1000 / a.mean())}
+
+
+def time_calls(fn, x, warmup: int, runs: int | None, seconds: float | None) -> list[float]:
+    """Warm up, then time fn(x) runs times, or for `seconds` (at least 10 runs)."""
+    for _ in range(warmup):
+        fn(x)
+    samples = []
+    deadline = time.perf_counter() + (seconds or 0)
+    while True:
+        start = time.perf_counter_ns()
+        fn(x)
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+        if runs is not None and len(samples) >= runs:
+            return samples
+        if runs is None and time.perf_counter() >= deadline and len(samples) >= 10:
+            return samples
+
+
+def run_bench(run_dir: Path, options: BenchOptions, out: Path | None = None, console: Console | None = None) -> Path:
+    from edgeclf.run import Run
+
+    console = console or Console(highlight=False)
+    run = Run.open(run_dir)
+    if options.device == "gpu":
+        _require_gpu()
+    entries = [a for a in read_artifacts(run.path) if a.status == "ok"] if (run.export_dir / "artifacts.json").is_file() else []
+    records = run.dataset.split("test") or run.dataset.split("val")
+    need = max(options.batch_sizes)
+    files = [run.dataset.root / r.path for r in records[:max(need, 32)]]
+    started = time.perf_counter()
+    pixels = np.stack([load_image(f, run.image_size) for f in files])
+    decode_ms = (time.perf_counter() - started) * 1000 / len(files)
+    if len(pixels) < need:
+        pixels = np.resize(pixels, (need, *pixels.shape[1:]))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="edgeclf-bench-") as tmp:
+        inputs = Path(tmp) / "inputs.npy"
+        np.save(inputs, pixels)
+        targets = [(KERAS_NAME, "keras", "fp32", None)] + [(a.name, a.format, a.precision, a) for a in entries]
+        for name, fmt, precision, info in targets:
+            console.print(f"  {name}: measuring")
+            job = {"run": str(run.path), "name": name, "inputs": str(inputs), "threads": options.threads,
+                   "warmup": options.warmup, "runs": options.runs, "seconds": options.seconds,
+                   "batch_sizes": list(options.batch_sizes), "device": options.device}
+            result = _worker(job)
+            result.update(name=name, format=fmt, precision=precision,
+                          file_bytes=info.bytes if info else run.model_path.stat().st_size)
+            results[name] = result
+    _speedups(results)
+    notes = _notes(results)
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run": str(run.path),
+        "device": fingerprint(options.threads, options.device),
+        "method": {"warmup": options.warmup, "runs": options.runs, "seconds": options.seconds,
+                   "batch_sizes": list(options.batch_sizes), "threads": options.threads,
+                   "timed": "engine invoke only; decode and preprocessing reported apart",
+                   "inputs": f"{len(files)} test images, the same for every artifact"},
+        "decode_resize_ms_per_image": decode_ms,
+        "artifacts": results,
+        "notes": notes,
+    }
+    path = out or run.path / "reports" / "bench.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, data)
+    print_table(data, console)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
+    return path
+
+
+def _worker(job: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "edgeclf.bench_worker", json.dumps(job)], capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = " ".join(proc.stderr.strip().splitlines()[-2:])[:300]
+        raise EdgeclfError(f"bench of {job['name']} failed: {tail}")
+    return json.loads(lines[-1])
+
+
+def _p50(result: dict, batch: int = 1) -> float | None:
+    return next((b["p50_ms"] for b in result["batches"] if b["batch"] == batch), None)
+
+
+def _speedups(results: dict) -> None:
+    base = _p50(results[KERAS_NAME])
+    for name, result in results.items():
+        p50 = _p50(result)
+        fp32 = results.get(f"{result['format']}-fp32")
+        result["speedup_vs_keras"] = base / p50 if base and p50 else None
+        result["speedup_vs_runtime_fp32"] = _p50(fp32) / p50 if fp32 and p50 and name != KERAS_NAME else None
+
+
+def _notes(results: dict) -> list[str]:
+    notes = []
+    for name, result in results.items():
+        if result["precision"].startswith("int8") and result["speedup_vs_runtime_fp32"] and result["speedup_vs_runtime_fp32"] < 1:
+            notes.append(f"{name} is SLOWER than {result['format']}-fp32 on this CPU "
+                         f"(p50 {_p50(result):.3f} ms vs {_p50(results[result['format'] + '-fp32']):.3f} ms, batch 1): "
+                         "int8 pays off on larger models and on CPUs with fast int8 dot products")
+    return notes
+
+
+def _require_gpu() -> None:
+    import onnxruntime as ort
+
+    providers = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in providers:
+        raise EdgeclfError(f"--device gpu: onnxruntime has no CUDAExecutionProvider here (available: {', '.join(providers)}); "
+                           "install onnxruntime-gpu on a machine with an NVIDIA GPU, or use --device cpu")
+
+
+def print_table(data: dict, console: Console) -> None:
+    d = data["device"]
+    table = Table(title=f"{d['cpu']} ({d['cores']} cores, {d['threads']} threads, {d['device']})")
+    for column in ("artifact", "size", "load ms", "first ms", "p50", "p90", "p99", "img/s b1", "max img/s", "RSS MB",
+                   "× keras", "× fp32"):
+        table.add_column(column, justify="left" if column == "artifact" else "right")
+    for r in data["artifacts"].values():
+        b1 = next(b for b in r["batches"] if b["batch"] == 1) if any(b["batch"] == 1 for b in r["batches"]) else r["batches"][0]
+        best = max(b["throughput_ips"] for b in r["batches"])
+        fmt = lambda v: f"{v:.2f}×" if v else "-"  # noqa: E731
+        table.add_row(r["name"], f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['load_ms']:.1f}", f"{r['first_inference_ms']:.2f}",
+                      f"{b1['p50_ms']:.3f}", f"{b1['p90_ms']:.3f}", f"{b1['p99_ms']:.3f}", f"{b1['throughput_ips']:.0f}",
+                      f"{best:.0f}", f"{r['peak_rss_mb']:.0f}", fmt(r["speedup_vs_keras"]), fmt(r["speedup_vs_runtime_fp32"]))
+    console.print(table)

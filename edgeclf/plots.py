@@ -1,0 +1,68 @@
+"""Figures for the reports (matplotlib, Agg): confusion matrices, accuracy vs latency, latency
+distributions. Each returns PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def _figure(*args, **kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(*args, **kwargs)
+
+
+def _png(plt, fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def confusion_png(matrix: list[list[int]], classes: list[str], title: str) -> bytes:
+    m = np.asarray(matrix)
+    size = max(4.0, 0.5 * len(classes) + 2)
+    plt, fig, ax = _figure(figsize=(size + 1, size), constrained_layout=True)
+    image = ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.7)
+    return _png(plt, fig)
+
+
+def accuracy_latency_png(points: list[tuple[str, float, float]], title: str) -> bytes:
+    """points: (label, p50 latency ms, accuracy 0..1)."""
+    plt, fig, ax = _figure(figsize=(7, 4.5), constrained_layout=True)
+    for label, latency, accuracy in points:
+        ax.scatter(latency, accuracy * 100)
+        ax.annotate(label, (latency, accuracy * 100), textcoords="offset points", xytext=(5, 3), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency, batch 1 (ms, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    return _png(plt, fig)
+
+
+def latency_distribution_png(samples: dict[str, list[float]], title: str) -> bytes:
+    plt, fig, ax = _figure(figsize=(8, 0.5 * len(samples) + 2), constrained_layout=True)
+    names = list(samples)
+    ax.boxplot([samples[n] for n in names], vert=False, showfliers=True)
+    ax.set_yticks(range(1, len(names) + 1), names)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per inference, batch 1 (ms, log scale)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title(title)
+    return _png(plt, fig)

@@ -1,0 +1,56 @@
+"""`edgeclf predict`: top-k labels for images, with a run directory or a bare .tflite/.onnx.
+TensorFlow-free: this is what runs on the device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeclf.errors import EdgeclfError
+from edgeclf.images import EXTENSIONS, ImageError, load_image
+from edgeclf.runtime.open import ArtifactNotFound, open_classifier
+
+
+def collect_images(targets: list[Path]) -> list[Path]:
+    """Image files named directly, and image files under named folders (recursively, sorted)."""
+    files: list[Path] = []
+    for target in map(Path, targets):
+        if target.is_dir():
+            files += sorted(p for p in target.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS
+                            and not any(part.startswith(".") for part in p.relative_to(target).parts))
+        elif target.is_file():
+            files.append(target)
+        else:
+            raise EdgeclfError(f"{target}: no such file or folder")
+    if not files:
+        raise EdgeclfError(f"no images found in {', '.join(map(str, targets))}")
+    return files
+
+
+def predict(model: Path, targets: list[Path], artifact: str | None = None, top_k: int = 5,
+            threads: int | None = None) -> tuple[str, list[dict]]:
+    """(artifact name, one {"image", "top_k": [{"label", "probability"}], "latency_ms"} per image)."""
+    import time
+
+    try:
+        classifier = open_classifier(model, artifact, threads)
+    except ArtifactNotFound as exc:
+        raise EdgeclfError(str(exc)) from None
+    if top_k < 1:
+        raise EdgeclfError(f"--top-k {top_k}: must be at least 1")
+    k = min(top_k, len(classifier.labels))
+    results = []
+    for path in collect_images(targets):
+        try:
+            pixels = load_image(path, classifier.info.image_size)[None]
+        except ImageError as exc:
+            results.append({"image": str(path), "error": str(exc)})
+            continue
+        started = time.perf_counter()
+        probs = classifier.predict_pixels(pixels)[0]
+        latency = (time.perf_counter() - started) * 1000
+        order = np.argsort(-probs, kind="stable")[:k]
+        results.append({"image": str(path), "top_k": [{"label": classifier.labels[i], "probability": float(probs[i])} for i in order],
+                        "latency_ms": round(latency, 3)})
+    return classifier.info.name, results

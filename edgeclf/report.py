@@ -1,0 +1,148 @@
+"""`edgeclf report`: report.md and a self-contained report.html from eval.json and one or more
+bench.json files (several devices merge into one table with a device column)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeclf.errors import EdgeclfError
+from edgeclf.plots import accuracy_latency_png, latency_distribution_png
+from edgeclf.rundir import atomic_write_bytes, atomic_write_text
+from edgeclf.run import Run
+from edgeclf.runtime.keras_baseline import KERAS_NAME
+
+COLUMNS = ("device", "artifact", "precision", "size KiB", "accuracy", "Δ pts", "agreement", "p50 ms", "p90 ms", "p99 ms",
+           "img/s b1", "max img/s", "× keras", "× fp32")
+
+
+@dataclass
+class ReportResult:
+    markdown: Path
+    html: Path
+    devices: list[str]
+
+
+def device_label(bench: dict) -> str:
+    d = bench["device"]
+    return f"{d.get('board') or d['cpu']} ({d['machine']}, {d['threads']} thr)"
+
+
+def _load_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise EdgeclfError(f"{path}: not found; {what}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def rows(bench: dict, evaluation: dict | None) -> list[dict]:
+    records = (evaluation or {}).get("artifacts", {})
+    out = []
+    for name, r in bench["artifacts"].items():
+        b1 = next((b for b in r["batches"] if b["batch"] == 1), r["batches"][0])
+        e = records.get(name, {})
+        out.append({
+            "device": device_label(bench), "artifact": name, "precision": r["precision"],
+            "size KiB": f"{r['file_bytes'] / 1024:.0f}",
+            "accuracy": f"{e['accuracy']:.2%}" if e else "-",
+            "Δ pts": f"{e['delta_points']:+.2f}" if e else "-",
+            "agreement": f"{e['agreement_with_float']:.2%}" if e else "-",
+            "p50 ms": f"{b1['p50_ms']:.3f}", "p90 ms": f"{b1['p90_ms']:.3f}", "p99 ms": f"{b1['p99_ms']:.3f}",
+            "img/s b1": f"{b1['throughput_ips']:.0f}", "max img/s": f"{max(b['throughput_ips'] for b in r['batches']):.0f}",
+            "× keras": f"{r['speedup_vs_keras']:.2f}" if r.get("speedup_vs_keras") else "-",
+            "× fp32": f"{r['speedup_vs_runtime_fp32']:.2f}" if r.get("speedup_vs_runtime_fp32") else "-",
+        })
+    return out
+
+
+def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = None) -> ReportResult:
+    run = Run.open(run_dir)
+    reports = run.path / "reports"
+    evaluation = _load_json(reports / "eval.json", f"run edgeclf evaluate {run.path} first")
+    own = [reports / "bench.json"] if (reports / "bench.json").is_file() else []
+    benches = [_load_json(p, "give a bench.json written by edgeclf bench") for p in [*own, *map(Path, more_bench)]]
+    if not benches:
+        raise EdgeclfError(f"{reports / 'bench.json'}: not found; run edgeclf bench {run.path} first")
+    out = Path(out or reports)
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+
+    first = benches[0]
+    points = [(name, next((b["p50_ms"] for b in r["batches"] if b["batch"] == 1), r["batches"][0]["p50_ms"]),
+               evaluation["artifacts"][name]["accuracy"]) for name, r in first["artifacts"].items() if name in evaluation["artifacts"]]
+    images = {
+        "accuracy_vs_latency.png": accuracy_latency_png(points, f"accuracy vs latency on {device_label(first)}"),
+        "latency_distribution.png": latency_distribution_png(
+            {n: r["samples_ms_batch1"] for n, r in first["artifacts"].items() if r.get("samples_ms_batch1")},
+            f"latency distribution, batch 1, {device_label(first)}"),
+    }
+    int8 = [n for n, r in evaluation["artifacts"].items() if r["precision"].startswith("int8")]
+    best_int8 = max(int8, key=lambda n: evaluation["artifacts"][n]["accuracy"]) if int8 else None
+    for name in [KERAS_NAME, best_int8]:
+        if name and (reports / "confusion" / f"{name}.png").is_file():
+            images[f"confusion_{name}.png"] = (reports / "confusion" / f"{name}.png").read_bytes()
+    if (run.path / "curves.png").is_file():
+        images["training_curves.png"] = (run.path / "curves.png").read_bytes()
+    for name, data in images.items():
+        atomic_write_bytes(figures / name, data)
+
+    tables = [(device_label(b), rows(b, evaluation)) for b in benches]
+    merged = [row for _, device_rows in tables for row in device_rows] if len(benches) > 1 else None
+    context = {"run": run, "evaluation": evaluation, "benches": benches, "tables": tables, "merged": merged,
+               "best_int8": best_int8, "notes": [n for b in benches for n in b.get("notes", [])]}
+    md = atomic_write_text(out / "report.md", _markdown(context, images))
+    page = atomic_write_text(out / "report.html", _html(context, images))
+    return ReportResult(md, page, [label for label, _ in tables])
+
+
+def _md_table(table_rows: list[dict], columns) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in table_rows]
+    return "\n".join(lines)
+
+
+def _intro(ctx) -> list[str]:
+    meta, ev = ctx["run"].metadata, ctx["evaluation"]
+    return [f"Run `{ctx['run'].path}`: {meta['model']['name']} alpha {meta['model'].get('alpha')}, "
+            f"{meta['preprocessing']['size'][0]} px, {len(meta['classes'])} classes, weights {meta['weights']['source']}.",
+            f"Accuracy on the {ev['split']} split ({ev['images']} images); latency is batch 1, engine invoke only "
+            "(decoding and preprocessing apart), medians of warm runs."]
+
+
+def _markdown(ctx, images) -> str:
+    parts = ["# edgeclf report", "", *_intro(ctx), ""]
+    for label, table_rows in ctx["tables"]:
+        parts += [f"## {label}", "", _md_table(table_rows, COLUMNS[1:]), ""]
+    if ctx["merged"]:
+        parts += ["## All devices", "", _md_table(ctx["merged"], COLUMNS), ""]
+    if ctx["notes"]:
+        parts += ["## Notes", "", *[f"- {n}" for n in ctx["notes"]], ""]
+    parts += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in images] + [""]
+    return "\n".join(parts)
+
+
+def _html_table(table_rows: list[dict], columns) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in columns) + "</tr>" for r in table_rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(ctx, images) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>edgeclf report</title><style>",
+             "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}",
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}",
+             "img{max-width:100%;margin:1em 0;display:block}</style></head><body><h1>edgeclf report</h1>"]
+    parts += [f"<p>{html.escape(line)}</p>" for line in _intro(ctx)]
+    for label, table_rows in ctx["tables"]:
+        parts += [f"<h2>{html.escape(label)}</h2>", _html_table(table_rows, COLUMNS[1:])]
+    if ctx["merged"]:
+        parts += ["<h2>All devices</h2>", _html_table(ctx["merged"], COLUMNS)]
+    if ctx["notes"]:
+        parts += ["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in ctx["notes"]] + ["</ul>"]
+    parts.append("<h2>Figures</h2>")
+    for name, data in images.items():
+        parts.append(f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,126 @@
+"""evaluate, bench and report on the tiny exported run."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.cli import app
+from edgeclf.metrics import classification_metrics
+from edgeclf.run import Run
+from edgeclf.runtime import read_artifacts
+from edgeclf.runtime.open import open_classifier
+from tests.conftest import CLASSES
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics")
+
+
+@pytest.fixture(scope="module")
+def evaluated(exported):
+    run, _ = exported
+    result = CliRunner().invoke(app, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    return run, json.loads((run / "reports" / "eval.json").read_text())
+
+
+def test_metrics_match_sklearn_on_random_predictions():
+    rng = np.random.default_rng(0)
+    classes = [f"c{i}" for i in range(7)]
+    labels = rng.integers(0, 7, 300)
+    probs = rng.dirichlet(np.ones(7), 300)
+    probs[labels == 3, 3] += 0.5  # class 3 easier
+    probs[:, 6] = 0  # class 6 never predicted: precision 0 (zero_division=0)
+    m = classification_metrics(labels, probs, classes)
+    pred = probs.argmax(1)
+    assert m["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(labels, pred))
+    p, r, f, s = sklearn_metrics.precision_recall_fscore_support(labels, pred, labels=range(7), zero_division=0)
+    for i, c in enumerate(classes):
+        assert m["per_class"][c] == pytest.approx({"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]})
+    for avg in ("macro", "weighted"):
+        ap, ar, af, _ = sklearn_metrics.precision_recall_fscore_support(labels, pred, average=avg, zero_division=0)
+        assert m[avg] == pytest.approx({"precision": ap, "recall": ar, "f1": af})
+    assert m["top5_accuracy"] == pytest.approx(sklearn_metrics.top_k_accuracy_score(labels, probs, k=5, labels=range(7)))
+    assert np.array_equal(m["confusion_matrix"], sklearn_metrics.confusion_matrix(labels, pred, labels=range(7)))
+
+
+def test_eval_json_equals_an_independent_computation(evaluated):
+    run, data = evaluated
+    pixels, labels, _ = Run.open(run).images("test")
+    assert data["split"] == "test" and data["images"] == len(labels)
+    assert set(data["artifacts"]) == {"keras-fp32"} | {a.name for a in read_artifacts(run)}
+    for a in read_artifacts(run):
+        record = data["artifacts"][a.name]
+        pred = open_classifier(run, a.name).predict_pixels(pixels).argmax(1)
+        assert record["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(labels, pred))
+        matrix = np.array(record["confusion_matrix"])
+        assert matrix.sum() == len(labels)
+        assert np.array_equal(matrix, sklearn_metrics.confusion_matrix(labels, pred, labels=range(3)))
+        f1 = sklearn_metrics.f1_score(labels, pred, average="macro", zero_division=0)
+        assert record["macro"]["f1"] == pytest.approx(f1)
+        assert (run / "reports" / "confusion" / f"{a.name}.csv").read_text().startswith("true\\predicted,bag,sneaker,trouser")
+        assert (run / "reports" / "confusion" / f"{a.name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert data["artifacts"]["keras-fp32"]["delta_points"] == 0 and "top5_accuracy" not in data["artifacts"]["keras-fp32"]
+
+
+@pytest.fixture(scope="module")
+def benched(evaluated):
+    run, _ = evaluated
+    result = CliRunner().invoke(app, ["bench", str(run), "--runs", "30", "--warmup", "3", "--batch-sizes", "1,4", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    return run, json.loads((run / "reports" / "bench.json").read_text())
+
+
+def test_bench_json_has_every_artifact_and_field(benched):
+    run, data = benched
+    assert data["schema_version"] == 1
+    assert set(data["artifacts"]) == {"keras-fp32"} | {a.name for a in read_artifacts(run)}
+    d = data["device"]
+    for key in ("cpu", "cores", "isa_flags", "os", "versions", "threads", "machine"):
+        assert key in d
+    assert d["threads"] == 1 and "onnxruntime" in d["versions"]
+    assert data["decode_resize_ms_per_image"] > 0
+    for name, r in data["artifacts"].items():
+        for key in ("load_ms", "first_inference_ms", "preprocess_ms_per_image", "peak_rss_mb", "file_bytes",
+                    "speedup_vs_keras", "speedup_vs_runtime_fp32", "samples_ms_batch1"):
+            assert key in r, (name, key)
+        assert [b["batch"] for b in r["batches"]] == [1, 4]
+        for b in r["batches"]:
+            assert b["runs"] == 30 and b["min_ms"] <= b["p50_ms"] <= b["p90_ms"] <= b["p99_ms"] <= b["max_ms"]
+            assert b["throughput_ips"] == pytest.approx(b["batch"] * 1000 / b["mean_ms"])
+    assert data["artifacts"]["keras-fp32"]["speedup_vs_keras"] == pytest.approx(1.0)
+    assert data["artifacts"]["tflite-fp32"]["speedup_vs_runtime_fp32"] == pytest.approx(1.0)
+
+
+def test_gpu_request_without_gpu_is_a_clear_error(exported):
+    run, _ = exported
+    result = CliRunner().invoke(app, ["bench", str(run), "--device", "gpu"])
+    assert result.exit_code == 2 and "--device gpu: onnxruntime has no CUDAExecutionProvider" in result.output
+
+
+def test_report_lists_every_artifact_and_merges_devices(benched, tmp_path):
+    run, data = benched
+    other = dict(data, device={**data["device"], "board": "Raspberry Pi 5 Model B Rev 1.0", "machine": "aarch64"})
+    other_path = tmp_path / "pi5.json"
+    other_path.write_text(json.dumps(other))
+    result = CliRunner().invoke(app, ["report", str(run), str(other_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "out" / "report.md").read_text()
+    page = (tmp_path / "out" / "report.html").read_text()
+    for name in data["artifacts"]:
+        assert f"| {name} |" in md and f"<td>{name}</td>" in page
+    assert "## All devices" in md and "| device | artifact |" in md
+    assert md.count("Raspberry Pi 5 Model B Rev 1.0") >= len(data["artifacts"])
+    for figure in ("accuracy_vs_latency.png", "latency_distribution.png", "confusion_keras-fp32.png", "training_curves.png"):
+        assert (tmp_path / "out" / "figures" / figure).is_file() and f"figures/{figure}" in md
+    assert page.count("data:image/png;base64,") >= 4 and "src='figures" not in page  # self-contained
+
+
+def test_report_without_eval_is_a_clear_error(tmp_path, exported):
+    import shutil
+
+    run, _ = exported
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("reports"))
+    result = CliRunner().invoke(app, ["report", str(copy)])
+    assert result.exit_code == 2 and "run edgeclf evaluate" in result.output

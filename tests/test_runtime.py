@@ -1,0 +1,110 @@
+"""The device side: predict and edgeclf.runtime without TensorFlow, and their output contract."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.cli import app
+from edgeclf.run import Run
+from edgeclf.runtime import read_artifacts
+from edgeclf.runtime.open import default_artifact, describe_file, open_classifier
+from tests.conftest import CLASSES
+
+# importing tensorflow (or tf_keras) raises ImportError in the child, as on a device without it
+NO_TF = "import sys; sys.modules['tensorflow'] = None; sys.modules['tf_keras'] = None; "
+
+
+def _test_images(run):
+    dataset = Run.open(run).dataset
+    return [str(dataset.root / r.path) for r in dataset.split("test")]
+
+
+@pytest.mark.parametrize("name", ["tflite-int8-qat", "tflite-int8-ptq", "onnx-int8-ptq", "tflite-fp32", "onnx-fp32"])
+def test_runtime_without_tensorflow_gives_the_same_top1(exported, name):
+    run, _ = exported
+    images = _test_images(run)
+    here = open_classifier(run, name).predict_files(images).argmax(1).tolist()
+    code = NO_TF + (
+        "import json; from edgeclf.runtime.open import open_classifier; "
+        f"c = open_classifier({str(run)!r}, {name!r}); "
+        f"print(json.dumps(c.predict_files({images!r}).argmax(1).tolist())); "
+        "assert 'tensorflow' not in [m for m in sys.modules if sys.modules[m] is not None]"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
+
+
+@pytest.mark.parametrize("name", ["tflite-int8-qat", "onnx-int8-ptq"])
+def test_predict_cli_without_tensorflow(exported, name):
+    run, _ = exported
+    images = _test_images(run)[:3]
+    artifact = {a.name: a for a in read_artifacts(run)}[name]
+    code = NO_TF + f"sys.argv = ['edgeclf', 'predict', {str(run / artifact.path)!r}, *{images!r}, '--json', '--top-k', '3']; " \
+                   "from edgeclf.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)
+    expected = open_classifier(run, name).predict_files(images).argmax(1)
+    assert [r["top_k"][0]["label"] for r in results] == [CLASSES[i] for i in expected]
+
+
+def test_predict_output_contract(exported):
+    run, _ = exported
+    images = _test_images(run)
+    for k in (1, 2, 3, 10):
+        result = CliRunner().invoke(app, ["predict", str(run), *images, "--top-k", str(k), "--json"])
+        assert result.exit_code == 0, result.output
+        records = json.loads(result.output)
+        assert [r["image"] for r in records] == images
+        for r in records:
+            probs = [p["probability"] for p in r["top_k"]]
+            assert len(probs) == min(k, 3) and all(0 <= p <= 1 for p in probs)
+            assert probs == sorted(probs, reverse=True)
+            assert {p["label"] for p in r["top_k"]} <= set(CLASSES)
+            if k >= 3:  # K covers every class
+                assert sum(probs) == pytest.approx(1, abs=1e-3)
+    for a in read_artifacts(run):
+        result = CliRunner().invoke(app, ["predict", str(run), *images, "--artifact", a.name, "--top-k", "3", "--json"])
+        for r in json.loads(result.output):
+            assert sum(p["probability"] for p in r["top_k"]) == pytest.approx(1, abs=1e-3), a.name
+
+
+def test_predict_table_and_errors(exported, tmp_path):
+    run, _ = exported
+    images = _test_images(run)
+    result = CliRunner().invoke(app, ["predict", str(run), images[0]])
+    assert result.exit_code == 0 and default_artifact(read_artifacts(run)).name in result.output
+    bad = CliRunner().invoke(app, ["predict", str(run), images[0], "--artifact", "nope"])
+    assert bad.exit_code == 2 and "--artifact nope: not in artifacts.json" in bad.output
+    missing = CliRunner().invoke(app, ["predict", str(run), str(tmp_path / "none.png")])
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output
+    folder = CliRunner().invoke(app, ["predict", str(run), str(Run.open(run).dataset.root / "bag"), "--json"])
+    assert len(json.loads(folder.output)) == 14
+
+
+def test_bare_files_describe_themselves(exported):
+    run, _ = exported
+    for a in read_artifacts(run):
+        described = describe_file(run / a.path)
+        assert described.labels == CLASSES and described.input == a.input and described.output == a.output
+
+
+def test_default_artifact_is_the_best_validated_int8(exported):
+    run, _ = exported
+    entries = read_artifacts(run)
+    best = default_artifact(entries)
+    assert best.precision.startswith("int8")
+    assert best.validation["accuracy"] == max(a.validation["accuracy"] for a in entries if a.precision.startswith("int8"))
+
+
+def test_same_precision_tflite_and_onnx_agree_on_float(exported):
+    run, _ = exported
+    images = _test_images(run)
+    a = open_classifier(run, "tflite-fp32").predict_files(images)
+    b = open_classifier(run, "onnx-fp32").predict_files(images)
+    np.testing.assert_allclose(a, b, atol=1e-4)
