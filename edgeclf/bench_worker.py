@@ -40,7 +40,7 @@ def main(job: dict) -> dict:
 
         info = {a.name: a for a in read_artifacts(run)}[job["name"]]
         started_after_import = time.perf_counter()
-        clf = Classifier.from_run(run, info, threads)
+        clf = Classifier.from_run(run, info, threads, job["device"])
         run_fn, prepare = clf.backend.run, clf.prepare
     load_ms = (time.perf_counter() - started_after_import) * 1000
     import_ms = (started_after_import - started) * 1000
@@ -59,7 +59,7 @@ def main(job: dict) -> dict:
         batches.append(latency_stats(times, batch))
         if batch == 1:
             samples = times[:MAX_SAMPLES]
-    return {"load_ms": load_ms, "import_ms": import_ms, "first_inference_ms": first_ms, "preprocess_ms_per_image": preprocess_ms,
+    return {"engine": clf.engine, "load_ms": load_ms, "import_ms": import_ms, "first_inference_ms": first_ms, "preprocess_ms_per_image": preprocess_ms,
             "batches": batches, "samples_ms_batch1": samples, "rss_before_load_mb": before, "peak_rss_mb": rss_mb()}
 
 

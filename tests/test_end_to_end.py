@@ -13,6 +13,7 @@ from edgeclf.dataset import split_sizes
 from edgeclf.config import SplitConfig
 from edgeclf.demo import embedded_dataset
 from edgeclf.runtime import read_artifacts
+from edgeclf.runtime.open import open_classifier
 from tests.helpers import JUNK
 
 RUN_FILES = {"config.yaml", "dataset.json", "labels.txt", "model.keras", "history.csv", "curves.png", "metadata.json"}
@@ -65,5 +66,22 @@ def test_demo_from_the_command_line(tmp_path):
     for name in ("tflite-int8-qat", "onnx-int8-ptq"):
         assert artifacts[name].validation["agreement_with_float"] >= 0.95, name
     assert artifacts["tflite-int8-qat"].bytes <= 0.42 * artifacts["tflite-fp32"].bytes
+    qat_input = artifacts["tflite-int8-qat"].input  # the uint8 input absorbs x/127.5 - 1
+    assert qat_input.scale == pytest.approx(1 / 127.5, rel=1e-3) and qat_input.zero_point == 128
     assert artifacts["onnx-int8-ptq"].bytes <= 1.15 * artifacts["tflite-int8-qat"].bytes
     assert "demo finished" in proc.stdout and "validation split" in proc.stdout
+    # evaluate, bench, report: the whole chain, ending with the report's path
+    for name in ("eval.json", "bench.json", "report.md", "report.html"):
+        assert (out / "reports" / name).is_file(), name
+    assert str(out / "reports" / "report.html") in proc.stdout
+    evaluation = json.loads((out / "reports" / "eval.json").read_text())
+    assert set(evaluation["artifacts"]) == {"keras-fp32", *artifacts}
+    # the same precision in both formats gives the same top-1 on the test images
+    images = [str(embedded_dataset() / f["path"]) for f in manifest_files(out) if f["split"] == "test"]
+    tflite = open_classifier(out, "tflite-fp32").predict_files(images).argmax(1)
+    onnx = open_classifier(out, "onnx-fp32").predict_files(images).argmax(1)
+    assert (tflite == onnx).all()
+
+
+def manifest_files(run):
+    return json.loads((run / "dataset.json").read_text())["files"]

@@ -81,7 +81,7 @@ def test_bench_json_has_every_artifact_and_field(benched):
     assert d["threads"] == 1 and "onnxruntime" in d["versions"]
     assert data["decode_resize_ms_per_image"] > 0
     for name, r in data["artifacts"].items():
-        for key in ("load_ms", "first_inference_ms", "preprocess_ms_per_image", "peak_rss_mb", "file_bytes",
+        for key in ("engine", "load_ms", "first_inference_ms", "preprocess_ms_per_image", "peak_rss_mb", "file_bytes",
                     "speedup_vs_keras", "speedup_vs_runtime_fp32", "samples_ms_batch1"):
             assert key in r, (name, key)
         assert [b["batch"] for b in r["batches"]] == [1, 4]
@@ -89,6 +89,8 @@ def test_bench_json_has_every_artifact_and_field(benched):
             assert b["runs"] == 30 and b["min_ms"] <= b["p50_ms"] <= b["p90_ms"] <= b["p99_ms"] <= b["max_ms"]
             assert b["throughput_ips"] == pytest.approx(b["batch"] * 1000 / b["mean_ms"])
     assert data["artifacts"]["keras-fp32"]["speedup_vs_keras"] == pytest.approx(1.0)
+    assert data["artifacts"]["tflite-fp32"]["engine"] == "LiteRT (XNNPACK)"
+    assert data["artifacts"]["onnx-fp32"]["engine"] == "onnxruntime (CPUExecutionProvider)"
     assert data["artifacts"]["tflite-fp32"]["speedup_vs_runtime_fp32"] == pytest.approx(1.0)
 
 

@@ -11,6 +11,8 @@ import numpy as np
 
 
 class LiteRTBackend:
+    engine = "LiteRT (XNNPACK)"
+
     def __init__(self, path: Path, threads: int | None = None):
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -41,15 +43,28 @@ class OnnxBackend:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.engine = f"onnxruntime ({self.session.get_providers()[0]})"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
 
 
-def open_backend(path: Path, threads: int | None = None):
+def onnx_providers(device: str) -> list[str]:
+    """cpu: the CPU provider; gpu: TensorRT and CUDA where onnxruntime has them, CPU as fallback."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available] + ["CPUExecutionProvider"]
+
+
+def open_backend(path: Path, threads: int | None = None, device: str = "cpu"):
+    """LiteRT runs on the CPU (its GPU delegate has no desktop Python build); ONNX Runtime uses
+    the providers for `device`."""
     path = Path(path)
     if path.suffix == ".tflite":
         return LiteRTBackend(path, threads)
     if path.suffix == ".onnx":
-        return OnnxBackend(path, threads)
+        return OnnxBackend(path, threads, onnx_providers(device))
     raise ValueError(f"{path}: expected a .tflite or .onnx file")

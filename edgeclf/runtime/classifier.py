@@ -12,13 +12,17 @@ from edgeclf.runtime.backends import open_backend
 
 
 class Classifier:
-    def __init__(self, info: ArtifactInfo, file: Path, threads: int | None = None):
+    def __init__(self, info: ArtifactInfo, file: Path, threads: int | None = None, device: str = "cpu"):
         self.info = info
-        self.backend = open_backend(file, threads)
+        self.backend = open_backend(file, threads, device)
 
     @classmethod
-    def from_run(cls, run_dir: Path, info: ArtifactInfo, threads: int | None = None) -> Classifier:
-        return cls(info, Path(run_dir) / info.path, threads)
+    def from_run(cls, run_dir: Path, info: ArtifactInfo, threads: int | None = None, device: str = "cpu") -> Classifier:
+        return cls(info, Path(run_dir) / info.path, threads, device)
+
+    @property
+    def engine(self) -> str:
+        return self.backend.engine
 
     @property
     def labels(self) -> list[str]:

@@ -16,8 +16,11 @@ class KerasClassifier:
     def __init__(self, model_path: Path, labels: list[str]):
         import tf_keras as keras
 
+        import tensorflow as tf
+
         self.model = keras.models.load_model(str(model_path), compile=False)
         self.labels = labels
+        self.engine = f"TensorFlow {tf.__version__} ({'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'})"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.model.predict_on_batch(batch)
