@@ -12,8 +12,16 @@ from pathlib import Path
 import numpy as np
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+def rss_mb(field: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident set of this process, in MiB. Linux keeps ru_maxrss
+    across exec, so a worker started by a large parent would report the parent's peak; VmHWM
+    belongs to this process image alone."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(job: dict) -> dict:
@@ -22,7 +30,7 @@ def main(job: dict) -> dict:
     pixels = np.load(job["inputs"])
     run = Path(job["run"])
     threads = job["threads"]
-    before = rss_mb()
+    before = rss_mb("VmRSS")
     started = time.perf_counter()
     if job["name"] == "keras-fp32":
         import tensorflow as tf

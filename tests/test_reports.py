@@ -90,6 +90,8 @@ def test_bench_json_has_every_artifact_and_field(benched):
             assert b["throughput_ips"] == pytest.approx(b["batch"] * 1000 / b["mean_ms"])
     assert data["artifacts"]["keras-fp32"]["speedup_vs_keras"] == pytest.approx(1.0)
     assert data["artifacts"]["tflite-fp32"]["engine"] == "LiteRT (XNNPACK)"
+    # each worker's own peak memory (this pytest process holds TensorFlow: hundreds of MB)
+    assert data["artifacts"]["tflite-fp32"]["peak_rss_mb"] < data["artifacts"]["keras-fp32"]["peak_rss_mb"] / 2
     assert data["artifacts"]["onnx-fp32"]["engine"] == "onnxruntime (CPUExecutionProvider)"
     assert data["artifacts"]["tflite-fp32"]["speedup_vs_runtime_fp32"] == pytest.approx(1.0)
 
