@@ -39,13 +39,12 @@ class Classifier:
         return values.astype(spec.dtype)
 
     def finish(self, raw: np.ndarray) -> np.ndarray:
-        """Model output -> probabilities. A quantized softmax (uint8, scale 1/256) sums to 1 only
-        within a few steps; it is dequantized and renormalised so that every runner reports
-        probabilities that sum to 1 (the ranking is unchanged)."""
+        """Model output -> probabilities. A quantized softmax (uint8 with scale 1/256 in a TFLite,
+        or behind a DequantizeLinear in an ONNX QDQ graph) sums to 1 only within a few steps; outputs
+        are dequantized and renormalised so that every runner reports probabilities that sum to 1
+        (the ranking is unchanged; float outputs move by about 1e-7)."""
         spec = self.info.output
-        if not spec.quantized:
-            return raw.astype(np.float32)
-        probs = spec.dequantize(raw)
+        probs = spec.dequantize(raw) if spec.quantized else raw.astype(np.float32)
         total = probs.sum(axis=1, keepdims=True)
         return np.divide(probs, total, out=probs.copy(), where=total > 0)
 
