@@ -98,19 +98,27 @@ def time_calls(fn, x, warmup: int, runs: int | None, seconds: float | None) -> l
             return samples
 
 
-def run_bench(run_dir: Path, options: BenchOptions, out: Path | None = None, console: Console | None = None) -> Path:
-    from edgeclf.run import Run
-
+def run_bench(target: Path, options: BenchOptions, out: Path | None = None, images: Path | None = None,
+              console: Console | None = None) -> Path:
+    """Bench a run directory (the Keras baseline and every artifact, on its test images), or an
+    export folder alone, as on a device (every artifact, on the images under `images`)."""
     console = console or Console(highlight=False)
-    run = Run.open(run_dir)
+    target = Path(target)
     if options.device == "gpu":
         _require_gpu()
-    entries = [a for a in read_artifacts(run.path) if a.status == "ok"] if (run.export_dir / "artifacts.json").is_file() else []
-    records = run.dataset.split("test") or run.dataset.split("val")
+    is_run = (target / "metadata.json").is_file()
+    try:
+        entries = [a for a in read_artifacts(target) if a.status == "ok"]
+    except FileNotFoundError:
+        if not is_run:
+            raise EdgeclfError(f"{target}: neither an edgeclf run nor an export folder with artifacts.json") from None
+        entries = []
+    files = _input_files(target, is_run, images)
+    size = entries[0].image_size if entries else None
     need = max(options.batch_sizes)
-    files = [run.dataset.root / r.path for r in records[:max(need, 32)]]
+    files = files[:max(need, 32)]
     started = time.perf_counter()
-    pixels = np.stack([load_image(f, run.image_size) for f in files])
+    pixels = np.stack([load_image(f, size or _run_image_size(target)) for f in files])
     decode_ms = (time.perf_counter() - started) * 1000 / len(files)
     if len(pixels) < need:
         pixels = np.resize(pixels, (need, *pixels.shape[1:]))
@@ -118,38 +126,58 @@ def run_bench(run_dir: Path, options: BenchOptions, out: Path | None = None, con
     with tempfile.TemporaryDirectory(prefix="edgeclf-bench-") as tmp:
         inputs = Path(tmp) / "inputs.npy"
         np.save(inputs, pixels)
-        targets = [(KERAS_NAME, "keras", "fp32", None)] + [(a.name, a.format, a.precision, a) for a in entries]
+        targets = ([(KERAS_NAME, "keras", "fp32", None)] if is_run else []) + [(a.name, a.format, a.precision, a) for a in entries]
         for name, fmt, precision, info in targets:
             console.print(f"  {name}: measuring")
-            job = {"run": str(run.path), "name": name, "inputs": str(inputs), "threads": options.threads,
+            job = {"run": str(target), "name": name, "inputs": str(inputs), "threads": options.threads,
                    "warmup": options.warmup, "runs": options.runs, "seconds": options.seconds,
                    "batch_sizes": list(options.batch_sizes), "device": options.device}
             result = _worker(job)
             result.update(name=name, format=fmt, precision=precision,
-                          file_bytes=info.bytes if info else run.model_path.stat().st_size)
+                          file_bytes=info.bytes if info else (target / "model.keras").stat().st_size)
             results[name] = result
     _speedups(results)
     notes = _notes(results)
     data = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run": str(run.path),
+        "run": str(target),
         "device": fingerprint(options.threads, options.device),
         "method": {"warmup": options.warmup, "runs": options.runs, "seconds": options.seconds,
                    "batch_sizes": list(options.batch_sizes), "threads": options.threads,
                    "timed": "engine invoke only; decode and preprocessing reported apart",
-                   "inputs": f"{len(files)} test images, the same for every artifact"},
+                   "inputs": f"{len(files)} images from {images or 'the test split'}, the same for every artifact"},
         "decode_resize_ms_per_image": decode_ms,
         "artifacts": results,
         "notes": notes,
     }
-    path = out or run.path / "reports" / "bench.json"
+    path = out or (target / "reports" / "bench.json" if is_run else Path("bench.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, data)
     print_table(data, console)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
     return path
+
+
+def _input_files(target: Path, is_run: bool, images: Path | None) -> list[Path]:
+    if images is not None:
+        from edgeclf.predict import collect_images
+
+        return collect_images([images])
+    if not is_run:
+        raise EdgeclfError(f"{target}: an export folder alone has no test images; pass --images DIR")
+    from edgeclf.run import Run
+
+    run = Run.open(target)
+    records = run.dataset.split("test") or run.dataset.split("val")
+    return [run.dataset.root / r.path for r in records]
+
+
+def _run_image_size(target: Path) -> int:
+    from edgeclf.run import Run
+
+    return Run.open(target).image_size
 
 
 def _worker(job: dict) -> dict:
@@ -166,7 +194,7 @@ def _p50(result: dict, batch: int = 1) -> float | None:
 
 
 def _speedups(results: dict) -> None:
-    base = _p50(results[KERAS_NAME])
+    base = _p50(results[KERAS_NAME]) if KERAS_NAME in results else None
     for name, result in results.items():
         p50 = _p50(result)
         fp32 = results.get(f"{result['format']}-fp32")

@@ -43,12 +43,12 @@ def main(job: dict) -> dict:
         clf = KerasClassifier(run / "model.keras", [])
         run_fn, prepare = clf.run, clf.prepare
     else:
-        from edgeclf.runtime.artifact import read_artifacts
+        from edgeclf.runtime.artifact import artifact_file, read_artifacts
         from edgeclf.runtime.classifier import Classifier
 
         info = {a.name: a for a in read_artifacts(run)}[job["name"]]
         started_after_import = time.perf_counter()
-        clf = Classifier.from_run(run, info, threads, job["device"])
+        clf = Classifier(info, artifact_file(run, info), threads, job["device"])
         run_fn, prepare = clf.backend.run, clf.prepare
     load_ms = (time.perf_counter() - started_after_import) * 1000
     import_ms = (started_after_import - started) * 1000

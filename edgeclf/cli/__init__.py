@@ -2,7 +2,7 @@
 
 import typer
 
-from edgeclf.cli import bench, demo, evaluate, export, predict, qat, report, train
+from edgeclf.cli import bench, demo, evaluate, export, predict, qat, report, train, watch
 
 app = typer.Typer(
     name="edgeclf",
@@ -19,6 +19,7 @@ app.command("evaluate", help=evaluate.HELP, epilog=evaluate.EXAMPLE)(evaluate.co
 app.command("predict", help=predict.HELP, epilog=predict.EXAMPLE)(predict.command)
 app.command("bench", help=bench.HELP, epilog=bench.EXAMPLE)(bench.command)
 app.command("report", help=report.HELP, epilog=report.EXAMPLE)(report.command)
+app.command("watch", help=watch.HELP, epilog=watch.EXAMPLE)(watch.command)
 app.command("demo", help=demo.HELP, epilog=demo.EXAMPLE)(demo.command)
 
 

@@ -16,14 +16,15 @@ EXAMPLE = "Example: edgeclf bench runs/demo --threads 2 --warmup 20 --runs 200 -
 
 @user_errors
 def command(
-    run_dir: Path = typer.Argument(..., help="Run directory with an export."),
+    run_dir: Path = typer.Argument(..., help="Run directory with an export, or an export folder alone (on a device)."),
     threads: int = typer.Option(0, help="Inference threads (0: all cores)."),
     warmup: int = typer.Option(20, help="Untimed runs before timing."),
     runs: Optional[int] = typer.Option(None, help="Timed runs per batch size (default 200)."),
     seconds: Optional[float] = typer.Option(None, help="Time budget per batch size instead of --runs."),
     batch_sizes: str = typer.Option("1,8", help="Comma-separated batch sizes."),
     device: str = typer.Option("cpu", help="cpu | gpu"),
-    out: Optional[Path] = typer.Option(None, help="bench.json path (default RUN_DIR/reports/bench.json)."),
+    out: Optional[Path] = typer.Option(None, help="bench.json path (default RUN_DIR/reports/bench.json, or ./bench.json)."),
+    images: Optional[Path] = typer.Option(None, help="Images to feed (default: the run's test split; required for an export folder)."),
 ) -> None:
     import os
 
@@ -43,5 +44,5 @@ def command(
     options = BenchOptions(threads=threads or os.cpu_count() or 1, warmup=warmup,
                            runs=runs if runs is not None or seconds is not None else 200, seconds=seconds,
                            batch_sizes=sizes, device=device)
-    path = run_bench(run_dir, options, out, console=console)
+    path = run_bench(run_dir, options, out, images, console=console)
     console.print(f"[bold green]done[/]: {path}")

@@ -30,6 +30,7 @@ def command(
     int8_input: Optional[str] = typer.Option(None, help="uint8 | int8 image input of the int8 TFLite."),
     calibration_images: Optional[int] = typer.Option(None, help="Class-balanced training images for calibration."),
     max_drop: Optional[float] = typer.Option(None, help="Fail when int8 validation accuracy drops more than this many points."),
+    bundle: Optional[Path] = typer.Option(None, help="Also pack artifacts.json and the validated files into this .tar.gz for a device."),
 ) -> None:
     from edgeclf.export import export_run
 
@@ -40,3 +41,7 @@ def command(
     }
     result = export_run(run_dir, int8=int8, overrides=overrides, option_names=OPTIONS, console=console)
     console.print(f"[bold green]done[/]: {len(result.artifacts)} artifact(s) indexed in {result.index}")
+    if bundle is not None:
+        from edgeclf.export.bundle import write_bundle
+
+        console.print(f"bundle for the device: {write_bundle(result.index.parent, bundle)}")

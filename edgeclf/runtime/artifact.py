@@ -70,11 +70,22 @@ class ArtifactInfo:
         return cls(**data)
 
 
-def read_artifacts(path: Path) -> list[ArtifactInfo]:
-    """Entries of an artifacts.json (path to the file, to an export folder or to a run directory)."""
+def locate_artifacts(path: Path) -> Path:
+    """The artifacts.json for a path to the file itself, to an export folder (or a copied or
+    unpacked bundle of one) or to a run directory."""
     path = Path(path)
     for candidate in (path, path / "artifacts.json", path / "export" / "artifacts.json"):
         if candidate.is_file():
-            data = json.loads(candidate.read_text(encoding="utf-8"))
-            return [ArtifactInfo.from_json(entry) for entry in data["artifacts"]]
+            return candidate
     raise FileNotFoundError(f"no artifacts.json at {path}")
+
+
+def read_artifacts(path: Path) -> list[ArtifactInfo]:
+    """Entries of an artifacts.json (path to the file, to an export folder or to a run directory)."""
+    data = json.loads(locate_artifacts(path).read_text(encoding="utf-8"))
+    return [ArtifactInfo.from_json(entry) for entry in data["artifacts"]]
+
+
+def artifact_file(path: Path, info: ArtifactInfo) -> Path:
+    """An artifact's file: it lies beside artifacts.json, wherever the export folder was copied."""
+    return locate_artifacts(path).parent / Path(info.path).name

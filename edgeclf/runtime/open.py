@@ -8,7 +8,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from edgeclf.runtime.artifact import ArtifactInfo, read_artifacts
+from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, read_artifacts
 from edgeclf.runtime.classifier import Classifier
 
 DESCRIPTION = "edgeclf.json"  # inside a .tflite's appended zip, beside labels.txt
@@ -38,7 +38,6 @@ def open_classifier(target: Path, artifact: str | None = None, threads: int | No
         entries = read_artifacts(target)
     except FileNotFoundError:
         raise ArtifactNotFound(f"{target}: no artifacts.json (run edgeclf export) and not a .tflite/.onnx file") from None
-    base = target if (target / "export").is_dir() or not (target / "artifacts.json").is_file() else target.parent
     if artifact is None:
         info = default_artifact(entries)
     else:
@@ -46,7 +45,7 @@ def open_classifier(target: Path, artifact: str | None = None, threads: int | No
         if artifact not in by_name:
             raise ArtifactNotFound(f"--artifact {artifact}: not in artifacts.json; choose one of {', '.join(sorted(by_name))}")
         info = by_name[artifact]
-    return Classifier(info, base / info.path, threads)
+    return Classifier(info, artifact_file(target, info), threads)
 
 
 def describe_file(path: Path) -> ArtifactInfo:

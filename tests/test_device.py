@@ -1,0 +1,111 @@
+"""The device side: a bundle of the export folder alone, bench and watch on it, and a plain
+install (no extras) that brings no TensorFlow."""
+
+import json
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.cli import app
+from edgeclf.export.bundle import write_bundle
+from edgeclf.run import Run
+from edgeclf.runtime import read_artifacts
+from edgeclf.runtime.open import open_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bundle(exported, tmp_path_factory):
+    run, _ = exported
+    tmp = tmp_path_factory.mktemp("device")
+    archive = write_bundle(run / "export", tmp / "bundle.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = sorted(tar.getnames())
+        tar.extractall(tmp / "device", filter="data")
+    return run, tmp / "device" / "export", names
+
+
+def test_bundle_holds_the_index_and_every_validated_file(bundle):
+    run, export, names = bundle
+    files = {Path(a.path).name for a in read_artifacts(run) if a.status == "ok"}
+    assert names == sorted({"export/artifacts.json", *(f"export/{f}" for f in files)})
+
+
+def test_predict_on_the_bundle_alone_matches_the_run(bundle):
+    run, export, _ = bundle
+    images = [str(Run.open(run).dataset.root / r.path) for r in Run.open(run).dataset.split("test")]
+    for name in ("tflite-int8-qat", "onnx-int8-ptq"):
+        here = open_classifier(run, name).predict_files(images).argmax(1)
+        there = open_classifier(export, name).predict_files(images).argmax(1)
+        assert (here == there).all()
+
+
+def test_bench_on_the_bundle_alone(bundle, tmp_path):
+    run, export, _ = bundle
+    images = Run.open(run).dataset.root / "bag"
+    out = tmp_path / "device.json"
+    result = CliRunner().invoke(app, ["bench", str(export), "--images", str(images), "--runs", "10", "--warmup", "2",
+                                      "--batch-sizes", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert set(data["artifacts"]) == {a.name for a in read_artifacts(export)}  # no Keras baseline on a device
+    assert all(r["speedup_vs_keras"] is None for r in data["artifacts"].values())
+    missing = CliRunner().invoke(app, ["bench", str(export)])
+    assert missing.exit_code == 2 and "pass --images DIR" in missing.output
+
+
+def test_watch_classifies_new_images_and_stops_on_sigterm(bundle, tmp_path):
+    run, export, _ = bundle
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    (folder / "before.png").write_bytes(b"present at start: ignored without --existing")
+    code = "import sys; sys.modules['tensorflow'] = None; from edgeclf.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "watch", str(export), str(folder), "--json", "--interval", "0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.time() + 60
+        while not any("watching" in line for line in lines) and time.time() < deadline:
+            time.sleep(0.1)
+        sources = [Run.open(run).dataset.root / r.path for r in Run.open(run).dataset.split("test")[:3]]
+        for i, src in enumerate(sources):
+            (folder / f"{i}.png").write_bytes(src.read_bytes())
+        (folder / "notes.txt").write_text("not an image: ignored")
+        while sum(line.startswith("{") for line in lines) < 3 and time.time() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    results = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [Path(r["image"]).name for r in results] == ["0.png", "1.png", "2.png"]
+    assert all(0 <= r["probability"] <= 1 and r["latency_ms"] > 0 for r in results)
+    assert any("stopped after 3 image(s)" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_plain_install_brings_no_tensorflow(bundle, tmp_path):
+    run, export, _ = bundle
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(ROOT)], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    listed = subprocess.run([str(venv / "bin" / "pip"), "list"], capture_output=True, text=True, check=True).stdout.lower()
+    assert "tensorflow" not in listed and "tf-keras" not in listed and "ai-edge-litert" in listed
+    image = str(next((Run.open(run).dataset.root / "bag").glob("*.png")))
+    proc = subprocess.run([str(venv / "bin" / "edgeclf"), "predict", str(export), image, "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)[0]["top_k"][0]["label"] in read_artifacts(export)[0].labels
