@@ -75,6 +75,7 @@ class TrainConfig(_Strict):
     reduce_lr_factor: float = Field(gt=0, lt=1)
     min_learning_rate: float = Field(ge=0)
     deterministic: bool
+    mixed_precision: bool
 
     @model_validator(mode="after")
     def _some_training(self) -> TrainConfig:

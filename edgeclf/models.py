@@ -100,7 +100,8 @@ def _build(cfg: ModelConfig, num_classes: int, image_size: int, keras_weights):
         features = factory(input_tensor=x, input_shape=(image_size, image_size, 3), include_top=False, weights=keras_weights, alpha=cfg.alpha, **kwargs).output
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head_dense")(x)
+    # float32 output even under a mixed_float16 policy: a float16 softmax loses small probabilities
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head_dense", dtype="float32")(x)
     model = keras.Model(inputs, outputs, name=f"edgeclf_{cfg.name}")
     backbone = [layer.name for layer in model.layers[2:] if layer.name not in HEAD_LAYERS]
     return model, backbone

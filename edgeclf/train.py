@@ -95,13 +95,28 @@ def _fit(data: Dataset, cfg: Config, run: Path, console: Console) -> dict:
     import tensorflow as tf
     import tf_keras as keras
 
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    mixed = cfg.train.mixed_precision and bool(gpus)
+    console.print(f"training on {', '.join(gpus) if gpus else 'the CPU'}" + (" with mixed precision (float16)" if mixed else ""))
+    if cfg.train.mixed_precision and not gpus:
+        console.print("[yellow]mixed precision asked for, but TensorFlow sees no GPU: training in float32[/]")
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        return _fit_phases(data, cfg, run, console, gpus, mixed)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # later stages in this process build float32 models
+
+
+def _fit_phases(data: Dataset, cfg: Config, run: Path, console: Console, gpus: list[str], mixed: bool) -> dict:
+    import tf_keras as keras
+
     from edgeclf.callbacks import EpochLog
     from edgeclf.models import build_classifier, save_model, set_trainable
     from edgeclf.pipeline import build_augmenter, make_dataset
 
-    keras.utils.set_random_seed(cfg.seed)
-    if cfg.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
     built = build_classifier(cfg.model, len(data.classes), cfg.data.image_size, log=console.print)
     model = built.model
     console.print(f"model {model.name}: {model.count_params():,} parameters, weights: {built.weights.source}"
@@ -163,6 +178,7 @@ def _fit(data: Dataset, cfg: Config, run: Path, console: Console) -> dict:
     best = min((r for r in rows if math.isfinite(r["val_loss"])), key=lambda r: r["val_loss"])
     console.print(f"best epoch {best['epoch']} ({best['phase']}): val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}")
     return {"rows": rows, "best": best, "phases": phase_log, "weights": built.weights, "model": model,
+            "devices": gpus or ["CPU"], "mixed_precision": mixed,
             "val_loss": float(val_loss), "val_accuracy": float(val_accuracy),
             "bn_momentum": None if built.weights.pretrained else cfg.model.scratch_bn_momentum}
 
@@ -205,6 +221,8 @@ def _metadata(cfg: Config, data: Dataset, fitted: dict, seconds: float) -> dict:
             "seconds": round(seconds, 1),
             "seed": cfg.seed,
             "deterministic": cfg.train.deterministic,
+            "devices": fitted["devices"],
+            "mixed_precision": fitted["mixed_precision"],
         },
         "dataset": {"layout": data.layout, "counts": {s: sum(c.values()) for s, c in data.counts().items()},
                     "skipped": len(data.skipped), "ignored": len(data.ignored)},

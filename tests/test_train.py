@@ -35,6 +35,7 @@ def test_tiny_run_writes_the_run_directory(three_classes, tmp_path):
     assert meta["preprocessing"]["size"] == [32, 32] and meta["preprocessing"]["resize"]["method"] == "bilinear"
     assert meta["versions"]["tensorflow"].startswith("2.")
     assert [p["phase"] for p in meta["training"]["phases"]] == ["head", "fine_tune"]
+    assert meta["training"]["devices"] == ["CPU"] and meta["training"]["mixed_precision"] is False
 
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [r["phase"] for r in rows] == ["head", "fine_tune"] and [r["epoch"] for r in rows] == ["1", "2"]
@@ -45,6 +46,20 @@ def test_tiny_run_writes_the_run_directory(three_classes, tmp_path):
     best = min(rows, key=lambda r: float(r["val_loss"]))
     assert result.best_epoch == int(best["epoch"])
     assert result.val_loss == pytest.approx(float(best["val_loss"]), rel=1e-3)  # model.keras is the best epoch's
+
+
+def test_mixed_precision_without_a_gpu_says_so_and_trains_float32(three_classes, tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    out = StringIO()
+    cfg = load_config(overrides={**TINY, "model.name": "small_cnn", "train.fine_tune_epochs": 0, "train.mixed_precision": True})
+    train(three_classes, tmp_path / "run", cfg, console=Console(file=out, width=200))
+    assert "mixed precision asked for, but TensorFlow sees no GPU: training in float32" in out.getvalue()
+    meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert meta["training"]["mixed_precision"] is False
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_existing_run_is_refused_unless_overwrite(three_classes, tmp_path):
