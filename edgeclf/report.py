@@ -91,7 +91,9 @@ def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = 
     tables = [(device_label(b), rows(b, evaluation)) for b in benches]
     merged = [row for _, device_rows in tables for row in device_rows] if len(benches) > 1 else None
     context = {"run": run, "evaluation": evaluation, "benches": benches, "tables": tables, "merged": merged,
-               "best_int8": best_int8, "notes": [n for b in benches for n in b.get("notes", [])]}
+               "best_int8": best_int8,
+               "notes": [f"{device_label(b)}: {b['device']['emulated']}" for b in benches if b["device"].get("emulated")]
+               + [f"{device_label(b)}: {n}" for b in benches for n in b.get("notes", [])]}
     md = atomic_write_text(out / "report.md", _markdown(context, images))
     page = atomic_write_text(out / "report.html", _html(context, images))
     return ReportResult(md, page, [label for label, _ in tables])
@@ -107,8 +109,9 @@ def _intro(ctx) -> list[str]:
     meta, ev = ctx["run"].metadata, ctx["evaluation"]
     return [f"Run `{ctx['run'].path}`: {meta['model']['name']} alpha {meta['model'].get('alpha')}, "
             f"{meta['preprocessing']['size'][0]} px, {len(meta['classes'])} classes, weights {meta['weights']['source']}.",
-            f"Accuracy on the {ev['split']} split ({ev['images']} images); latency is batch 1, engine invoke only "
-            "(decoding and preprocessing apart), medians of warm runs."]
+            f"Accuracy on the {ev['split']} split ({ev['images']} images), from the run's eval.json (measured where "
+            "edgeclf evaluate ran); latency is batch 1, engine invoke only (decoding and preprocessing apart), "
+            "percentiles of warm runs on each device."]
 
 
 def _markdown(ctx, images) -> str:

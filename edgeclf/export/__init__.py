@@ -29,10 +29,6 @@ class ExportResult:
     artifacts: list[ArtifactInfo]
     index: Path
 
-    @property
-    def failed(self) -> list[ArtifactInfo]:
-        return [a for a in self.artifacts if a.status != "ok"]
-
 
 def export_run(run_dir: Path, *, int8: bool, overrides: dict | None = None, option_names: dict | None = None,
                console: Console | None = None) -> ExportResult:
@@ -50,7 +46,7 @@ def export_run(run_dir: Path, *, int8: bool, overrides: dict | None = None, opti
     val_pixels, val_labels, _ = run.images("val")
     ref = Reference(val_labels, model.predict(val_pixels.astype(np.float32), verbose=0),
                     _qat_predict(qat_model, val_pixels, run) if qat_model is not None else None)
-    calibration = run.calibration_images(cfg.export.calibration_images, cfg.seed) if any(s.integer or s.precision == "dynamic" for s in specs) else None
+    calibration = run.calibration_images(cfg.export.calibration_images, cfg.seed) if any(s.integer for s in specs) else None
     run.export_dir.mkdir(exist_ok=True)
 
     written: list[ArtifactInfo] = []
