@@ -11,7 +11,6 @@ from edgeclf.metrics import classification_metrics
 from edgeclf.run import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import open_classifier
-from tests.conftest import CLASSES
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
