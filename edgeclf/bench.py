@@ -189,6 +189,11 @@ def _worker(job: dict) -> dict:
     return json.loads(lines[-1])
 
 
+def headline_batch(result: dict) -> dict:
+    """The batch-1 statistics of a bench result (the first batch size measured when 1 was not)."""
+    return next((b for b in result["batches"] if b["batch"] == 1), result["batches"][0])
+
+
 def _p50(result: dict, batch: int = 1) -> float | None:
     return next((b["p50_ms"] for b in result["batches"] if b["batch"] == batch), None)
 
@@ -228,7 +233,7 @@ def print_table(data: dict, console: Console) -> None:
                    "× keras", "× fp32"):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     for r in data["artifacts"].values():
-        b1 = next(b for b in r["batches"] if b["batch"] == 1) if any(b["batch"] == 1 for b in r["batches"]) else r["batches"][0]
+        b1 = headline_batch(r)
         best = max(b["throughput_ips"] for b in r["batches"])
         fmt = lambda v: f"{v:.2f}×" if v else "-"  # noqa: E731
         table.add_row(r["name"], f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['load_ms']:.1f}", f"{r['first_inference_ms']:.2f}",

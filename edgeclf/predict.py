@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import EXTENSIONS, ImageError, load_image
-from edgeclf.runtime.open import ArtifactNotFound, open_classifier
+from edgeclf.runtime.open import open_classifier
 
 
 def collect_images(targets: list[Path]) -> list[Path]:
@@ -33,10 +33,7 @@ def predict(model: Path, targets: list[Path], artifact: str | None = None, top_k
     """(artifact name, one {"image", "top_k": [{"label", "probability"}], "latency_ms"} per image)."""
     import time
 
-    try:
-        classifier = open_classifier(model, artifact, threads)
-    except ArtifactNotFound as exc:
-        raise EdgeclfError(str(exc)) from None
+    classifier = open_classifier(model, artifact, threads)
     if top_k < 1:
         raise EdgeclfError(f"--top-k {top_k}: must be at least 1")
     k = min(top_k, len(classifier.labels))

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeclf.bench import headline_batch
 from edgeclf.errors import EdgeclfError
 from edgeclf.plots import accuracy_latency_png, latency_distribution_png
 from edgeclf.rundir import atomic_write_bytes, atomic_write_text
@@ -41,7 +42,7 @@ def rows(bench: dict, evaluation: dict | None) -> list[dict]:
     records = (evaluation or {}).get("artifacts", {})
     out = []
     for name, r in bench["artifacts"].items():
-        b1 = next((b for b in r["batches"] if b["batch"] == 1), r["batches"][0])
+        b1 = headline_batch(r)
         e = records.get(name, {})
         out.append({
             "device": device_label(bench), "artifact": name, "precision": r["precision"],
@@ -70,8 +71,7 @@ def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = 
     figures.mkdir(parents=True, exist_ok=True)
 
     first = benches[0]
-    points = [(name, next((b["p50_ms"] for b in r["batches"] if b["batch"] == 1), r["batches"][0]["p50_ms"]),
-               evaluation["artifacts"][name]["accuracy"]) for name, r in first["artifacts"].items() if name in evaluation["artifacts"]]
+    points = [(name, headline_batch(r)["p50_ms"], evaluation["artifacts"][name]["accuracy"]) for name, r in first["artifacts"].items() if name in evaluation["artifacts"]]
     images = {
         "accuracy_vs_latency.png": accuracy_latency_png(points, f"accuracy vs latency on {device_label(first)}"),
         "latency_distribution.png": latency_distribution_png(

@@ -27,15 +27,12 @@ def command(
     threads: Optional[int] = typer.Option(None, help="Inference threads."),
 ) -> None:
     from edgeclf.errors import EdgeclfError
-    from edgeclf.runtime.open import ArtifactNotFound, open_classifier
+    from edgeclf.runtime.open import open_classifier
     from edgeclf.watch import Stop, watch_camera, watch_folder
 
     if (folder is None) == (camera is None):
         raise EdgeclfError("give a FOLDER to watch or --camera N (one of them)")
-    try:
-        classifier = open_classifier(model, artifact, threads)
-    except ArtifactNotFound as exc:
-        raise EdgeclfError(str(exc)) from None
+    classifier = open_classifier(model, artifact, threads)
 
     def emit(result: dict) -> None:
         if as_json:

@@ -130,14 +130,10 @@ def _embed(spec: ArtifactSpec, run: Run, content: bytes, info: ArtifactInfo) -> 
             description=f"Image classifier ({len(run.classes)} classes) exported by edgeclf {__version__}",
             image_size=(run.image_size, run.image_size), mean=mean, std=std, version=__version__)
         return tflite_metadata.attach(content, metadata, run.classes, {DESCRIPTION: description})
-    props = onnx_export.metadata_props(run.classes, _preprocessing(run), run.metadata["normalization"], info.input.expects)
+    props = onnx_export.metadata_props(run.classes, run.metadata["preprocessing"], run.metadata["normalization"], info.input.expects)
     content = onnx_export.add_metadata(content, {**props, "edgeclf.artifact": description})
     onnx_export.check(content, spec.precision)
     return content
-
-
-def _preprocessing(run: Run) -> dict:
-    return run.metadata["preprocessing"]
 
 
 def _describe(spec: ArtifactSpec, run: Run, content: bytes, expects: str, produced_by: str, source_model: str) -> ArtifactInfo:
@@ -148,7 +144,7 @@ def _describe(spec: ArtifactSpec, run: Run, content: bytes, expects: str, produc
     return ArtifactInfo(
         name=spec.name, format=spec.format, precision=spec.precision,
         path=f"{run.export_dir.name}/{spec.filename}", input=inp, output=out, labels=run.classes,
-        preprocessing=_preprocessing(run), normalization=run.metadata["normalization"],
+        preprocessing=run.metadata["preprocessing"], normalization=run.metadata["normalization"],
         source_model=source_model,
         produced_by=produced_by,
     )
@@ -164,7 +160,7 @@ def _write_index(run: Run, written: list[ArtifactInfo]) -> Path:
         "edgeclf_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": run.classes,
-        "preprocessing": _preprocessing(run),
+        "preprocessing": run.metadata["preprocessing"],
         "normalization": run.metadata["normalization"],
         "artifacts": [a.to_json() for a in entries],
     })

@@ -14,11 +14,11 @@ class KerasClassifier:
     name = KERAS_NAME
 
     def __init__(self, model_path: Path, labels: list[str]):
-        import tf_keras as keras
-
         import tensorflow as tf
 
-        self.model = keras.models.load_model(str(model_path), compile=False)
+        from edgeclf.models import load_model
+
+        self.model = load_model(model_path)
         self.labels = labels
         self.engine = f"TensorFlow {tf.__version__} ({'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'})"
 

@@ -8,13 +8,14 @@ import json
 import zipfile
 from pathlib import Path
 
+from edgeclf.errors import EdgeclfError
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, read_artifacts
 from edgeclf.runtime.classifier import Classifier
 
 DESCRIPTION = "edgeclf.json"  # inside a .tflite's appended zip, beside labels.txt
 
 
-class ArtifactNotFound(Exception):
+class ArtifactNotFound(EdgeclfError):
     """The requested artifact or model file is not there; the message says what is."""
 
 
