@@ -29,11 +29,11 @@ def collect_images(targets: list[Path]) -> list[Path]:
 
 
 def predict(model: Path, targets: list[Path], artifact: str | None = None, top_k: int = 5,
-            threads: int | None = None) -> tuple[str, list[dict]]:
+            threads: int | None = None, kernels: str = "fast") -> tuple[str, list[dict]]:
     """(artifact name, one {"image", "top_k": [{"label", "probability"}], "latency_ms"} per image)."""
     import time
 
-    classifier = open_classifier(model, artifact, threads)
+    classifier = open_classifier(model, artifact, threads, kernels)
     if top_k < 1:
         raise EdgeclfError(f"--top-k {top_k}: must be at least 1")
     k = min(top_k, len(classifier.labels))

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
+from edgeclf.images import load_image
 from edgeclf.run import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import default_artifact, describe_file, open_classifier
@@ -108,3 +109,40 @@ def test_same_precision_tflite_and_onnx_agree_on_float(exported):
     a = open_classifier(run, "tflite-fp32").predict_files(images)
     b = open_classifier(run, "onnx-fp32").predict_files(images)
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_reference_kernels_are_portable_and_close_to_the_fast_ones(exported):
+    """--kernels reference runs LiteRT's portable integer kernels: the same outputs whatever the
+    thread count, equal to TensorFlow's own build of those kernels, and within a few quantization
+    steps of XNNPACK's (whose requantization rounds differently per ISA)."""
+    import tensorflow as tf
+
+    run, _ = exported
+    images = _test_images(run)
+    reference = open_classifier(run, "tflite-int8-qat", threads=1, kernels="reference")
+    assert reference.engine == "LiteRT (reference kernels)"
+    ref = reference.predict_files(images, batch_size=1)
+    assert np.array_equal(ref, open_classifier(run, "tflite-int8-qat", threads=2, kernels="reference").predict_files(images, batch_size=1))
+    fast = open_classifier(run, "tflite-int8-qat").predict_files(images, batch_size=1)
+    assert np.abs(ref - fast).max() < 0.1
+
+    path = run / {a.name: a for a in read_artifacts(run)}["tflite-int8-qat"].path
+    tf_ref = tf.lite.Interpreter(model_path=str(path), experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    tf_ref.allocate_tensors()
+    inp, out = tf_ref.get_input_details()[0]["index"], tf_ref.get_output_details()[0]["index"]
+    for k, image in enumerate(images):
+        pixels = reference.prepare(load_image(image, reference.info.image_size)[None])
+        tf_ref.set_tensor(inp, pixels)
+        tf_ref.invoke()
+        np.testing.assert_array_equal(reference.finish(tf_ref.get_tensor(out)), ref[k:k + 1])
+
+
+def test_reference_kernels_cli(exported):
+    run, _ = exported
+    image = _test_images(run)[0]
+    ok = CliRunner().invoke(app, ["predict", str(run), image, "--artifact", "tflite-int8-qat", "--kernels", "reference", "--json"])
+    assert ok.exit_code == 0 and len(json.loads(ok.output)[0]["top_k"]) == 3
+    onnx = CliRunner().invoke(app, ["predict", str(run), image, "--artifact", "onnx-int8-ptq", "--kernels", "reference"])
+    assert onnx.exit_code == 2 and "ONNX Runtime has no reference kernels" in onnx.output
+    bad = CliRunner().invoke(app, ["predict", str(run), image, "--kernels", "exact"])
+    assert bad.exit_code == 2 and "--kernels exact: choose one of fast, reference" in bad.output

@@ -24,10 +24,12 @@ def command(
     top_k: int = typer.Option(5, "--top-k", help="Labels per image."),
     as_json: bool = typer.Option(False, "--json", help="One JSON array, an object per image."),
     threads: Optional[int] = typer.Option(None, help="Inference threads."),
+    kernels: str = typer.Option("fast", help="fast (the engine's default) or reference: LiteRT's portable kernels, "
+                                              "slow but bit-identical on every CPU (for checking a device against a workstation)."),
 ) -> None:
     from edgeclf.predict import predict
 
-    name, results = predict(model, images, artifact, top_k, threads)
+    name, results = predict(model, images, artifact, top_k, threads, kernels)
     if as_json:
         print(json.dumps(results, indent=2))
         return

@@ -1,6 +1,12 @@
 """Inference engines behind one small interface: run(batch) -> raw output array.
 
 LiteRT (ai_edge_litert, falling back to tflite_runtime) for .tflite; ONNX Runtime for .onnx.
+
+Kernels: "fast" is each engine's default (LiteRT: XNNPACK). Integer kernels round their
+requantization in ISA-specific ways, so an int8 model's outputs differ by a few quantization steps
+between an x86 and an Arm CPU (and between LiteRT's own kernel sets on one CPU). "reference" runs
+LiteRT's portable reference kernels: slow, but bit-identical on every CPU, for checking that a
+device reproduces a workstation's answers exactly. ONNX Runtime has no such kernel set.
 """
 
 from __future__ import annotations
@@ -9,16 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeclf.errors import EdgeclfError
+
+KERNELS = ("fast", "reference")
+
 
 class LiteRTBackend:
-    engine = "LiteRT (XNNPACK)"
-
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, kernels: str = "fast"):
         try:
-            from ai_edge_litert.interpreter import Interpreter
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError:  # devices where only tflite-runtime has a wheel (32-bit Arm)
-            from tflite_runtime.interpreter import Interpreter
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            from tflite_runtime.interpreter import Interpreter, OpResolverType
+        resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
+        self.engine = "LiteRT (reference kernels)" if kernels == "reference" else "LiteRT (XNNPACK)"
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
@@ -59,12 +69,17 @@ def onnx_providers(device: str) -> list[str]:
     return [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available] + ["CPUExecutionProvider"]
 
 
-def open_backend(path: Path, threads: int | None = None, device: str = "cpu"):
+def open_backend(path: Path, threads: int | None = None, device: str = "cpu", kernels: str = "fast"):
     """LiteRT runs on the CPU (its GPU delegate has no desktop Python build); ONNX Runtime uses
     the providers for `device`."""
     path = Path(path)
+    if kernels not in KERNELS:
+        raise EdgeclfError(f"--kernels {kernels}: choose one of {', '.join(KERNELS)}")
     if path.suffix == ".tflite":
-        return LiteRTBackend(path, threads)
+        return LiteRTBackend(path, threads, kernels)
     if path.suffix == ".onnx":
+        if kernels != "fast":
+            raise EdgeclfError(f"--kernels {kernels}: {path.name} is an ONNX file and ONNX Runtime has no reference "
+                               "kernels; use a .tflite artifact or --kernels fast")
         return OnnxBackend(path, threads, onnx_providers(device))
     raise ValueError(f"{path}: expected a .tflite or .onnx file")

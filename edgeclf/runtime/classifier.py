@@ -12,9 +12,10 @@ from edgeclf.runtime.backends import open_backend
 
 
 class Classifier:
-    def __init__(self, info: ArtifactInfo, file: Path, threads: int | None = None, device: str = "cpu"):
+    def __init__(self, info: ArtifactInfo, file: Path, threads: int | None = None, device: str = "cpu",
+                 kernels: str = "fast"):
         self.info = info
-        self.backend = open_backend(file, threads, device)
+        self.backend = open_backend(file, threads, device, kernels)
 
     @classmethod
     def from_run(cls, run_dir: Path, info: ArtifactInfo, threads: int | None = None, device: str = "cpu") -> Classifier:

@@ -29,10 +29,11 @@ def default_artifact(entries: list[ArtifactInfo]) -> ArtifactInfo:
     return max(pool, key=lambda a: (a.validation.get("accuracy", 0.0), a.format == "tflite"))
 
 
-def open_classifier(target: Path, artifact: str | None = None, threads: int | None = None) -> Classifier:
+def open_classifier(target: Path, artifact: str | None = None, threads: int | None = None,
+                    kernels: str = "fast") -> Classifier:
     target = Path(target)
     if target.is_file() and target.suffix in (".tflite", ".onnx"):
-        return Classifier(describe_file(target), target, threads)
+        return Classifier(describe_file(target), target, threads, kernels=kernels)
     if not target.exists():
         raise ArtifactNotFound(f"{target} does not exist")
     try:
@@ -46,7 +47,7 @@ def open_classifier(target: Path, artifact: str | None = None, threads: int | No
         if artifact not in by_name:
             raise ArtifactNotFound(f"--artifact {artifact}: not in artifacts.json; choose one of {', '.join(sorted(by_name))}")
         info = by_name[artifact]
-    return Classifier(info, artifact_file(target, info), threads)
+    return Classifier(info, artifact_file(target, info), threads, kernels=kernels)
 
 
 def describe_file(path: Path) -> ArtifactInfo:
