@@ -8,6 +8,7 @@ is described by PREPROCESSING, which is written into each run's metadata.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
@@ -34,8 +35,8 @@ class ImageError(Exception):
     """The file is not an image we can decode; the message is the reason."""
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Decode an image file into an 8-bit RGB PIL image, upright according to its EXIF orientation."""
+def open_rgb(path: str | Path | BinaryIO) -> Image.Image:
+    """Decode an image file (a path or a binary file object) into an 8-bit RGB PIL image, upright according to its EXIF orientation."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(path) as img:

@@ -28,6 +28,12 @@ def collect_images(targets: list[Path]) -> list[Path]:
     return files
 
 
+def ranked(labels: list[str], probs: np.ndarray, k: int) -> list[dict]:
+    """The k most probable labels, most probable first (ties keep the label order)."""
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [{"label": labels[i], "probability": float(probs[i])} for i in order]
+
+
 def predict(model: Path, targets: list[Path], artifact: str | None = None, top_k: int = 5,
             threads: int | None = None, kernels: str = "fast") -> tuple[str, list[dict]]:
     """(artifact name, one {"image", "top_k": [{"label", "probability"}], "latency_ms"} per image)."""
@@ -36,7 +42,6 @@ def predict(model: Path, targets: list[Path], artifact: str | None = None, top_k
     classifier = open_classifier(model, artifact, threads, kernels)
     if top_k < 1:
         raise EdgeclfError(f"--top-k {top_k}: must be at least 1")
-    k = min(top_k, len(classifier.labels))
     results = []
     for path in collect_images(targets):
         try:
@@ -47,7 +52,5 @@ def predict(model: Path, targets: list[Path], artifact: str | None = None, top_k
         started = time.perf_counter()
         probs = classifier.predict_pixels(pixels)[0]
         latency = (time.perf_counter() - started) * 1000
-        order = np.argsort(-probs, kind="stable")[:k]
-        results.append({"image": str(path), "top_k": [{"label": classifier.labels[i], "probability": float(probs[i])} for i in order],
-                        "latency_ms": round(latency, 3)})
+        results.append({"image": str(path), "top_k": ranked(classifier.labels, probs, top_k), "latency_ms": round(latency, 3)})
     return classifier.info.name, results

@@ -96,6 +96,69 @@ def test_watch_classifies_new_images_and_stops_on_sigterm(bundle, tmp_path):
     assert any("stopped after 3 image(s)" in line for line in lines)
 
 
+def test_serve_answers_http_and_stops_on_sigterm(bundle):
+    import re
+    import urllib.error
+    import urllib.request
+
+    run, export, _ = bundle
+    code = "import sys; sys.modules['tensorflow'] = None; from edgeclf.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "serve", str(export), "--port", "0", "--top-k", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+
+    def call(path, body=None):
+        request = urllib.request.Request(url + path, data=body, method="POST" if body is not None else "GET")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    try:
+        deadline = time.time() + 60
+        while not any("serving" in line for line in lines) and time.time() < deadline:
+            time.sleep(0.1)
+        url = re.search(r"(http://[\d.]+:\d+)/predict", "".join(lines)).group(1)
+        sources = [Run.open(run).dataset.root / r.path for r in Run.open(run).dataset.split("test")[:4]]
+        expected = open_classifier(export).predict_files(sources).argmax(1)
+        labels = open_classifier(export).labels
+        for src, best in zip(sources, expected):
+            status, body = call("/predict", src.read_bytes())
+            assert status == 200 and len(body["top_k"]) == 2 and body["top_k"][0]["label"] == labels[best]
+            assert body["top_k"][0]["probability"] >= body["top_k"][1]["probability"] and body["latency_ms"] > 0
+        status, body = call("/predict?top_k=3", sources[0].read_bytes())
+        assert status == 200 and len(body["top_k"]) == 3
+        health = call("/health")
+        assert health[0] == 200 and health[1]["labels"] == labels and "LiteRT" in health[1]["engine"]
+        assert call("/predict", b"not an image")[0] == 400 and "not a usable image" in call("/predict", b"xx")[1]["error"]
+        assert call("/predict", b"")[0] == 400
+        assert call("/predict?top_k=0", sources[0].read_bytes())[0] == 400
+        assert call("/elsewhere")[0] == 404
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    assert any(line.strip() == "stopped" for line in lines)
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error(bundle):
+    import socket
+
+    _, export, _ = bundle
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", str(export), "--port", str(port)])
+    assert result.exit_code == 2 and f"--port {port}: cannot listen" in result.output
+
+
 @pytest.mark.slow
 def test_plain_install_brings_no_tensorflow(bundle, tmp_path):
     run, export, _ = bundle

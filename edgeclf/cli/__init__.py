@@ -2,7 +2,7 @@
 
 import typer
 
-from edgeclf.cli import bench, demo, evaluate, export, predict, qat, report, train, watch
+from edgeclf.cli import bench, demo, evaluate, export, predict, qat, report, serve, train, watch
 
 app = typer.Typer(
     name="edgeclf",
@@ -20,6 +20,7 @@ app.command("predict", help=predict.HELP, epilog=predict.EXAMPLE)(predict.comman
 app.command("bench", help=bench.HELP, epilog=bench.EXAMPLE)(bench.command)
 app.command("report", help=report.HELP, epilog=report.EXAMPLE)(report.command)
 app.command("watch", help=watch.HELP, epilog=watch.EXAMPLE)(watch.command)
+app.command("serve", help=serve.HELP, epilog=serve.EXAMPLE)(serve.command)
 app.command("demo", help=demo.HELP, epilog=demo.EXAMPLE)(demo.command)
 
 
