@@ -35,6 +35,8 @@ def main(job: dict) -> dict:
     if job["name"] == "keras-fp32":
         import tensorflow as tf
 
+        if job["device"] == "cpu":  # a CPU bench measures the CPU even where TensorFlow sees a GPU
+            tf.config.set_visible_devices([], "GPU")
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         from edgeclf.runtime.keras_baseline import KerasClassifier

@@ -95,10 +95,30 @@ def test_bench_json_has_every_artifact_and_field(benched):
     assert data["artifacts"]["tflite-fp32"]["speedup_vs_runtime_fp32"] == pytest.approx(1.0)
 
 
+def _onnx_has_cuda() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.mark.skipif(_onnx_has_cuda(), reason="this machine has onnxruntime's CUDA provider")
 def test_gpu_request_without_gpu_is_a_clear_error(exported):
     run, _ = exported
     result = CliRunner().invoke(app, ["bench", str(run), "--device", "gpu"])
     assert result.exit_code == 2 and "--device gpu: onnxruntime has no CUDAExecutionProvider" in result.output
+
+
+@pytest.mark.skipif(not _onnx_has_cuda(), reason="needs onnxruntime-gpu and an NVIDIA GPU")
+def test_bench_on_gpu_uses_the_gpu_providers(exported, tmp_path):
+    run, _ = exported
+    out = tmp_path / "gpu.json"
+    result = CliRunner().invoke(app, ["bench", str(run), "--device", "gpu", "--runs", "10", "--warmup", "2",
+                                      "--batch-sizes", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["device"]["device"] == "gpu"
+    onnx = [r for name, r in data["artifacts"].items() if name.startswith("onnx")]
+    assert onnx and all(("CUDA" in r["engine"]) or ("Tensorrt" in r["engine"]) for r in onnx)
 
 
 def test_report_lists_every_artifact_and_merges_devices(benched, tmp_path):

@@ -9,10 +9,12 @@ import yaml
 
 from edgeclf.config import load_config
 from edgeclf.errors import RunDirError
+from edgeclf.models import load_model
 from edgeclf.train import train
 from tests.helpers import class_folders
 
 keras = pytest.importorskip("tf_keras")
+tf = pytest.importorskip("tensorflow")
 
 TINY = {"data.image_size": 32, "data.batch_size": 8, "model.alpha": 0.35, "model.weights": "none",
         "train.epochs": 1, "train.fine_tune_epochs": 1}
@@ -48,6 +50,10 @@ def test_tiny_run_writes_the_run_directory(three_classes, tmp_path):
     assert result.val_loss == pytest.approx(float(best["val_loss"]), rel=1e-3)  # model.keras is the best epoch's
 
 
+GPUS = tf.config.list_physical_devices("GPU")
+
+
+@pytest.mark.skipif(bool(GPUS), reason="this machine has a GPU")
 def test_mixed_precision_without_a_gpu_says_so_and_trains_float32(three_classes, tmp_path):
     from io import StringIO
 
@@ -60,6 +66,19 @@ def test_mixed_precision_without_a_gpu_says_so_and_trains_float32(three_classes,
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert meta["training"]["mixed_precision"] is False
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+@pytest.mark.skipif(not GPUS, reason="needs a GPU that TensorFlow sees")
+def test_training_uses_the_gpu_with_mixed_precision(three_classes, tmp_path):
+    cfg = load_config(overrides={**TINY, "model.name": "small_cnn", "train.fine_tune_epochs": 0, "train.mixed_precision": True})
+    try:
+        train(three_classes, tmp_path / "run", cfg)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert meta["training"]["mixed_precision"] is True and meta["training"]["devices"][0].startswith("/physical_device:GPU")
+    model = load_model(tmp_path / "run" / "model.keras")
+    assert model.layers[-1].dtype == "float32"  # the softmax head stays float32 under mixed precision
 
 
 def test_existing_run_is_refused_unless_overwrite(three_classes, tmp_path):

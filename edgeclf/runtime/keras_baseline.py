@@ -20,7 +20,7 @@ class KerasClassifier:
 
         self.model = load_model(model_path)
         self.labels = labels
-        self.engine = f"TensorFlow {tf.__version__} ({'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'})"
+        self.engine = f"TensorFlow {tf.__version__} ({'GPU' if tf.config.get_visible_devices('GPU') else 'CPU'})"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.model.predict_on_batch(batch)
