@@ -146,3 +146,17 @@ def test_reference_kernels_cli(exported):
     assert onnx.exit_code == 2 and "ONNX Runtime has no reference kernels" in onnx.output
     bad = CliRunner().invoke(app, ["predict", str(run), image, "--kernels", "exact"])
     assert bad.exit_code == 2 and "--kernels exact: choose one of fast, reference" in bad.output
+
+
+@pytest.mark.parametrize("name, blocked, message", [
+    ("tflite-int8-qat", ["ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"],
+     "no TFLite interpreter installed; pip install ai-edge-litert"),
+    ("onnx-int8-ptq", ["onnxruntime"], "onnxruntime is not installed; pip install onnxruntime"),
+])
+def test_a_missing_engine_is_a_one_line_error(exported, name, blocked, message):
+    run, _ = exported
+    image = _test_images(run)[0]
+    code = NO_TF + "".join(f"sys.modules[{m!r}] = None; " for m in blocked) + \
+        f"sys.argv = ['edgeclf', 'predict', {str(run)!r}, {image!r}, '--artifact', {name!r}]; from edgeclf.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

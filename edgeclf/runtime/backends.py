@@ -25,7 +25,11 @@ class LiteRTBackend:
         try:
             from ai_edge_litert.interpreter import Interpreter, OpResolverType
         except ImportError:  # devices where only tflite-runtime has a wheel (32-bit Arm)
-            from tflite_runtime.interpreter import Interpreter, OpResolverType
+            try:
+                from tflite_runtime.interpreter import Interpreter, OpResolverType
+            except ImportError:
+                raise EdgeclfError(f"{path.name}: no TFLite interpreter installed; pip install ai-edge-litert "
+                                   "(tflite-runtime on 32-bit Arm), or use an .onnx artifact") from None
         resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
         self.engine = "LiteRT (reference kernels)" if kernels == "reference" else "LiteRT (XNNPACK)"
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
@@ -46,8 +50,11 @@ class LiteRTBackend:
 
 class OnnxBackend:
     def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None):
-        import onnxruntime as ort
-
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise EdgeclfError(f"{path.name}: onnxruntime is not installed; pip install onnxruntime, "
+                               "or use a .tflite artifact") from None
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
