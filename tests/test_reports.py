@@ -1,6 +1,7 @@
 """evaluate, bench and report on the tiny exported run."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +148,12 @@ def test_report_without_eval_is_a_clear_error(tmp_path, exported):
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("reports"))
     result = CliRunner().invoke(app, ["report", str(copy)])
     assert result.exit_code == 2 and "run edgeclf evaluate" in result.output
+
+
+@pytest.mark.parametrize("board, name", [("pi4", "Arm Cortex-A72"), ("pi5", "Arm Cortex-A76")])
+def test_fingerprint_names_arm_cores(board, name):
+    from edgeclf.bench import cpu_name, cpuinfo_fields
+
+    text = (Path(__file__).resolve().parents[1] / "tools" / "arm64" / f"cpuinfo_{board}.txt").read_text()
+    assert cpu_name(cpuinfo_fields(text)) == name
+    assert cpu_name(cpuinfo_fields("model name\t: AMD EPYC 7B13\nflags\t: avx2")) == "AMD EPYC 7B13"
