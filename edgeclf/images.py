@@ -76,7 +76,7 @@ def resize(img: Image.Image, size: int | tuple[int, int]) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def load_image(path: str | Path, size: int | tuple[int, int]) -> np.ndarray:
+def load_image(path: str | Path | BinaryIO, size: int | tuple[int, int]) -> np.ndarray:
     """The shared preprocessing: decode, EXIF-orient, convert to RGB, resize. uint8 HxWx3, 0..255."""
     return resize(open_rgb(path), size)
 

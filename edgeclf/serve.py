@@ -7,14 +7,13 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
-from edgeclf.images import ImageError, open_rgb, resize
-from edgeclf.predict import ranked
+from edgeclf.images import ImageError, load_image
+from edgeclf.predict import classify
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.watch import Stop
 
@@ -59,13 +58,10 @@ def make_server(classifier: Classifier, host: str = "127.0.0.1", port: int = 808
                 return self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {MAX_BYTES} bytes"})
             body = self.rfile.read(length)
             try:
-                pixels = resize(open_rgb(io.BytesIO(body)), classifier.info.image_size)
+                pixels = load_image(io.BytesIO(body), classifier.info.image_size)
             except ImageError as exc:
                 return self._reply(HTTPStatus.BAD_REQUEST, {"error": f"not a usable image: {exc}"})
-            started = time.perf_counter()
-            probs = classifier.predict_pixels(pixels[None])[0]
-            self._reply(HTTPStatus.OK, {"top_k": ranked(classifier.labels, probs, k),
-                                        "latency_ms": round((time.perf_counter() - started) * 1000, 3)})
+            self._reply(HTTPStatus.OK, classify(classifier, pixels, k))
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
             if log:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import EXTENSIONS, ImageError, load_image, resize, to_rgb8
+from edgeclf.predict import classify
 from edgeclf.runtime.classifier import Classifier
 
 
@@ -34,11 +34,9 @@ class Stop:
 
 
 def _result(classifier: Classifier, source: str, pixels: np.ndarray) -> dict:
-    started = time.perf_counter()
-    probs = classifier.predict_pixels(pixels[None])[0]
-    best = int(probs.argmax())
-    return {"image": source, "label": classifier.labels[best], "probability": float(probs[best]),
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+    """{"image", "label", "probability", "latency_ms"}: the top-1 answer for one image."""
+    answer = classify(classifier, pixels, 1)
+    return {"image": source, **answer["top_k"][0], "latency_ms": answer["latency_ms"]}
 
 
 def watch_folder(classifier: Classifier, folder: Path, emit: Callable[[dict], None], interval: float = 0.5,

@@ -62,38 +62,54 @@ def test_bench_on_the_bundle_alone(bundle, tmp_path):
     assert missing.exit_code == 2 and "pass --images DIR" in missing.output
 
 
+class DeviceCommand:
+    """`edgeclf ARGS` in a subprocess where TensorFlow cannot be imported, as on a device; its stdout
+    lines are collected as they come. One 60 s deadline covers every wait; `stop()` sends SIGTERM
+    and waits; leaving the block kills the process if it is still alive."""
+
+    def __init__(self, *args: str):
+        code = "import sys; sys.modules['tensorflow'] = None; from edgeclf.cli import main; main()"
+        self.proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")), daemon=True)
+        self.reader.start()
+        self.deadline = time.time() + 60
+
+    def wait_for(self, done) -> None:
+        while not done(self.lines) and time.time() < self.deadline:
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.reader.join(timeout=10)
+
+    def __enter__(self) -> "DeviceCommand":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+
 def test_watch_classifies_new_images_and_stops_on_sigterm(bundle, tmp_path):
     run, export, _ = bundle
     folder = tmp_path / "incoming"
     folder.mkdir()
     (folder / "before.png").write_bytes(b"present at start: ignored without --existing")
-    code = "import sys; sys.modules['tensorflow'] = None; from edgeclf.cli import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "watch", str(export), str(folder), "--json", "--interval", "0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
-    try:
-        deadline = time.time() + 60
-        while not any("watching" in line for line in lines) and time.time() < deadline:
-            time.sleep(0.1)
+    with DeviceCommand("watch", str(export), str(folder), "--json", "--interval", "0.1") as watch:
+        watch.wait_for(lambda lines: any("watching" in line for line in lines))
         sources = [Run.open(run).dataset.root / r.path for r in Run.open(run).dataset.split("test")[:3]]
         for i, src in enumerate(sources):
             (folder / f"{i}.png").write_bytes(src.read_bytes())
         (folder / "notes.txt").write_text("not an image: ignored")
-        while sum(line.startswith("{") for line in lines) < 3 and time.time() < deadline:
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        reader.join(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, proc.stderr.read()[-2000:]
-    results = [json.loads(line) for line in lines if line.startswith("{")]
+        watch.wait_for(lambda lines: sum(line.startswith("{") for line in lines) >= 3)
+        watch.stop()
+    assert watch.proc.returncode == 0, watch.proc.stderr.read()[-2000:]
+    results = [json.loads(line) for line in watch.lines if line.startswith("{")]
     assert [Path(r["image"]).name for r in results] == ["0.png", "1.png", "2.png"]
     assert all(0 <= r["probability"] <= 1 and r["latency_ms"] > 0 for r in results)
-    assert any("stopped after 3 image(s)" in line for line in lines)
+    assert any("stopped after 3 image(s)" in line for line in watch.lines)
 
 
 def test_serve_answers_http_and_stops_on_sigterm(bundle):
@@ -102,12 +118,6 @@ def test_serve_answers_http_and_stops_on_sigterm(bundle):
     import urllib.request
 
     run, export, _ = bundle
-    code = "import sys; sys.modules['tensorflow'] = None; from edgeclf.cli import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "serve", str(export), "--port", "0", "--top-k", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
 
     def call(path, body=None):
         request = urllib.request.Request(url + path, data=body, method="POST" if body is not None else "GET")
@@ -117,11 +127,9 @@ def test_serve_answers_http_and_stops_on_sigterm(bundle):
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
-    try:
-        deadline = time.time() + 60
-        while not any("serving" in line for line in lines) and time.time() < deadline:
-            time.sleep(0.1)
-        url = re.search(r"(http://[\d.]+:\d+)/predict", "".join(lines)).group(1)
+    with DeviceCommand("serve", str(export), "--port", "0", "--top-k", "2") as serve:
+        serve.wait_for(lambda lines: any("serving" in line for line in lines))
+        url = re.search(r"(http://[\d.]+:\d+)/predict", "".join(serve.lines)).group(1)
         sources = [Run.open(run).dataset.root / r.path for r in Run.open(run).dataset.split("test")[:4]]
         expected = open_classifier(export).predict_files(sources).argmax(1)
         labels = open_classifier(export).labels
@@ -137,14 +145,9 @@ def test_serve_answers_http_and_stops_on_sigterm(bundle):
         assert call("/predict", b"")[0] == 400
         assert call("/predict?top_k=0", sources[0].read_bytes())[0] == 400
         assert call("/elsewhere")[0] == 404
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        reader.join(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, proc.stderr.read()[-2000:]
-    assert any(line.strip() == "stopped" for line in lines)
+        serve.stop()
+    assert serve.proc.returncode == 0, serve.proc.stderr.read()[-2000:]
+    assert any(line.strip() == "stopped" for line in serve.lines)
 
 
 def test_serve_on_a_busy_port_is_a_one_line_error(bundle):

@@ -130,8 +130,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(run.export_dir, work / "export")
     images = []  # paths as the guest's predict prints them: images/<index>_<file name>
+    (work / "images").mkdir(parents=True)
     for k, f in enumerate(map(Path, files)):
-        (work / "images").mkdir(parents=True, exist_ok=True)
         shutil.copy(f, work / "images" / f"{k:05d}_{f.name}")
         images.append(f"images/{k:05d}_{f.name}")
     entries = {a.name: a for a in read_artifacts(run.export_dir)}

@@ -26,12 +26,12 @@ def command(
     quiet: bool = typer.Option(False, "--quiet", help="Do not log each request."),
 ) -> None:
     from edgeclf.errors import EdgeclfError
+    from edgeclf.predict import check_top_k
     from edgeclf.runtime.open import open_classifier
     from edgeclf.serve import make_server, serve
     from edgeclf.watch import Stop
 
-    if top_k < 1:
-        raise EdgeclfError(f"--top-k {top_k}: must be at least 1")
+    check_top_k(top_k)
     classifier = open_classifier(model, artifact, threads)
     try:
         server = make_server(classifier, host, port, top_k, log=None if quiet else lambda line: console.print(line, style="dim"))
