@@ -175,3 +175,8 @@ def test_plain_install_brings_no_tensorflow(bundle, tmp_path):
     proc = subprocess.run([str(venv / "bin" / "edgeclf"), "predict", str(export), image, "--json"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)[0]["top_k"][0]["label"] in read_artifacts(export)[0].labels
+    out = tmp_path / "plain.json"
+    bench = subprocess.run([str(venv / "bin" / "edgeclf"), "bench", str(export), "--images", str(Run.open(run).dataset.root / "bag"),
+                            "--runs", "5", "--warmup", "1", "--batch-sizes", "1", "--out", str(out)], capture_output=True, text=True)
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    assert set(json.loads(out.read_text())["artifacts"]) == {a.name for a in read_artifacts(export)}
