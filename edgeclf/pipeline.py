@@ -32,6 +32,13 @@ def build_augmenter(cfg: AugmentConfig, seed: int):
     return keras.Sequential(layers, name="augment") if layers else None
 
 
+def training_order(count: int, seed: int) -> list[int]:
+    """The seeded permutation applied to the training file list before decoding and caching."""
+    import numpy as np
+
+    return np.random.default_rng(seed).permutation(count).tolist()
+
+
 def make_dataset(
     files: list[str],
     labels: list[int],
@@ -43,10 +50,22 @@ def make_dataset(
     augment=None,
     cache_file: Path | None = None,
 ):
-    """(float32 images 0..255 [B,S,S,3], one-hot labels [B,C]) batches."""
+    """(float32 images 0..255 [B,S,S,3], one-hot labels [B,C]) batches.
+
+    Training order: files are listed class by class, and a shuffle buffer smaller than the set
+    would then give batches of one or two classes (BatchNorm's batch statistics carry the class,
+    and the model does not generalise). So the training file list is put in a seeded random order
+    *before* decoding and caching: every stretch of the cache, and so every buffer's worth, is a
+    uniform sample of the whole set. When the whole set fits the buffer, each epoch is a fresh
+    uniform permutation; when it does not, the buffer re-mixes a different ~buffer-sized window
+    each epoch (the cache on disk keeps one order, so that folders larger than memory stream).
+    """
     import tensorflow as tf
 
     size = data.image_size
+    if training:
+        order = training_order(len(files), seed)
+        files, labels = [files[i] for i in order], [labels[i] for i in order]
 
     def decode(path):
         image = tf.numpy_function(lambda p: load_image(p.decode(), size), [path], tf.uint8, stateful=False)
@@ -54,6 +73,8 @@ def make_dataset(
         return image
 
     ds = tf.data.Dataset.from_tensor_slices((files, labels))
+    if training and data.cache == "none":  # nothing cached: a fresh uniform permutation of the names every epoch
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(lambda p, y: (decode(p), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if data.cache == "disk" and cache_file is not None:
         ds = ds.cache(str(cache_file))

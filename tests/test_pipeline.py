@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,27 @@ def test_augmentation_acts_on_training_batches_only(tmp_path):
     np.testing.assert_array_equal(augment(plain, training=False).numpy(), plain)
     off = load_config(overrides={"augment.enabled": False}).augment
     assert build_augmenter(off, seed=1) is None
+
+
+@pytest.mark.parametrize("cache", ["disk", "memory", "none"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_class_sorted_folder_larger_than_the_buffer_gives_mixed_batches(tmp_path, cache, seed):
+    """Files are listed class by class; with a buffer far smaller than the set, the first batches
+    must still hold every class in about equal shares (a buffer over class-sorted files gives
+    batches of one class)."""
+    classes = ["bag", "sneaker", "trouser", "sandal"]
+    root = class_folders(tmp_path / "d", classes, 60)
+    files = [str(p) for c in classes for p in sorted((root / c).glob("*.png"))]  # class-sorted, 240 files
+    labels = [classes.index(Path(f).parent.name) for f in files]
+    data = load_config(overrides={"data.image_size": 32, "data.batch_size": 16, "data.cache": cache,
+                                  "data.shuffle_buffer": 20}).data
+    ds = make_dataset(files, labels, 4, data, training=True, seed=seed, cache_file=tmp_path / "cache")
+    epochs = [[y.numpy().argmax(1) for _, y in ds] for _ in range(2)]
+    first = np.concatenate(epochs[0][:4])  # the first 64 images of the first epoch
+    counts = np.bincount(first, minlength=4)
+    assert counts.min() >= 8 and counts.max() <= 24, f"class histogram of the first 64 images: {counts} (16 each expected)"
+    for batch in epochs[0][:4]:
+        assert np.bincount(batch, minlength=4).max() <= 10, f"a batch dominated by one class: {batch}"
+    # every epoch sees every image once, in another order than the last
+    assert sorted(np.concatenate(epochs[0]).tolist()) == sorted(labels)
+    assert not np.array_equal(np.concatenate(epochs[0]), np.concatenate(epochs[1]))
