@@ -74,6 +74,7 @@ class TrainConfig(_Strict):
     reduce_lr_patience: int = Field(ge=1)
     reduce_lr_factor: float = Field(gt=0, lt=1)
     min_learning_rate: float = Field(ge=0)
+    precise_bn_batches: int = Field(ge=0, le=10000)
     deterministic: bool
     mixed_precision: bool
 

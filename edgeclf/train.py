@@ -113,7 +113,7 @@ def _fit(data: Dataset, cfg: Config, run: Path, console: Console) -> dict:
 def _fit_phases(data: Dataset, cfg: Config, run: Path, console: Console, gpus: list[str], mixed: bool) -> dict:
     import tf_keras as keras
 
-    from edgeclf.callbacks import EpochLog
+    from edgeclf.callbacks import EpochLog, PreciseBatchNorm
     from edgeclf.models import build_classifier, save_model, set_trainable
     from edgeclf.pipeline import build_augmenter, make_dataset
 
@@ -136,6 +136,8 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, console: Console, gpus: l
               ("fine_tune", cfg.train.fine_tune_epochs, cfg.train.fine_tune_learning_rate)]
     total_epochs = cfg.train.epochs + cfg.train.fine_tune_epochs
     phase_log = []
+    # BatchNorm trains only with a random backbone (a pretrained one keeps it frozen in both phases)
+    precise_bn = [] if built.weights.pretrained else [PreciseBatchNorm(train_ds, cfg.train.precise_bn_batches)]
     for phase, epochs, lr in phases:
         if epochs == 0:
             continue
@@ -162,7 +164,7 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, console: Console, gpus: l
                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.early_stopping_patience),
                 keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.train.reduce_lr_factor,
                                                   patience=cfg.train.reduce_lr_patience, min_lr=cfg.train.min_learning_rate),
-            ],
+            ] + precise_bn,
         )
         if checkpoint.exists():
             model.load_weights(str(checkpoint))  # the next phase starts from the best weights so far
@@ -180,7 +182,8 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, console: Console, gpus: l
     return {"rows": rows, "best": best, "phases": phase_log, "weights": built.weights, "model": model,
             "devices": gpus or ["CPU"], "mixed_precision": mixed,
             "val_loss": float(val_loss), "val_accuracy": float(val_accuracy),
-            "bn_momentum": None if built.weights.pretrained else cfg.model.scratch_bn_momentum}
+            "bn_momentum": None if built.weights.pretrained else cfg.model.scratch_bn_momentum,
+            "precise_bn_batches": None if built.weights.pretrained else cfg.train.precise_bn_batches}
 
 
 def _metadata(cfg: Config, data: Dataset, fitted: dict, seconds: float) -> dict:
@@ -211,6 +214,7 @@ def _metadata(cfg: Config, data: Dataset, fitted: dict, seconds: float) -> dict:
         "normalization": {**NORMALIZATION, "applied_in": "model"},
         "weights": fitted["weights"].to_json(),
         "batchnorm_momentum": fitted["bn_momentum"],
+        "batchnorm_precise_batches": fitted["precise_bn_batches"],
         "training": {
             "phases": fitted["phases"],
             "epochs_run": len(fitted["rows"]),
