@@ -10,8 +10,6 @@ count is set and recorded; peak RSS is the worker process's maximum resident set
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,16 +22,15 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from edgeclf import __version__
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import load_image
 from edgeclf.rundir import atomic_write_json
 from edgeclf.runtime.artifact import read_artifacts
 from edgeclf.runtime.keras_baseline import KERAS_NAME
+from edgeclf.runtime.machine import fingerprint
+from edgeclf.runtime.timing import SPANS
 
-SCHEMA_VERSION = 1
-FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",
-         "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "neon", "vfpv4")
+SCHEMA_VERSION = 2  # 2: spans defined in the file; import outside load; compiled Keras baseline; inputs.split
 MAX_SAMPLES = 2000
 
 
@@ -45,54 +42,6 @@ class BenchOptions:
     seconds: float | None
     batch_sizes: tuple[int, ...]
     device: str = "cpu"
-
-
-# Arm's CPU part numbers (implementer 0x41) on the boards edgeclf targets; /proc/cpuinfo on arm64
-# names no model, only this number.
-ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-             "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd40": "Neoverse-V1",
-             "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd4f": "Neoverse-V2"}
-
-
-def cpuinfo_fields(text: str) -> dict[str, str]:
-    """The first value of each /proc/cpuinfo key, keys lower-cased."""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip().lower(), value.strip())
-    return fields
-
-
-def cpu_name(fields: dict[str, str]) -> str:
-    part = fields.get("cpu part", "").lower()
-    if fields.get("cpu implementer", "").lower() == "0x41" and part in ARM_PARTS:
-        return f"Arm {ARM_PARTS[part]}"
-    return (fields.get("model name") or fields.get("hardware") or part or platform.processor() or "unknown")
-
-
-def fingerprint(threads: int, device: str) -> dict:
-    """What the numbers were measured on."""
-    fields = cpuinfo_fields(Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else "")
-    flags = set((fields.get("flags") or fields.get("features") or "").split())
-    board = Path("/proc/device-tree/model")
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "edgeclf": __version__}
-    for module in ("onnxruntime", "ai_edge_litert", "tflite_runtime"):
-        try:
-            versions[module] = __import__(module).__version__
-        except (ImportError, AttributeError):
-            pass
-    return {
-        "cpu": cpu_name(fields),
-        "board": board.read_text(errors="replace").strip("\x00\n ") if board.exists() else None,
-        "machine": platform.machine(),
-        "cores": os.cpu_count(),
-        "isa_flags": sorted(flags & set(FLAGS)),
-        "os": platform.platform(),
-        "versions": versions,
-        "threads": threads,
-        "device": device,
-    }
 
 
 def latency_stats(samples_ms: list[float], batch: int) -> dict:
@@ -133,7 +82,7 @@ def run_bench(target: Path, options: BenchOptions, out: Path | None = None, imag
         if not is_run:
             raise EdgeclfError(f"{target}: neither an edgeclf run nor an export folder with artifacts.json") from None
         entries = []
-    files = _input_files(target, is_run, images)
+    files, split = _input_files(target, is_run, images)
     size = entries[0].image_size if entries else None
     need = max(options.batch_sizes)
     files = files[:max(need, 32)]
@@ -158,16 +107,22 @@ def run_bench(target: Path, options: BenchOptions, out: Path | None = None, imag
             results[name] = result
     _speedups(results)
     notes = _notes(results)
+    if split == "val":
+        notes.append("the run has no test split: the timed inputs are validation images")
+    source = str(images) if images is not None else f"the run's {split} split"
     data = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run": str(target),
         "device": fingerprint(options.threads, options.device),
+        "spans": SPANS,
         "method": {"warmup": options.warmup, "runs": options.runs, "seconds": options.seconds,
                    "batch_sizes": list(options.batch_sizes), "threads": options.threads,
-                   "timed": "engine invoke only; decode and preprocessing reported apart",
-                   "inputs": f"{len(files)} images from {images or 'the test split'}, the same for every artifact"},
-        "decode_resize_ms_per_image": decode_ms,
+                   "timed": "batches[].*_ms are invoke_ms statistics (after warm-up); the other spans are reported apart",
+                   "keras_baseline": "compiled tf.function of model(x, training=False); predict_on_batch reported apart"},
+        "inputs": {"images": len(files), "split": split, "source": source,
+                   "note": "the same decoded images for every artifact"},
+        "decode_ms": decode_ms,
         "artifacts": results,
         "notes": notes,
     }
@@ -180,18 +135,20 @@ def run_bench(target: Path, options: BenchOptions, out: Path | None = None, imag
     return path
 
 
-def _input_files(target: Path, is_run: bool, images: Path | None) -> list[Path]:
+def _input_files(target: Path, is_run: bool, images: Path | None) -> tuple[list[Path], str | None]:
+    """(image files, the run's split they come from: "test", "val" when the run has no test split,
+    or None for --images)."""
     if images is not None:
         from edgeclf.predict import collect_images
 
-        return collect_images([images])
+        return collect_images([images]), None
     if not is_run:
         raise EdgeclfError(f"{target}: an export folder alone has no test images; pass --images DIR")
     from edgeclf.run import Run
 
     run = Run.open(target)
-    records = run.dataset.split("test") or run.dataset.split("val")
-    return [run.dataset.root / r.path for r in records]
+    split = "test" if run.dataset.split("test") else "val"
+    return [run.dataset.root / r.path for r in run.dataset.split(split)], split
 
 
 def _run_image_size(target: Path) -> int:
@@ -229,6 +186,12 @@ def _speedups(results: dict) -> None:
 
 def _notes(results: dict) -> list[str]:
     notes = []
+    keras = results.get(KERAS_NAME, {})
+    if keras.get("predict_on_batch"):
+        slow, fast = keras["predict_on_batch"][0], headline_batch(keras)
+        notes.append(f"{KERAS_NAME} is timed as a compiled call (p50 {fast['p50_ms']:.3f} ms, batch {fast['batch']}); "
+                     f"through Keras' predict_on_batch the same model takes {slow['p50_ms']:.3f} ms "
+                     f"({slow['p50_ms'] / fast['p50_ms']:.2f}x): that path is not used for any ratio")
     for name, result in results.items():
         if result["precision"].startswith("int8") and result["speedup_vs_runtime_fp32"] and result["speedup_vs_runtime_fp32"] < 1:
             notes.append(f"{name} is SLOWER than {result['format']}-fp32 on this CPU "
@@ -249,7 +212,7 @@ def _require_gpu() -> None:
 def print_table(data: dict, console: Console) -> None:
     d = data["device"]
     table = Table(title=f"{d['cpu']} ({d['cores']} cores, {d['threads']} threads, {d['device']})")
-    for column in ("artifact", "size", "load ms", "first ms", "p50", "p90", "p99", "img/s b1", "max img/s", "RSS MB",
+    for column in ("artifact", "size", "load ms", "first ms", "invoke p50", "p90", "p99", "img/s b1", "max img/s", "RSS MB",
                    "× keras", "× fp32"):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     for r in data["artifacts"].values():

@@ -102,6 +102,8 @@ class ExportConfig(_Strict):
     onnx_opset: int = Field(ge=13)
     fp32_tolerance: float = Field(gt=0)
     fp16_tolerance: float = Field(gt=0)
+    parity_images: int = Field(ge=1, le=64)
+    parity_spread_images: int = Field(ge=0, le=5000)
 
 
 class Config(_Strict):

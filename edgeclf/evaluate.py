@@ -23,6 +23,7 @@ from edgeclf.rundir import atomic_write_bytes, atomic_write_json, atomic_write_t
 from edgeclf.runtime.artifact import read_artifacts
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.keras_baseline import KERAS_NAME, KerasClassifier
+from edgeclf.runtime.machine import fingerprint
 
 REPORTS = "reports"
 
@@ -46,12 +47,14 @@ def evaluate_run(run_dir: Path, split: str = "test", names: list[str] | None = N
         entries = [a for a in entries if a.name in names]
     pixels, labels, paths = run.images(split)
     console.print(f"evaluating on the {split} split: {len(labels)} images, {len(run.classes)} classes")
-    float_probs = KerasClassifier(run.model_path, run.classes).predict_pixels(pixels)
+    keras = KerasClassifier(run.model_path, run.classes)
+    float_probs = keras.predict_pixels(pixels)
     float_top1 = float_probs.argmax(1)
-    records = {KERAS_NAME: _record(KERAS_NAME, "keras", "fp32", labels, float_probs, float_top1, run.classes)}
+    records = {KERAS_NAME: _record(KERAS_NAME, "keras", "fp32", labels, float_probs, float_top1, run.classes, keras)}
     for info in entries:
-        probs = Classifier.from_run(run.path, info).predict_pixels(pixels)
-        records[info.name] = _record(info.name, info.format, info.precision, labels, probs, float_top1, run.classes)
+        classifier = Classifier.from_run(run.path, info)
+        probs = classifier.predict_pixels(pixels)
+        records[info.name] = _record(info.name, info.format, info.precision, labels, probs, float_top1, run.classes, classifier)
     float_acc = records[KERAS_NAME]["accuracy"]
     for record in records.values():
         record["delta_points"] = round((record["accuracy"] - float_acc) * 100, 4)
@@ -67,6 +70,7 @@ def evaluate_run(run_dir: Path, split: str = "test", names: list[str] | None = N
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "split": split,
         "images": int(len(labels)),
+        "machine": fingerprint(None, "cpu"),  # where these accuracies were measured
         "classes": run.classes,
         "artifacts": records,
     })
@@ -74,9 +78,11 @@ def evaluate_run(run_dir: Path, split: str = "test", names: list[str] | None = N
     return EvalResult(path, records)
 
 
-def _record(name, fmt, precision, labels, probs, float_top1, classes) -> dict:
+def _record(name, fmt, precision, labels, probs, float_top1, classes, classifier) -> dict:
     metrics = classification_metrics(labels, probs, classes)
-    return {"name": name, "format": fmt, "precision": precision, **metrics,
+    return {"name": name, "format": fmt, "precision": precision,
+            "engine": classifier.engine, "engine_version": classifier.version, "kernels": classifier.kernels,
+            "threads": getattr(classifier, "threads", None) or "engine default", **metrics,
             "agreement_with_float": float((probs.argmax(1) == float_top1).mean())}
 
 

@@ -41,26 +41,35 @@ def check_top_k(top_k: int) -> None:
         raise EdgeclfError(f"--top-k {top_k}: must be at least 1")
 
 
-def classify(classifier: Classifier, pixels: np.ndarray, top_k: int) -> dict:
-    """One image's uint8 pixels [H,W,3] -> {"top_k": the ranked labels, "latency_ms": inference time,
-    preprocessing excluded}. What predict, watch and serve report per image."""
+def classify(classifier: Classifier, pixels: np.ndarray, top_k: int, decode_ms: float | None = None) -> dict:
+    """One image's uint8 pixels [H,W,3] -> {"top_k": the ranked labels, and the spans decode_ms
+    (when given), preprocess_ms, invoke_ms, postprocess_ms}: what predict, watch and serve report
+    per image, under the names bench.json uses (edgeclf.runtime.timing.SPANS)."""
+    probs, spans = classifier.timed(pixels[None])
+    timing = ({"decode_ms": decode_ms} if decode_ms is not None else {}) | spans
+    return {"top_k": ranked(classifier.labels, probs[0], top_k), **{k: round(v, 4) for k, v in timing.items()}}
+
+
+def decode(path, size: int) -> tuple[np.ndarray, float]:
+    """(uint8 pixels, decode_ms) for one image file or file object."""
     started = time.perf_counter()
-    probs = classifier.predict_pixels(pixels[None])[0]
-    latency = (time.perf_counter() - started) * 1000
-    return {"top_k": ranked(classifier.labels, probs, top_k), "latency_ms": round(latency, 3)}
+    pixels = load_image(path, size)
+    return pixels, (time.perf_counter() - started) * 1000
 
 
 def predict(model: Path, targets: list[Path], artifact: str | None = None, top_k: int = 5,
             threads: int | None = None, kernels: str = "fast") -> tuple[str, list[dict]]:
-    """(artifact name, one {"image", "top_k": [{"label", "probability"}], "latency_ms"} per image)."""
+    """(artifact name, one {"image", "top_k": [{"label", "probability"}], "decode_ms", "preprocess_ms",
+    "invoke_ms", "postprocess_ms"} per image). The classifier is warmed up once before the first
+    image, so that no image is timed on the engine's first call."""
     classifier = open_classifier(model, artifact, threads, kernels)
     check_top_k(top_k)
     results = []
     for path in collect_images(targets):
         try:
-            pixels = load_image(path, classifier.info.image_size)
+            pixels, decode_ms = decode(path, classifier.info.image_size)
         except ImageError as exc:
             results.append({"image": str(path), "error": str(exc)})
             continue
-        results.append({"image": str(path), **classify(classifier, pixels, top_k)})
+        results.append({"image": str(path), **classify(classifier, pixels, top_k, decode_ms)})
     return classifier.info.name, results

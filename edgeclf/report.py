@@ -38,8 +38,21 @@ def _load_json(path: Path, what: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def rows(bench: dict, evaluation: dict | None) -> list[dict]:
-    records = (evaluation or {}).get("artifacts", {})
+def same_machine(evaluation: dict, bench: dict, own: bool) -> bool:
+    """Whether bench ran where evaluation's accuracies were measured (CPU, architecture, board).
+    An eval.json without a machine record (schema before provenance) counts only for the run's
+    own bench.json."""
+    where = evaluation.get("machine")
+    if not where:
+        return own
+    d = bench["device"]
+    return not d.get("emulated") and all(where.get(k) == d.get(k) for k in ("cpu", "machine", "board"))
+
+
+def rows(bench: dict, evaluation: dict | None, accuracy_here: bool = True) -> list[dict]:
+    """One row per artifact; accuracy columns only where the accuracy was measured on this bench's
+    machine ("-" elsewhere: a device row never shows another machine's accuracy as its own)."""
+    records = (evaluation or {}).get("artifacts", {}) if accuracy_here else {}
     out = []
     for name, r in bench["artifacts"].items():
         b1 = headline_batch(r)
@@ -88,11 +101,15 @@ def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = 
     for name, data in images.items():
         atomic_write_bytes(figures / name, data)
 
-    tables = [(device_label(b), rows(b, evaluation)) for b in benches]
+    here = [same_machine(evaluation, b, own=bool(own) and i == 0) for i, b in enumerate(benches)]
+    tables = [(device_label(b), rows(b, evaluation, h)) for b, h in zip(benches, here)]
     merged = [row for _, device_rows in tables for row in device_rows] if len(benches) > 1 else None
     context = {"run": run, "evaluation": evaluation, "benches": benches, "tables": tables, "merged": merged,
-               "best_int8": best_int8,
-               "notes": [f"{device_label(b)}: {b['device']['emulated']}" for b in benches if b["device"].get("emulated")]
+               "best_int8": best_int8, "accuracy_on": _accuracy_source(evaluation),
+               "notes": [f"{device_label(b)}: accuracy not measured on this device (shown as -); "
+                         "edgeclf verify checks that its outputs match the exporting machine's"
+                         for b, h in zip(benches, here) if not h]
+               + [f"{device_label(b)}: {b['device']['emulated']}" for b in benches if b["device"].get("emulated")]
                + [f"{device_label(b)}: {n}" for b in benches for n in b.get("notes", [])]}
     md = atomic_write_text(out / "report.md", _markdown(context, images))
     page = atomic_write_text(out / "report.html", _html(context, images))
@@ -109,9 +126,17 @@ def _intro(ctx) -> list[str]:
     meta, ev = ctx["run"].metadata, ctx["evaluation"]
     return [f"Run `{ctx['run'].path}`: {meta['model']['name']} alpha {meta['model'].get('alpha')}, "
             f"{meta['preprocessing']['size'][0]} px, {len(meta['classes'])} classes, weights {meta['weights']['source']}.",
-            f"Accuracy on the {ev['split']} split ({ev['images']} images), from the run's eval.json (measured where "
-            "edgeclf evaluate ran); latency is batch 1, engine invoke only (decoding and preprocessing apart), "
-            "percentiles of warm runs on each device."]
+            f"Accuracy on the {ev['split']} split ({ev['images']} images), from the run's eval.json, measured on "
+            f"{ctx['accuracy_on']}; latency is batch 1, invoke_ms only (decoding, preprocessing and postprocessing "
+            "apart; the spans are defined in bench.json), percentiles of warm runs on each device."]
+
+
+def _accuracy_source(evaluation: dict) -> str:
+    where = evaluation.get("machine")
+    if not where:
+        return "the machine where edgeclf evaluate ran (not recorded)"
+    engines = sorted({f"{r['engine']} {r.get('engine_version', '')}".strip() for r in evaluation["artifacts"].values() if r.get("engine")})
+    return f"{where['cpu']} ({where['machine']}) with {'; '.join(engines)}"
 
 
 def _markdown(ctx, images) -> str:

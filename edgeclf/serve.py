@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
-from edgeclf.images import ImageError, load_image
-from edgeclf.predict import classify
+from edgeclf.images import ImageError
+from edgeclf.predict import classify, decode
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.watch import Stop
 
@@ -58,10 +58,10 @@ def make_server(classifier: Classifier, host: str = "127.0.0.1", port: int = 808
                 return self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {MAX_BYTES} bytes"})
             body = self.rfile.read(length)
             try:
-                pixels = load_image(io.BytesIO(body), classifier.info.image_size)
+                pixels, decode_ms = decode(io.BytesIO(body), classifier.info.image_size)
             except ImageError as exc:
                 return self._reply(HTTPStatus.BAD_REQUEST, {"error": f"not a usable image: {exc}"})
-            self._reply(HTTPStatus.OK, classify(classifier, pixels, k))
+            self._reply(HTTPStatus.OK, classify(classifier, pixels, k, decode_ms))
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
             if log:

@@ -12,8 +12,8 @@ from typing import Callable
 import numpy as np
 
 from edgeclf.errors import EdgeclfError
-from edgeclf.images import EXTENSIONS, ImageError, load_image, resize, to_rgb8
-from edgeclf.predict import classify
+from edgeclf.images import EXTENSIONS, ImageError, resize, to_rgb8
+from edgeclf.predict import classify, decode
 from edgeclf.runtime.classifier import Classifier
 
 
@@ -33,10 +33,12 @@ class Stop:
         return self.event.is_set()
 
 
-def _result(classifier: Classifier, source: str, pixels: np.ndarray) -> dict:
-    """{"image", "label", "probability", "latency_ms"}: the top-1 answer for one image."""
-    answer = classify(classifier, pixels, 1)
-    return {"image": source, **answer["top_k"][0], "latency_ms": answer["latency_ms"]}
+def _result(classifier: Classifier, source: str, pixels: np.ndarray, decode_ms: float | None = None) -> dict:
+    """{"image", "label", "probability", and the spans (decode_ms, preprocess_ms, invoke_ms,
+    postprocess_ms)}: the top-1 answer for one image."""
+    answer = classify(classifier, pixels, 1, decode_ms)
+    top = answer.pop("top_k")[0]
+    return {"image": source, **top, **answer}
 
 
 def watch_folder(classifier: Classifier, folder: Path, emit: Callable[[dict], None], interval: float = 0.5,
@@ -61,7 +63,7 @@ def watch_folder(classifier: Classifier, folder: Path, emit: Callable[[dict], No
                 continue
             seen.add(path)
             try:
-                emit(_result(classifier, str(path), load_image(path, classifier.info.image_size)))
+                emit(_result(classifier, str(path), *decode(path, classifier.info.image_size)))
                 count += 1
             except ImageError as exc:
                 emit({"image": str(path), "error": str(exc)})

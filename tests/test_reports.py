@@ -61,6 +61,13 @@ def test_eval_json_equals_an_independent_computation(evaluated):
         assert (run / "reports" / "confusion" / f"{a.name}.csv").read_text().startswith("true\\predicted,bag,sneaker,trouser")
         assert (run / "reports" / "confusion" / f"{a.name}.png").read_bytes()[:4] == b"\x89PNG"
     assert data["artifacts"]["keras-fp32"]["delta_points"] == 0 and "top5_accuracy" not in data["artifacts"]["keras-fp32"]
+    # where each number comes from: split, machine, engine and version, kernels, threads
+    assert data["split"] == "test" and data["machine"]["cpu"] and data["machine"]["machine"]
+    assert data["machine"]["versions"]["tensorflow"].startswith("2.")
+    for name, record in data["artifacts"].items():
+        assert record["engine"] and record["engine_version"] and record["kernels"] and record["threads"], name
+    assert data["artifacts"]["tflite-fp32"]["engine"] == "LiteRT (XNNPACK)" and data["artifacts"]["tflite-fp32"]["kernels"] == "fast"
+    assert data["artifacts"]["keras-fp32"]["engine_version"].startswith("tensorflow 2.")
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +80,17 @@ def benched(evaluated):
 
 def test_bench_json_has_every_artifact_and_field(benched):
     run, data = benched
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
+    assert set(data["spans"]) >= {"import_ms", "load_ms", "first_inference_ms", "invoke_ms", "preprocess_ms", "postprocess_ms"}
+    assert data["inputs"]["split"] == "test" and data["inputs"]["images"] == 32
     assert set(data["artifacts"]) == {"keras-fp32"} | {a.name for a in read_artifacts(run)}
     d = data["device"]
     for key in ("cpu", "cores", "isa_flags", "os", "versions", "threads", "machine"):
         assert key in d
     assert d["threads"] == 1 and "onnxruntime" in d["versions"]
-    assert data["decode_resize_ms_per_image"] > 0
+    assert data["decode_ms"] > 0
     for name, r in data["artifacts"].items():
-        for key in ("engine", "load_ms", "first_inference_ms", "preprocess_ms_per_image", "peak_rss_mb", "file_bytes",
+        for key in ("engine", "load_ms", "first_inference_ms", "preprocess_ms", "postprocess_ms", "import_ms", "engine_version", "kernels", "peak_rss_mb", "file_bytes",
                     "speedup_vs_keras", "speedup_vs_runtime_fp32", "samples_ms_batch1"):
             assert key in r, (name, key)
         assert [b["batch"] for b in r["batches"]] == [1, 4]
@@ -89,6 +98,13 @@ def test_bench_json_has_every_artifact_and_field(benched):
             assert b["runs"] == 30 and b["min_ms"] <= b["p50_ms"] <= b["p90_ms"] <= b["p99_ms"] <= b["max_ms"]
             assert b["throughput_ips"] == pytest.approx(b["batch"] * 1000 / b["mean_ms"])
     assert data["artifacts"]["keras-fp32"]["speedup_vs_keras"] == pytest.approx(1.0)
+    # the Keras baseline is the compiled call; predict_on_batch is measured the same way and reported apart
+    keras = data["artifacts"]["keras-fp32"]
+    assert [b["batch"] for b in keras["predict_on_batch"]] == [1, 4] and keras["predict_on_batch"][0]["runs"] == 30
+    assert any("predict_on_batch" in n and "not used for any ratio" in n for n in data["notes"])
+    assert all("predict_on_batch" not in r for name, r in data["artifacts"].items() if name != "keras-fp32")
+    # import is outside the load clock for every engine: a LiteRT session loads in far less than its import
+    assert data["artifacts"]["tflite-fp32"]["import_ms"] > 0 and data["artifacts"]["keras-fp32"]["import_ms"] > 500
     assert data["artifacts"]["tflite-fp32"]["engine"] == "LiteRT (XNNPACK)"
     # each worker's own peak memory (this pytest process holds TensorFlow: hundreds of MB)
     assert data["artifacts"]["tflite-fp32"]["peak_rss_mb"] < data["artifacts"]["keras-fp32"]["peak_rss_mb"] / 2
@@ -135,6 +151,16 @@ def test_report_lists_every_artifact_and_merges_devices(benched, tmp_path):
         assert f"| {name} |" in md and f"<td>{name}</td>" in page
     assert "## All devices" in md and "| device | artifact |" in md
     assert md.count("Raspberry Pi 5 Model B Rev 1.0") >= len(data["artifacts"])
+    # accuracy is labelled with where it was measured, and never shown in another device's rows
+    evaluation = json.loads((run / "reports" / "eval.json").read_text())
+    assert f"measured on {evaluation['machine']['cpu']}" in md
+    merged = md.split("## All devices")[1].split("##")[0]
+    pi_rows = [line for line in merged.splitlines() if line.startswith("| Raspberry Pi 5")]
+    own_rows = [line for line in merged.splitlines() if line.startswith("| ") and "Raspberry" not in line and "device" not in line]
+    accuracy = "| " + f"{evaluation['artifacts']['keras-fp32']['accuracy']:.2%}" + " |"
+    assert len(pi_rows) == len(data["artifacts"]) and all(line.split(" | ")[4] == "-" for line in pi_rows)
+    assert any(accuracy in line for line in own_rows)
+    assert "accuracy not measured on this device" in md
     for figure in ("accuracy_vs_latency.png", "latency_distribution.png", "confusion_keras-fp32.png", "training_curves.png"):
         assert (tmp_path / "out" / "figures" / figure).is_file() and f"figures/{figure}" in md
     assert page.count("data:image/png;base64,") >= 4 and "src='figures" not in page  # self-contained
@@ -152,7 +178,7 @@ def test_report_without_eval_is_a_clear_error(tmp_path, exported):
 
 @pytest.mark.parametrize("board, name", [("pi4", "Arm Cortex-A72"), ("pi5", "Arm Cortex-A76")])
 def test_fingerprint_names_arm_cores(board, name):
-    from edgeclf.bench import cpu_name, cpuinfo_fields
+    from edgeclf.runtime.machine import cpu_name, cpuinfo_fields
 
     text = (Path(__file__).resolve().parents[1] / "tools" / "arm64" / f"cpuinfo_{board}.txt").read_text()
     assert cpu_name(cpuinfo_fields(text)) == name

@@ -2,7 +2,7 @@
 
 import typer
 
-from edgeclf.cli import bench, demo, evaluate, export, predict, qat, report, serve, train, watch
+from edgeclf.cli import bench, demo, evaluate, export, predict, qat, report, serve, train, verify, watch
 
 app = typer.Typer(
     name="edgeclf",
@@ -21,6 +21,7 @@ app.command("bench", help=bench.HELP, epilog=bench.EXAMPLE)(bench.command)
 app.command("report", help=report.HELP, epilog=report.EXAMPLE)(report.command)
 app.command("watch", help=watch.HELP, epilog=watch.EXAMPLE)(watch.command)
 app.command("serve", help=serve.HELP, epilog=serve.EXAMPLE)(serve.command)
+app.command("verify", help=verify.HELP, epilog=verify.EXAMPLE)(verify.command)
 app.command("demo", help=demo.HELP, epilog=demo.EXAMPLE)(demo.command)
 
 

@@ -36,10 +36,10 @@ def command(
     table = Table(title=f"{name}")
     table.add_column("image")
     table.add_column("top-k (probability)")
-    table.add_column("ms", justify="right")
+    table.add_column("invoke ms", justify="right")
     for r in results:
         if "error" in r:
             table.add_row(r["image"], f"[red]{r['error']}[/]", "")
         else:
-            table.add_row(r["image"], ", ".join(f"{p['label']} ({p['probability']:.3f})" for p in r["top_k"]), f"{r['latency_ms']:.2f}")
+            table.add_row(r["image"], ", ".join(f"{p['label']} ({p['probability']:.3f})" for p in r["top_k"]), f"{r['invoke_ms']:.3f}")
     console.print(table)

@@ -40,7 +40,7 @@ def command(
         elif "error" in result:
             console.print(f"{result['image']}: [red]{result['error']}[/]")
         else:
-            console.print(f"{result['image']}: {result['label']} {result['probability']:.3f} ({result['latency_ms']:.2f} ms)")
+            console.print(f"{result['image']}: {result['label']} {result['probability']:.3f} (invoke {result['invoke_ms']:.2f} ms)")
 
     stop = Stop()
     console.print(f"watching {folder if folder is not None else f'camera {camera}'} with {classifier.info.name}; "

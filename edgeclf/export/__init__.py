@@ -18,6 +18,7 @@ from edgeclf import __version__
 from edgeclf.export.errors import ExportError, ValidationFailed
 from edgeclf.export.formats import ArtifactSpec, select
 from edgeclf.export.validate import Reference, validate
+from edgeclf.parity import record_parity, sample_indices
 from edgeclf.rundir import atomic_write_json
 from edgeclf.run import ARTIFACTS, Run
 from edgeclf.runtime.artifact import ARTIFACTS_VERSION, ArtifactInfo, read_artifacts
@@ -73,6 +74,9 @@ def export_run(run_dir: Path, *, int8: bool, overrides: dict | None = None, opti
         written.append(info)
 
     index = _write_index(run, written)
+    record_parity(run.export_dir, val_pixels[sample_indices(val_labels, cfg.export.parity_images)],
+                  val_pixels[sample_indices(val_labels, cfg.export.parity_spread_images)],
+                  {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance})
     print_table(written, ref, console)
     failed = [a for a in written if a.status != "ok"]
     if failed:

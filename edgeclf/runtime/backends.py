@@ -20,18 +20,51 @@ from edgeclf.errors import EdgeclfError
 KERNELS = ("fast", "reference")
 
 
+def import_engine(suffix: str):
+    """Import the engine package for a .tflite or .onnx file (what bench times as import_ms), or
+    raise a one-line error naming what to install."""
+    if suffix == ".tflite":
+        try:
+            from ai_edge_litert import interpreter
+        except ImportError:  # devices where only tflite-runtime has a wheel (32-bit Arm)
+            try:
+                from tflite_runtime import interpreter
+            except ImportError:
+                raise EdgeclfError("no TFLite interpreter installed; pip install ai-edge-litert "
+                                   "(tflite-runtime on 32-bit Arm), or use an .onnx artifact") from None
+        return interpreter
+    if suffix == ".onnx":
+        try:
+            import onnxruntime
+        except ImportError:
+            raise EdgeclfError("onnxruntime is not installed; pip install onnxruntime, or use a .tflite artifact") from None
+        return onnxruntime
+    raise ValueError(f"expected a .tflite or .onnx file, not {suffix!r}")
+
+
+def engine_version(suffix: str) -> str:
+    """The installed version of the engine package for a .tflite or .onnx file."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ("ai-edge-litert", "tflite-runtime") if suffix == ".tflite" else ("onnxruntime", "onnxruntime-gpu")
+    for name in names:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            continue
+    return "unknown"
+
+
 class LiteRTBackend:
     def __init__(self, path: Path, threads: int | None = None, kernels: str = "fast"):
         try:
-            from ai_edge_litert.interpreter import Interpreter, OpResolverType
-        except ImportError:  # devices where only tflite-runtime has a wheel (32-bit Arm)
-            try:
-                from tflite_runtime.interpreter import Interpreter, OpResolverType
-            except ImportError:
-                raise EdgeclfError(f"{path.name}: no TFLite interpreter installed; pip install ai-edge-litert "
-                                   "(tflite-runtime on 32-bit Arm), or use an .onnx artifact") from None
+            lite = import_engine(".tflite")
+        except EdgeclfError as exc:
+            raise EdgeclfError(f"{path.name}: {exc}") from None
+        Interpreter, OpResolverType = lite.Interpreter, lite.OpResolverType  # noqa: N806
         resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
         self.engine = "LiteRT (reference kernels)" if kernels == "reference" else "LiteRT (XNNPACK)"
+        self.version = engine_version(".tflite")
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
@@ -51,10 +84,10 @@ class LiteRTBackend:
 class OnnxBackend:
     def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None):
         try:
-            import onnxruntime as ort
-        except ImportError:
-            raise EdgeclfError(f"{path.name}: onnxruntime is not installed; pip install onnxruntime, "
-                               "or use a .tflite artifact") from None
+            ort = import_engine(".onnx")
+        except EdgeclfError as exc:
+            raise EdgeclfError(f"{path.name}: {exc}") from None
+        self.version = f"onnxruntime {ort.__version__}"
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

@@ -9,12 +9,22 @@ import numpy as np
 from edgeclf.images import load_image
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.backends import open_backend
+from edgeclf.runtime.timing import span
 
 
 class Classifier:
+    """One exported artifact on its engine: uint8 pixels in, probabilities out.
+
+    Takes the artifact's description (ArtifactInfo: input/output quantization, normalisation,
+    labels) and its file; `kernels` is "fast" (the engine's default) or "reference" (LiteRT's
+    portable kernels). Raises EdgeclfError when the engine is missing or refuses the options.
+    """
+
     def __init__(self, info: ArtifactInfo, file: Path, threads: int | None = None, device: str = "cpu",
                  kernels: str = "fast"):
         self.info = info
+        self.threads = threads
+        self.kernels = kernels
         self.backend = open_backend(file, threads, device, kernels)
 
     @classmethod
@@ -24,6 +34,10 @@ class Classifier:
     @property
     def engine(self) -> str:
         return self.backend.engine
+
+    @property
+    def version(self) -> str:
+        return self.backend.version
 
     @property
     def labels(self) -> list[str]:
@@ -54,6 +68,22 @@ class Classifier:
         outputs = [self.finish(self.backend.run(self.prepare(pixels[i:i + batch_size])))
                    for i in range(0, len(pixels), batch_size)]
         return np.concatenate(outputs)
+
+    def timed(self, pixels: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Probabilities for a uint8 batch, and the spans {preprocess_ms, invoke_ms, postprocess_ms}
+        (edgeclf.runtime.timing) it took."""
+        spans: dict = {}
+        with span(spans, "preprocess_ms"):
+            x = self.prepare(pixels)
+        with span(spans, "invoke_ms"):
+            raw = self.backend.run(x)
+        with span(spans, "postprocess_ms"):
+            probs = self.finish(raw)
+        return probs, spans
+
+    def warm_up(self) -> None:
+        """One untimed inference, so that the first image's timing is not the engine's first call."""
+        self.predict_pixels(np.zeros((1, self.info.image_size, self.info.image_size, 3), np.uint8))
 
     def predict_files(self, paths: list[Path], batch_size: int = 32) -> np.ndarray:
         pixels = np.stack([load_image(p, self.info.image_size) for p in paths])

@@ -30,8 +30,16 @@ def default_artifact(entries: list[ArtifactInfo]) -> ArtifactInfo:
 
 
 def open_classifier(target: Path, artifact: str | None = None, threads: int | None = None,
-                    kernels: str = "fast") -> Classifier:
-    target = Path(target)
+                    kernels: str = "fast", warm_up: bool = True) -> Classifier:
+    """A classifier for what the user points at (see the module docstring), warmed up by one
+    untimed inference unless warm_up is False. Raises ArtifactNotFound or EdgeclfError."""
+    classifier = _open(Path(target), artifact, threads, kernels)
+    if warm_up:
+        classifier.warm_up()
+    return classifier
+
+
+def _open(target: Path, artifact: str | None, threads: int | None, kernels: str) -> Classifier:
     if target.is_file() and target.suffix in (".tflite", ".onnx"):
         return Classifier(describe_file(target), target, threads, kernels=kernels)
     if not target.exists():

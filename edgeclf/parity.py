@@ -1,0 +1,235 @@
+"""Device parity: the exporting machine records each artifact's raw outputs on a few sample images
+(export/parity/), and `edgeclf verify` re-runs them on any machine and applies one rule.
+
+The rule (the one the arm64 check established):
+- every file must have the size and sha256 that artifacts.json records (else: changed since export);
+- float outputs (fp32, fp16, dynamic-range): max |difference| from the recorded outputs within the
+  export's tolerance (fp32_tolerance for fp32, fp16_tolerance otherwise);
+- an int8 TFLite on LiteRT's reference kernels: the raw outputs bit-identical to the recorded ones
+  (those kernels' integer arithmetic is specified to the bit on every CPU);
+- integer outputs on the fast kernels: top-1 differs from the recorded top-1 on at most
+  ceil(rate x samples) images, where rate is how often the exporting machine's own fast and
+  reference kernels disagree (measured at export on up to parity_spread_images validation
+  images); ONNX Runtime has no reference kernels, so its int8 artifacts must keep every top-1.
+
+TensorFlow-free: verify runs on the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edgeclf import __version__
+from edgeclf.errors import EdgeclfError
+from edgeclf.images import load_image
+from edgeclf.rundir import atomic_write_bytes, atomic_write_json
+from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, read_artifacts
+from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.machine import fingerprint
+
+PARITY_DIR = "parity"
+REFERENCE = "reference.json"
+VERSION = 1
+MAX_SAMPLES = 64
+MAX_REFERENCE_BYTES = 32 * 1024 * 1024  # refused before it is read
+
+
+def sample_indices(labels: np.ndarray, count: int) -> list[int]:
+    """count indices spread over the classes: round-robin, each class's images in their order."""
+    per_class = [list(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    chosen: list[int] = []
+    while len(chosen) < min(count, len(labels)):
+        for queue in per_class:
+            if queue and len(chosen) < count:
+                chosen.append(int(queue.pop(0)))
+    return sorted(chosen)
+
+
+def _raw_outputs(classifier: Classifier, pixels: np.ndarray) -> np.ndarray:
+    """Raw outputs, one image at a time (batch 1 on both machines: no batch-dependent kernels)."""
+    return np.concatenate([classifier.backend.run(classifier.prepare(pixels[i:i + 1])) for i in range(len(pixels))])
+
+
+def _kernel_sets(info: ArtifactInfo) -> tuple[str, ...]:
+    return ("fast", "reference") if info.format == "tflite" and info.output.quantized else ("fast",)
+
+
+def record_parity(export_dir: Path, samples: np.ndarray, spread: np.ndarray, tolerances: dict[str, float]) -> Path:
+    """Write export_dir/parity/: the sample images (PNG at the input size, so that decoding them
+    gives back the same pixels) and reference.json with every validated artifact's raw outputs on
+    them, per kernel set, and the fast-vs-reference disagreement rate of int8 TFLite files on the
+    `spread` images."""
+    index = locate_artifacts(export_dir)
+    folder = index.parent / PARITY_DIR
+    (folder / "samples").mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, image in enumerate(samples):
+        buf = _png(image)
+        name = f"samples/{i:03d}.png"
+        atomic_write_bytes(folder / name, buf)
+        names.append({"file": name, "sha256": hashlib.sha256(buf).hexdigest()})
+    records = {}
+    for info in (a for a in read_artifacts(index) if a.status == "ok"):
+        outputs = {}
+        for kernels in _kernel_sets(info):
+            classifier = Classifier(info, artifact_file(index, info), threads=1, kernels=kernels)
+            outputs[kernels] = _raw_outputs(classifier, samples).tolist()
+        record = {"sha256": info.sha256, "dtype": info.output.dtype, "outputs": outputs}
+        if len(outputs) == 2 and len(spread):
+            fast = Classifier(info, artifact_file(index, info), threads=1)
+            ref = Classifier(info, artifact_file(index, info), threads=1, kernels="reference")
+            differ = int((_raw_outputs(fast, spread).argmax(1) != _raw_outputs(ref, spread).argmax(1)).sum())
+            record["kernel_spread"] = {"images": int(len(spread)), "top1_disagreements": differ}
+        records[info.name] = record
+    return atomic_write_json(folder / REFERENCE, {
+        "version": VERSION, "edgeclf_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": fingerprint(1, "cpu"), "threads": 1, "samples": names, "tolerances": tolerances,
+        "rule": __doc__.split("The rule (the one the arm64 check established):\n")[1].split("\n\nTensorFlow-free")[0],
+        "artifacts": records,
+    })
+
+
+def _png(image: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+@dataclass
+class ParityCheck:
+    """One artifact's verdict: passed, and one line per check made (or the reason it failed)."""
+
+    artifact: str
+    passed: bool
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerifyResult:
+    checks: list[ParityCheck]
+    samples: int
+    reference_machine: dict
+    machine: dict
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+def _load_reference(index: Path) -> dict:
+    path = index.parent / PARITY_DIR / REFERENCE
+    if not path.is_file():
+        raise EdgeclfError(f"{path}: not found; re-export with this edgeclf version (edgeclf export writes it)")
+    if path.stat().st_size > MAX_REFERENCE_BYTES:
+        raise EdgeclfError(f"{path}: over {MAX_REFERENCE_BYTES} bytes; not an edgeclf parity file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        samples, records = data["samples"], data["artifacts"]
+        if data.get("version") != VERSION or not isinstance(samples, list) or not isinstance(records, dict):
+            raise ValueError("unknown version or layout")
+        if not 1 <= len(samples) <= MAX_SAMPLES:
+            raise ValueError(f"{len(samples)} samples (1..{MAX_SAMPLES} expected)")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EdgeclfError(f"{path}: not a valid parity file ({exc}); re-export") from None
+    return data
+
+
+def _read_samples(folder: Path, samples: list[dict], size: tuple[int, int]) -> np.ndarray:
+    pixels = []
+    for entry in samples:
+        file = (folder / str(entry.get("file", ""))).resolve()
+        if folder.resolve() not in file.parents or not file.is_file():
+            raise EdgeclfError(f"{folder / REFERENCE}: sample {entry.get('file')!r} is missing or outside {folder}")
+        content = file.read_bytes()
+        if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
+            raise EdgeclfError(f"{file}: changed since export (sha256 differs from {REFERENCE})")
+        pixels.append(load_image(file, size))
+    return np.stack(pixels)
+
+
+def _file_matches(index: Path, info: ArtifactInfo, recorded: dict) -> str | None:
+    """None when the file is the one exported, else why not."""
+    path = artifact_file(index, info)
+    if not path.is_file():
+        return f"{path.name} is missing"
+    if path.stat().st_size != info.bytes:
+        return f"{path.name} has {path.stat().st_size} bytes, artifacts.json records {info.bytes}: changed since export"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != info.sha256 or digest != recorded.get("sha256"):
+        return f"{path.name}: sha256 {digest[:12]}... differs from the exported file's {info.sha256[:12]}...: changed since export"
+    return None
+
+
+def _check(info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, tolerances: dict, threads: int | None) -> ParityCheck:
+    check = ParityCheck(info.name, True)
+    expected_shape = (len(pixels), len(info.labels))
+    for kernels in _kernel_sets(info):
+        try:
+            want = np.asarray(recorded["outputs"][kernels], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            return ParityCheck(info.name, False, [f"no usable {kernels}-kernel outputs recorded; re-export"])
+        if want.shape != expected_shape:
+            return ParityCheck(info.name, False, [f"recorded outputs have shape {want.shape}, expected {expected_shape}; re-export"])
+        got = _raw_outputs(Classifier(info, file, threads, kernels=kernels), pixels).astype(np.float64)
+        if not info.output.quantized:
+            tolerance = tolerances["fp32" if info.precision == "fp32" else "fp16"]
+            diff = float(np.abs(got - want).max())
+            ok = diff <= tolerance
+            check.details.append(f"{kernels} kernels: max |Δ| {diff:.2e} {'≤' if ok else '>'} tolerance {tolerance:g}")
+        elif kernels == "reference":
+            steps = int(np.abs(got - want).max())
+            ok = steps == 0
+            check.details.append(f"reference kernels: raw outputs {'bit-identical' if ok else f'differ by up to {steps} quantization steps (must be identical)'}")
+        else:
+            differ = int((got.argmax(1) != want.argmax(1)).sum())
+            spread = recorded.get("kernel_spread")
+            allowed = math.ceil(spread["top1_disagreements"] / spread["images"] * len(pixels)) if spread and spread.get("images") else 0
+            ok = differ <= allowed
+            basis = (f"the exporter's own fast/reference spread, {spread['top1_disagreements']}/{spread['images']}"
+                     if spread else "ONNX Runtime has no reference kernels: every top-1 must hold")
+            check.details.append(f"fast kernels: top-1 differs on {differ}/{len(pixels)} samples, allowed {allowed} ({basis}); "
+                                 f"max {int(np.abs(got - want).max())} quantization steps")
+        check.passed &= ok
+    return check
+
+
+def verify(export_dir: Path, names: list[str] | None = None, threads: int | None = 1) -> VerifyResult:
+    """Re-run every validated artifact (or `names`) on the parity samples and apply the rule above
+    (one thread by default, as recorded).
+    Raises EdgeclfError for a folder without artifacts.json or parity data, or an unknown name."""
+    try:
+        index = locate_artifacts(export_dir)
+    except FileNotFoundError:
+        raise EdgeclfError(f"{export_dir}: no artifacts.json; point at an export folder or an unpacked bundle") from None
+    reference = _load_reference(index)
+    entries = [a for a in read_artifacts(index) if a.status == "ok"]
+    if names:
+        unknown = sorted(set(names) - {a.name for a in entries})
+        if unknown:
+            raise EdgeclfError(f"--artifact: {', '.join(unknown)} not in artifacts.json; choose from {', '.join(a.name for a in entries)}")
+        entries = [a for a in entries if a.name in names]
+    folder = index.parent / PARITY_DIR
+    pixels = _read_samples(folder, reference["samples"], entries[0].image_size if entries else (1, 1))
+    checks = []
+    for info in entries:
+        recorded = reference["artifacts"].get(info.name)
+        if recorded is None:
+            checks.append(ParityCheck(info.name, False, ["no recorded outputs for this artifact; re-export"]))
+            continue
+        changed = _file_matches(index, info, recorded)
+        if changed:
+            checks.append(ParityCheck(info.name, False, [changed]))
+            continue
+        checks.append(_check(info, artifact_file(index, info), recorded, pixels, reference["tolerances"], threads))
+    return VerifyResult(checks, len(pixels), reference.get("machine", {}), fingerprint(threads, "cpu"))
