@@ -3,11 +3,11 @@
 
 The rule (the one the arm64 check established):
 - every file must have the size and sha256 that artifacts.json records (else: changed since export);
-- float outputs (fp32, fp16, dynamic-range): max |difference| from the recorded outputs within the
+- float artifacts (fp32, fp16, dynamic-range): max |difference| from the recorded outputs within the
   export's tolerance (fp32_tolerance for fp32, fp16_tolerance otherwise);
 - an int8 TFLite on LiteRT's reference kernels: the raw outputs bit-identical to the recorded ones
   (those kernels' integer arithmetic is specified to the bit on every CPU);
-- integer outputs on the fast kernels: top-1 differs from the recorded top-1 on at most
+- int8 artifacts on the fast kernels: top-1 differs from the recorded top-1 on at most
   ceil(rate x samples) images, where rate is how often the exporting machine's own fast and
   reference kernels disagree (measured at export on up to parity_spread_images validation
   images); ONNX Runtime has no reference kernels, so its int8 artifacts must keep every top-1.
@@ -59,7 +59,7 @@ def _raw_outputs(classifier: Classifier, pixels: np.ndarray) -> np.ndarray:
 
 
 def _kernel_sets(info: ArtifactInfo) -> tuple[str, ...]:
-    return ("fast", "reference") if info.format == "tflite" and info.output.quantized else ("fast",)
+    return ("fast", "reference") if info.format == "tflite" and info.precision.startswith("int8") else ("fast",)
 
 
 def record_parity(export_dir: Path, samples: np.ndarray, spread: np.ndarray, tolerances: dict[str, float]) -> Path:
@@ -182,7 +182,7 @@ def _check(info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, t
         if want.shape != expected_shape:
             return ParityCheck(info.name, False, [f"recorded outputs have shape {want.shape}, expected {expected_shape}; re-export"])
         got = _raw_outputs(Classifier(info, file, threads, kernels=kernels), pixels).astype(np.float64)
-        if not info.output.quantized:
+        if not info.precision.startswith("int8"):
             tolerance = tolerances["fp32" if info.precision == "fp32" else "fp16"]
             diff = float(np.abs(got - want).max())
             ok = diff <= tolerance
@@ -198,8 +198,9 @@ def _check(info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, t
             ok = differ <= allowed
             basis = (f"the exporter's own fast/reference spread, {spread['top1_disagreements']}/{spread['images']}"
                      if spread else "ONNX Runtime has no reference kernels: every top-1 must hold")
-            check.details.append(f"fast kernels: top-1 differs on {differ}/{len(pixels)} samples, allowed {allowed} ({basis}); "
-                                 f"max {int(np.abs(got - want).max())} quantization steps")
+            gap = np.abs(got - want).max()
+            size = f"max {int(gap)} quantization steps" if info.output.quantized else f"max |Δp| {gap:.2e}"
+            check.details.append(f"fast kernels: top-1 differs on {differ}/{len(pixels)} samples, allowed {allowed} ({basis}); {size}")
         check.passed &= ok
     return check
 

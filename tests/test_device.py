@@ -33,10 +33,21 @@ def bundle(exported, tmp_path_factory):
     return run, tmp / "device" / "export", names
 
 
-def test_bundle_holds_the_index_and_every_validated_file(bundle):
+def test_bundle_holds_the_runner_the_index_every_validated_file_and_the_parity_set(bundle):
     run, export, names = bundle
     files = {Path(a.path).name for a in read_artifacts(run) if a.status == "ok"}
-    assert names == sorted({"export/artifacts.json", *(f"export/{f}" for f in files)})
+    wheels = [n for n in names if n.startswith("runner/")]
+    assert len(wheels) == 1 and wheels[0].endswith("-py3-none-any.whl")
+    parity = [n for n in names if n.startswith("export/parity/")]
+    assert "export/parity/reference.json" in parity and any(n.endswith(".png") for n in parity)
+    assert set(names) - set(parity) == {"bundle.json", "install.sh", wheels[0], "export/artifacts.json", *(f"export/{f}" for f in files)}
+    manifest = json.loads((export.parent / "bundle.json").read_text())
+    import hashlib
+
+    assert manifest["runner"]["sha256"] == hashlib.sha256((export.parent / wheels[0]).read_bytes()).hexdigest()
+    assert len(manifest["commit"] or "") == 40  # built from this checkout
+    with tarfile.open(export.parent.parent / "bundle.tar.gz") as tar:
+        assert tar.getmember("install.sh").mode & 0o111  # executable
 
 
 def test_predict_on_the_bundle_alone_matches_the_run(bundle):
@@ -163,12 +174,16 @@ def test_serve_on_a_busy_port_is_a_one_line_error(bundle):
 
 
 @pytest.mark.slow
-def test_plain_install_brings_no_tensorflow(bundle, tmp_path):
+def test_bundle_install_script_installs_its_wheel_without_tensorflow_and_verifies(bundle, tmp_path):
+    """The device's path: unpack the bundle, bash install.sh (the bundle's own runner wheel, checked
+    against bundle.json; edgeclf itself never comes from the package index), edgeclf verify, predict, bench."""
     run, export, _ = bundle
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(ROOT)], capture_output=True, text=True)
-    assert pip.returncode == 0, pip.stderr[-2000:]
+    install = subprocess.run(["bash", str(export.parent / "install.sh"), str(venv)], capture_output=True, text=True)
+    assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-2000:]
+    assert "runner/edgeclf-" in install.stdout and "PASS" in install.stdout and "FAIL" not in install.stdout
+    direct = next(venv.glob("lib/python*/site-packages/edgeclf-*.dist-info/direct_url.json"))
+    assert json.loads(direct.read_text())["url"].startswith(f"file://{export.parent / 'runner'}/edgeclf-")
     listed = subprocess.run([str(venv / "bin" / "pip"), "list"], capture_output=True, text=True, check=True).stdout.lower()
     assert "tensorflow" not in listed and "tf-keras" not in listed and "ai-edge-litert" in listed
     image = str(next((Run.open(run).dataset.root / "bag").glob("*.png")))

@@ -1,24 +1,91 @@
-"""Pack what a device needs: the export folder's artifacts.json and the files it lists."""
+"""Pack what a device needs into one .tar.gz:
+
+    bundle.json          what the bundle holds: edgeclf version, source commit, the runner wheel's sha256
+    install.sh           installs the runner wheel into a venv, then runs edgeclf verify on export/
+    runner/edgeclf-*.whl the runner, built from this very source tree (pure Python: one wheel, every board)
+    export/              artifacts.json, the validated artifact files and parity/ (edgeclf verify's samples)
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import subprocess
+import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
+import edgeclf
+from edgeclf import __version__
+from edgeclf.errors import EdgeclfError
+from edgeclf.parity import PARITY_DIR
 from edgeclf.rundir import atomic_write_bytes
 from edgeclf.runtime.artifact import artifact_file, locate_artifacts, read_artifacts
 
+INSTALL_SCRIPT = Path(edgeclf.__file__).parent / "deploy" / "install.sh"
+
+
+def source_tree() -> Path:
+    """The edgeclf source checkout this package runs from (an editable install)."""
+    root = Path(edgeclf.__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file() or 'name = "edgeclf"' not in (root / "pyproject.toml").read_text():
+        raise EdgeclfError("--bundle builds the runner wheel from the edgeclf source tree, and this edgeclf is not "
+                           "installed from one; install it with pip install -e '.[train]' from a checkout")
+    return root
+
+
+def source_commit(root: Path) -> dict:
+    """{"commit": the checkout's HEAD or None, "dirty": uncommitted changes under edgeclf/ or pyproject.toml}."""
+    def git(*args) -> str | None:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--", "edgeclf", "pyproject.toml")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def build_runner_wheel(dest: Path) -> Path:
+    """Build edgeclf's wheel from the source tree into dest (offline: no build isolation)."""
+    root = source_tree()
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                           "--wheel-dir", str(dest), str(root)], capture_output=True, text=True)
+    wheels = sorted(Path(dest).glob(f"edgeclf-{__version__}-*.whl"))
+    if proc.returncode != 0 or len(wheels) != 1:
+        tail = " ".join(proc.stderr.strip().splitlines()[-2:])[:300]
+        raise EdgeclfError(f"--bundle: building the runner wheel from {root} failed: {tail}")
+    return wheels[0]
+
 
 def write_bundle(export_dir: Path, out: Path) -> Path:
-    """out (.tar.gz) holding export/artifacts.json and every validated artifact file; unpack it
-    anywhere and point `edgeclf predict` or `edgeclf bench` at the export/ folder."""
+    """out (.tar.gz) as described above; unpack it anywhere on the device and run install.sh."""
     index = locate_artifacts(export_dir)
     entries = [a for a in read_artifacts(index) if a.status == "ok"]
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(index, arcname="export/artifacts.json")
-        for info in entries:
-            path = artifact_file(index, info)
-            tar.add(path, arcname=f"export/{path.name}")
+    parity = index.parent / PARITY_DIR
+    if not (parity / "reference.json").is_file():
+        raise EdgeclfError(f"{parity}: no parity outputs (edgeclf verify needs them); re-run edgeclf export")
+    with tempfile.TemporaryDirectory(prefix="edgeclf-wheel-") as tmp:
+        wheel = build_runner_wheel(Path(tmp))
+        content = wheel.read_bytes()
+        manifest = {"edgeclf_version": __version__, **source_commit(source_tree()),
+                    "runner": {"file": f"runner/{wheel.name}", "sha256": hashlib.sha256(content).hexdigest()},
+                    "artifacts": [a.name for a in entries]}
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            _add_bytes(tar, "bundle.json", (json.dumps(manifest, indent=2) + "\n").encode())
+            _add_bytes(tar, "install.sh", INSTALL_SCRIPT.read_bytes(), mode=0o755)
+            _add_bytes(tar, f"runner/{wheel.name}", content)
+            tar.add(index, arcname="export/artifacts.json")
+            for info in entries:
+                path = artifact_file(index, info)
+                tar.add(path, arcname=f"export/{path.name}")
+            tar.add(parity, arcname=f"export/{PARITY_DIR}")
     return atomic_write_bytes(Path(out), buf.getvalue())
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    member = tarfile.TarInfo(name)
+    member.size, member.mode = len(data), mode
+    tar.addfile(member, io.BytesIO(data))

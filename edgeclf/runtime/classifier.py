@@ -83,7 +83,7 @@ class Classifier:
 
     def warm_up(self) -> None:
         """One untimed inference, so that the first image's timing is not the engine's first call."""
-        self.predict_pixels(np.zeros((1, self.info.image_size, self.info.image_size, 3), np.uint8))
+        self.predict_pixels(np.zeros((1, *self.info.image_size, 3), np.uint8))
 
     def predict_files(self, paths: list[Path], batch_size: int = 32) -> np.ndarray:
         pixels = np.stack([load_image(p, self.info.image_size) for p in paths])

@@ -1,0 +1,122 @@
+"""edgeclf verify: the exporting machine's outputs on the parity samples, re-run and judged by one rule."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.cli import app
+from edgeclf.parity import PARITY_DIR, REFERENCE, sample_indices, verify
+from edgeclf.run import Run
+from edgeclf.runtime import read_artifacts
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def export_copy(exported, tmp_path):
+    run, _ = exported
+    return shutil.copytree(run / "export", tmp_path / "export")
+
+
+def _edit_reference(export, edit) -> None:
+    path = export / PARITY_DIR / REFERENCE
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_sample_indices_spread_over_classes():
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 10)
+    chosen = sample_indices(labels, 9)
+    assert np.bincount(labels[chosen]).tolist() == [3, 3, 3]
+    assert sample_indices(labels, 100) == list(range(23))
+
+
+def test_verify_passes_on_the_exporting_machine(exported):
+    run, _ = exported
+    names = {a.name for a in read_artifacts(run) if a.status == "ok"}
+    result = runner.invoke(app, ["verify", str(run / "export")])
+    assert result.exit_code == 0, result.output
+    for name in names:
+        assert f"PASS {name}:" in result.output
+    assert "reference kernels: raw outputs bit-identical" in result.output  # the int8 TFLite files
+    reference = json.loads((run / "export" / PARITY_DIR / REFERENCE).read_text())
+    val = len(Run.open(run).dataset.split("val"))
+    assert set(reference["artifacts"]) == names and len(reference["samples"]) == min(20, val)
+    int8_tflite = [n for n in names if n.startswith("tflite-int8")]
+    assert int8_tflite and all(set(reference["artifacts"][n]["outputs"]) == {"fast", "reference"} for n in int8_tflite)
+    assert all(reference["artifacts"][n]["kernel_spread"]["images"] == min(200, val) for n in int8_tflite)
+    # the samples are a few KB
+    assert sum(p.stat().st_size for p in (run / "export" / PARITY_DIR).rglob("*.png")) < 64 * 1024
+
+
+def test_a_tampered_artifact_fails(export_copy):
+    path = export_copy / "model_int8_qat.tflite"
+    assert path.is_file(), sorted(p.name for p in export_copy.iterdir())
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    result = runner.invoke(app, ["verify", str(export_copy)])
+    assert result.exit_code == 1
+    assert "FAIL tflite-int8-qat: model_int8_qat.tflite: sha256" in result.output and "changed since export" in result.output
+    assert "error: verification failed for tflite-int8-qat" in result.output
+    assert "PASS tflite-fp32" in result.output  # the others are still checked
+
+
+def test_outputs_beyond_tolerance_fail(export_copy):
+    def edit(data):
+        data["artifacts"]["tflite-int8-qat"]["outputs"]["reference"][3][1] += 1  # one quantization step
+        data["artifacts"]["onnx-fp32"]["outputs"]["fast"][0][0] += 1e-3  # 10x the fp32 tolerance
+        row = data["artifacts"]["onnx-int8-ptq"]["outputs"]["fast"][5]
+        top = int(np.argmax(row))
+        row[top], row[(top + 1) % len(row)] = row[(top + 1) % len(row)] - 1, row[top] + 1  # another top-1
+
+    _edit_reference(export_copy, edit)
+    result = verify(export_copy)
+    n = result.samples
+    verdicts = {c.artifact: c for c in result.checks}
+    assert not result.passed
+    assert not verdicts["tflite-int8-qat"].passed
+    assert "differ by up to 1 quantization steps (must be identical)" in " ".join(verdicts["tflite-int8-qat"].details)
+    assert not verdicts["onnx-fp32"].passed and "> tolerance 0.0001" in verdicts["onnx-fp32"].details[0]
+    assert not verdicts["onnx-int8-ptq"].passed and f"top-1 differs on 1/{n} samples, allowed 0" in verdicts["onnx-int8-ptq"].details[0]
+    assert verdicts["tflite-fp32"].passed and verdicts["tflite-int8-ptq"].passed
+
+
+def test_fast_kernel_disagreements_are_judged_by_the_exporters_own_spread(export_copy):
+    def flip_one(data, spread):
+        record = data["artifacts"]["tflite-int8-ptq"]
+        row = record["outputs"]["fast"][2]
+        top = int(np.argmax(row))
+        row[top], row[(top + 1) % len(row)] = 0, 255
+        record["kernel_spread"] = spread
+
+    _edit_reference(export_copy, lambda d: flip_one(d, {"images": 200, "top1_disagreements": 0}))
+    result = verify(export_copy)
+    check = {c.artifact: c for c in result.checks}["tflite-int8-ptq"]
+    assert not check.passed and f"top-1 differs on 1/{result.samples} samples, allowed 0" in check.details[0]
+    # where the exporter's own kernels disagree on 2% of images, one sample in 50 may differ (rounded up)
+    _edit_reference(export_copy, lambda d: flip_one(d, {"images": 200, "top1_disagreements": 4}))
+    check = {c.artifact: c for c in verify(export_copy).checks}["tflite-int8-ptq"]
+    assert check.passed and "allowed 1" in check.details[0]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(version=99), "not a valid parity file"),
+    (lambda d: d.update(samples=[{"file": "../../../etc/passwd", "sha256": "0"}]), "is missing or outside"),
+    (lambda d: d.update(samples=[]), "0 samples"),
+    (lambda d: d["samples"][0].update(sha256="0" * 64), "changed since export"),
+])
+def test_a_broken_parity_file_is_a_one_line_error(export_copy, edit, message):
+    _edit_reference(export_copy, edit)
+    result = runner.invoke(app, ["verify", str(export_copy)])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_verify_without_parity_data_says_what_to_do(export_copy):
+    shutil.rmtree(export_copy / PARITY_DIR)
+    result = runner.invoke(app, ["verify", str(export_copy)])
+    assert result.exit_code == 2 and "re-export" in result.output
