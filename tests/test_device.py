@@ -38,7 +38,7 @@ def test_bundle_holds_the_runner_the_index_every_validated_file_and_the_parity_s
     files = {Path(a.path).name for a in read_artifacts(run) if a.status == "ok"}
     wheels = [n for n in names if n.startswith("runner/")]
     assert len(wheels) == 1 and wheels[0].endswith("-py3-none-any.whl")
-    parity = [n for n in names if n.startswith("export/parity/")]
+    parity = [n for n in names if n.startswith("export/parity")]
     assert "export/parity/reference.json" in parity and any(n.endswith(".png") for n in parity)
     assert set(names) - set(parity) == {"bundle.json", "install.sh", wheels[0], "export/artifacts.json", *(f"export/{f}" for f in files)}
     manifest = json.loads((export.parent / "bundle.json").read_text())
