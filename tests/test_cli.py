@@ -14,7 +14,7 @@ runner = CliRunner()
 TINY = ["--weights", "none", "--alpha", "0.35", "--image-size", "32", "--epochs", "1", "--fine-tune-epochs", "0", "--batch-size", "8"]
 
 
-@pytest.mark.parametrize("command", ["train", "demo"])
+@pytest.mark.parametrize("command", sorted(c.name for c in app.registered_commands))
 def test_every_command_has_help_with_an_example(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0

@@ -2,6 +2,7 @@
 install (no extras) that brings no TensorFlow."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,6 +172,16 @@ def test_serve_on_a_busy_port_is_a_one_line_error(bundle):
         port = busy.getsockname()[1]
         result = CliRunner().invoke(app, ["serve", str(export), "--port", str(port)])
     assert result.exit_code == 2 and f"--port {port}: cannot listen" in result.output
+
+
+def test_install_script_refuses_a_wheel_that_does_not_match_the_bundle(bundle, tmp_path):
+    _, export, _ = bundle
+    copy = shutil.copytree(export.parent, tmp_path / "bundle")
+    wheel = next((copy / "runner").glob("edgeclf-*.whl"))
+    wheel.write_bytes(wheel.read_bytes() + b"tampered")
+    proc = subprocess.run(["bash", str(copy / "install.sh"), str(tmp_path / "venv")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "does not match bundle.json" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "venv").exists()
 
 
 @pytest.mark.slow

@@ -23,7 +23,9 @@ Facts this relies on: pip in the chroot needs a clean environment and the host's
 shows the host's /proc/cpuinfo to the guest, which makes onnxruntime crash at import, so a Pi
 cpuinfo is bind-mounted over it inside `unshare --mount`, matched to QEMU_CPU (cortex-a72 with the
 Pi 4 file, no asimddp; cortex-a76 with the Pi 5 file, asimddp); a mismatch makes LiteRT hit SIGILL.
-The runner installed in the guest is this repository's HEAD commit (reinstalled when HEAD moves).
+The runner installed in the guest is the bundle's wheel, built from this checkout by `edgeclf export
+--bundle` and installed by the bundle's install.sh, which ends with `edgeclf verify`; verify also runs
+on the Pi 4 configuration, and both must pass.
 Latency under emulation means nothing: the bench file is labelled as emulated.
 """
 
@@ -49,7 +51,6 @@ from edgeclf.runtime.open import open_classifier  # noqa: E402
 
 BOARDS = {"pi4": ("cortex-a72", HERE / "arm64" / "cpuinfo_pi4.txt"), "pi5": ("cortex-a76", HERE / "arm64" / "cpuinfo_pi5.txt")}
 VENV = "/opt/edgeclf-venv"
-STAMP = f"{VENV}/edgeclf-commit"
 ENV = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root", "LANG=C.UTF-8", "PIP_CERT=/etc/ssl/certs/ca-certificates.crt"]
 
 
@@ -68,22 +69,34 @@ def in_guest(rootfs: Path, board: str, command: str) -> str:
     return proc.stdout
 
 
-def install(rootfs: Path) -> str:
-    """The plain runner (pip install edgeclf, no extras) in a venv inside the rootfs, at HEAD."""
-    commit = sh(["git", "-C", str(ROOT), "rev-parse", "HEAD"]).stdout.strip()
-    stamp = rootfs / STAMP.lstrip("/")
-    if stamp.is_file() and stamp.read_text().strip() == commit:
-        return commit
+def install(rootfs: Path, run: Run) -> dict:
+    """Unpack the run's device bundle (edgeclf export --bundle: runner wheel, install.sh, export/) at
+    /opt/work/bundle in the rootfs and run its install.sh there, as a user would on a Pi: the runner
+    comes from the bundle's wheel (never from the package index), and install.sh ends with
+    `edgeclf verify` on the bundle's export folder. Returns bundle.json."""
+    import tarfile
+
+    from edgeclf.export.bundle import write_bundle
+
     shutil.copy("/etc/ssl/certs/ca-certificates.crt", rootfs / "etc/ssl/certs/ca-certificates.crt")
-    src = rootfs / "opt/edgeclf-src"
-    shutil.rmtree(src, ignore_errors=True)
-    sh(["git", "-C", str(ROOT), "archive", "--format=tar", "--prefix=edgeclf-src/", "-o", "/tmp/edgeclf-src.tar", "HEAD"])
-    sh(["tar", "xf", "/tmp/edgeclf-src.tar", "-C", str(rootfs / "opt")])
-    fresh = not (rootfs / VENV.lstrip("/") / "bin" / "edgeclf").exists()
-    pip = f"{VENV}/bin/pip install --quiet" + ("" if fresh else " --force-reinstall --no-deps")
-    in_guest(rootfs, "pi5", (f"python3 -m venv {VENV} && " if fresh else "") + f"{pip} /opt/edgeclf-src")
-    stamp.write_text(commit + "\n")
-    return commit
+    work = rootfs / "opt/work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    archive = write_bundle(run.export_dir, work / "bundle.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(work / "bundle", filter="data")
+    print(in_guest(rootfs, "pi5", f"bash /opt/work/bundle/install.sh {VENV}"))
+    return json.loads((work / "bundle" / "bundle.json").read_text())
+
+
+def verify_in_guest(rootfs: Path, board: str) -> tuple[bool, str]:
+    """edgeclf verify on the bundle's export folder in the guest: (passed, its output)."""
+    cpu, cpuinfo = BOARDS[board]
+    command = f"{VENV}/bin/edgeclf verify /opt/work/bundle/export"
+    script = (f"mount -t proc proc {rootfs}/proc && mount --bind {cpuinfo} {rootfs}/proc/cpuinfo && "
+              f"chroot {rootfs} {' '.join(ENV)} QEMU_CPU={cpu} sh -c '{command}'")
+    proc = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script], text=True, capture_output=True)
+    return proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @dataclass
@@ -122,13 +135,19 @@ def main() -> None:
     if not (args.rootfs / "usr/bin/python3").exists():
         raise SystemExit(f"{args.rootfs}: no arm64 rootfs; see the debootstrap command in this script's docstring")
 
-    commit = install(args.rootfs)
     run = Run.open(args.run)
+    bundle = install(args.rootfs, run)
+    commit = bundle["commit"] or "unknown"
     files, truth = run.dataset.files_and_labels(args.split)
     truth = np.array(truth)
     work = args.rootfs / "opt/work"
-    shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(run.export_dir, work / "export")
+    verified = {}
+    for board in BOARDS:
+        passed, output = verify_in_guest(args.rootfs, board)
+        verified[board] = (passed, output)
+        print(f"edgeclf verify on {board} ({BOARDS[board][0]}): {'PASS' if passed else 'FAIL'}\n{output}")
+    ok = all(passed for passed, _ in verified.values())
     images = []  # paths as the guest's predict prints them: images/<index>_<file name>
     (work / "images").mkdir(parents=True)
     for k, f in enumerate(map(Path, files)):
@@ -138,7 +157,6 @@ def main() -> None:
 
     rows: list[Row] = []
     spreads: dict[str, int] = {}  # int8 TFLite: x86 fast-vs-reference top-1 disagreements
-    ok = True
     for name in [n for n in args.artifacts.split(",") if n]:
         info = entries[name]
         int8_tflite = info.format == "tflite" and info.precision.startswith("int8")
@@ -169,17 +187,22 @@ def main() -> None:
         args.bench_out.write_text(json.dumps(data, indent=2) + "\n")
         print(f"bench under emulation -> {args.bench_out}")
     if args.out:
-        write_markdown(args, commit, rows, spreads, ok)
+        write_markdown(args, commit, rows, spreads, ok, verified)
     print("PASS" if ok else "FAIL")
     raise SystemExit(0 if ok else 1)
 
 
-def write_markdown(args, commit: str, rows: list[Row], spreads: dict[str, int], ok: bool) -> None:
+def write_markdown(args, commit: str, rows: list[Row], spreads: dict[str, int], ok: bool, verified: dict) -> None:
     lines = ["# arm64 runner under emulation vs x86", "",
              f"Command: `python tools/arm64_emulated_check.py {args.run} --split {args.split} --rootfs {args.rootfs}` "
-             f"(runner at commit {commit[:10]}): the plain `pip install edgeclf` (no TensorFlow) in Debian bookworm arm64 "
-             f"under qemu-user, `edgeclf predict --json` on the {rows[0].images if rows else 0} {args.split} images, "
-             "compared with the same artifact on this x86_64 machine. Result: " + ("**pass**." if ok else "**fail**."), "",
+             f"(runner wheel built from commit {commit[:10]}): the run's device bundle (`edgeclf export --bundle`) unpacked in "
+             "Debian bookworm arm64 under qemu-user and installed by its own `install.sh` (the bundle's wheel, no "
+             "TensorFlow), then `edgeclf verify` on the bundle for each board, then `edgeclf predict --json` on the "
+             f"{rows[0].images if rows else 0} {args.split} images, compared with the same artifact on this x86_64 machine. "
+             "Result: " + ("**pass**." if ok else "**fail**."), "", "## edgeclf verify on the boards", ""]
+    for board, (passed, output) in verified.items():
+        lines += [f"{board} ({BOARDS[board][0]}): **{'pass' if passed else 'fail'}**", "", "```", output.strip(), "```", ""]
+    lines += ["## Predictions on the test split", "",
              "| artifact | kernels | board | QEMU_CPU | top-1 equal to x86 | max abs diff of any probability | "
              "accuracy x86 | accuracy arm64 |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r.artifact} | {r.kernels} | {r.board} | {r.cpu} | {r.same_top1}/{r.images} | {r.max_dp:.2e} | "

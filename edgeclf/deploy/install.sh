@@ -38,11 +38,13 @@ $PYTHON -m venv "$VENV"
 case "$arch" in
   x86_64|aarch64|arm64)
     "$VENV/bin/pip" install --quiet "$PACKAGE"    # LiteRT (ai-edge-litert) + ONNX Runtime wheels exist here
+    # the same version number from a newer bundle must still replace the installed runner
+    "$VENV/bin/pip" install --quiet --no-deps --force-reinstall "$PACKAGE"
     ;;
   armv7l|armv6l)
     # 32-bit Raspberry Pi OS: no ai-edge-litert wheel; use tflite-runtime where a wheel exists
     # (older Pythons), else ONNX Runtime alone.
-    "$VENV/bin/pip" install --quiet --no-deps "$PACKAGE"
+    "$VENV/bin/pip" install --quiet --no-deps --force-reinstall "$PACKAGE"
     "$VENV/bin/pip" install --quiet numpy pillow typer rich pyyaml pydantic
     "$VENV/bin/pip" install --quiet tflite-runtime || echo "no tflite-runtime wheel for this Python: .tflite files will not run"
     "$VENV/bin/pip" install --quiet onnxruntime || echo "no onnxruntime wheel here: .onnx files will not run"
