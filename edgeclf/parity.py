@@ -78,16 +78,12 @@ def record_parity(export_dir: Path, samples: np.ndarray, spread: np.ndarray, tol
         names.append({"file": name, "sha256": hashlib.sha256(buf).hexdigest()})
     records = {}
     for info in (a for a in read_artifacts(index) if a.status == "ok"):
-        outputs = {}
-        for kernels in _kernel_sets(info):
-            classifier = Classifier(info, artifact_file(index, info), threads=1, kernels=kernels)
-            outputs[kernels] = _raw_outputs(classifier, samples).tolist()
-        record = {"sha256": info.sha256, "dtype": info.output.dtype, "outputs": outputs}
-        if len(outputs) == 2 and len(spread):
-            fast = Classifier(info, artifact_file(index, info), threads=1)
-            ref = Classifier(info, artifact_file(index, info), threads=1, kernels="reference")
-            differ = int((_raw_outputs(fast, spread).argmax(1) != _raw_outputs(ref, spread).argmax(1)).sum())
-            record["kernel_spread"] = {"images": int(len(spread)), "top1_disagreements": differ}
+        engines = {k: Classifier(info, artifact_file(index, info), threads=1, kernels=k) for k in _kernel_sets(info)}
+        record = {"sha256": info.sha256, "dtype": info.output.dtype,
+                  "outputs": {k: _raw_outputs(c, samples).tolist() for k, c in engines.items()}}
+        if len(engines) == 2 and len(spread):
+            top1 = [_raw_outputs(c, spread).argmax(1) for c in engines.values()]
+            record["kernel_spread"] = {"images": int(len(spread)), "top1_disagreements": int((top1[0] != top1[1]).sum())}
         records[info.name] = record
     return atomic_write_json(folder / REFERENCE, {
         "version": VERSION, "edgeclf_version": __version__,
@@ -140,6 +136,10 @@ def _load_reference(index: Path) -> dict:
             raise ValueError("unknown version or layout")
         if not 1 <= len(samples) <= MAX_SAMPLES:
             raise ValueError(f"{len(samples)} samples (1..{MAX_SAMPLES} expected)")
+        if not all(isinstance(entry, dict) for entry in samples) or not all(isinstance(r, dict) for r in records.values()):
+            raise ValueError("samples and artifact records must be objects")
+        if not all(isinstance(data["tolerances"].get(k), (int, float)) for k in ("fp32", "fp16")):
+            raise ValueError("tolerances must give fp32 and fp16 numbers")
     except (ValueError, KeyError, TypeError) as exc:
         raise EdgeclfError(f"{path}: not a valid parity file ({exc}); re-export") from None
     return data
@@ -194,7 +194,10 @@ def _check(info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, t
         else:
             differ = int((got.argmax(1) != want.argmax(1)).sum())
             spread = recorded.get("kernel_spread")
-            allowed = math.ceil(spread["top1_disagreements"] / spread["images"] * len(pixels)) if spread and spread.get("images") else 0
+            try:
+                allowed = math.ceil(int(spread["top1_disagreements"]) / int(spread["images"]) * len(pixels)) if spread else 0
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                return ParityCheck(info.name, False, ["the recorded kernel_spread is malformed; re-export"])
             ok = differ <= allowed
             basis = (f"the exporter's own fast/reference spread, {spread['top1_disagreements']}/{spread['images']}"
                      if spread else "ONNX Runtime has no reference kernels: every top-1 must hold")
@@ -220,8 +223,10 @@ def verify(export_dir: Path, names: list[str] | None = None, threads: int | None
         if unknown:
             raise EdgeclfError(f"--artifact: {', '.join(unknown)} not in artifacts.json; choose from {', '.join(a.name for a in entries)}")
         entries = [a for a in entries if a.name in names]
+    if not entries:
+        raise EdgeclfError(f"{index}: no validated artifacts to verify")
     folder = index.parent / PARITY_DIR
-    pixels = _read_samples(folder, reference["samples"], entries[0].image_size if entries else (1, 1))
+    pixels = _read_samples(folder, reference["samples"], entries[0].image_size)
     checks = []
     for info in entries:
         recorded = reference["artifacts"].get(info.name)
