@@ -135,8 +135,8 @@ def _accuracy_source(evaluation: dict) -> str:
     where = evaluation.get("machine")
     if not where:
         return "the machine where edgeclf evaluate ran (not recorded)"
-    engines = sorted({f"{r['engine']} {r.get('engine_version', '')}".strip() for r in evaluation["artifacts"].values() if r.get("engine")})
-    return f"{where['cpu']} ({where['machine']}) with {'; '.join(engines)}"
+    engines = sorted({r.get("engine_version") or r["engine"] for r in evaluation["artifacts"].values() if r.get("engine")})
+    return f"{where['cpu']} ({where['machine']}) with {', '.join(engines)}"
 
 
 def _markdown(ctx, images) -> str:
