@@ -82,26 +82,35 @@ def test_outputs_beyond_tolerance_fail(export_copy):
     assert not verdicts["tflite-int8-qat"].passed
     assert "differ by up to 1 quantization steps (must be identical)" in " ".join(verdicts["tflite-int8-qat"].details)
     assert not verdicts["onnx-fp32"].passed and "> tolerance 0.0001" in verdicts["onnx-fp32"].details[0]
-    assert not verdicts["onnx-int8-ptq"].passed and f"top-1 differs on 1/{n} samples, allowed 0" in verdicts["onnx-int8-ptq"].details[0]
+    assert not verdicts["onnx-int8-ptq"].passed and f"top-1 differs on 1/{n} samples (ONNX Runtime has no reference kernels" in verdicts["onnx-int8-ptq"].details[0]
     assert verdicts["tflite-fp32"].passed and verdicts["tflite-int8-ptq"].passed
 
 
-def test_fast_kernel_disagreements_are_judged_by_the_exporters_own_spread(export_copy):
-    def flip_one(data, spread):
-        record = data["artifacts"]["tflite-int8-ptq"]
-        row = record["outputs"]["fast"][2]
-        top = int(np.argmax(row))
-        row[top], row[(top + 1) % len(row)] = 0, 255
-        record["kernel_spread"] = spread
+def test_fast_kernels_may_change_only_near_ties(export_copy):
+    """An int8 TFLite on the fast kernels may change a sample's class only where the reference
+    output's top-1 beats the runner-up by at most twice the exporter's own fast-vs-reference gap."""
+    reference = json.loads((export_copy / PARITY_DIR / REFERENCE).read_text())["artifacts"]["tflite-int8-ptq"]
+    ref = np.asarray(reference["outputs"]["reference"])
+    ordered = np.sort(ref, axis=1)
+    sample = int(np.argmax(ordered[:, -1] - ordered[:, -2]))  # the most confident sample
+    margin = int(ordered[sample, -1] - ordered[sample, -2])
+    assert margin > 0
 
-    _edit_reference(export_copy, lambda d: flip_one(d, {"images": 200, "top1_disagreements": 0}))
-    result = verify(export_copy)
-    check = {c.artifact: c for c in result.checks}["tflite-int8-ptq"]
-    assert not check.passed and f"top-1 differs on 1/{result.samples} samples, allowed 0" in check.details[0]
-    # where the exporter's own kernels disagree on 2% of images, one sample in 50 may differ (rounded up)
-    _edit_reference(export_copy, lambda d: flip_one(d, {"images": 200, "top1_disagreements": 4}))
+    def flip(max_steps):
+        def edit(data):
+            record = data["artifacts"]["tflite-int8-ptq"]
+            row = record["outputs"]["fast"][sample]
+            top = int(np.argmax(row))
+            row[top], row[(top + 1) % len(row)] = 0, 255  # the device answered another class
+            record["kernel_spread"]["max_steps"] = max_steps
+        return edit
+
+    _edit_reference(export_copy, flip(margin // 2 - 1 if margin > 1 else 0))  # a confident sample changed class
     check = {c.artifact: c for c in verify(export_copy).checks}["tflite-int8-ptq"]
-    assert check.passed and "allowed 1" in check.details[0]
+    assert not check.passed and f"of them confident (reference margin > 2 x" in check.details[0] and f"samples {sample}" in check.details[0]
+    _edit_reference(export_copy, flip(margin))  # where the kernels' own gap makes it a near-tie, it may
+    check = {c.artifact: c for c in verify(export_copy).checks}["tflite-int8-ptq"]
+    assert check.passed and "allowed: near-ties" in check.details[0], check.details
 
 
 @pytest.mark.parametrize("edit, message", [

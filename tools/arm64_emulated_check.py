@@ -14,10 +14,14 @@ What "equal" means. fp32 artifacts of both formats and the ONNX int8 one must gi
 every image. An int8 TFLite is run twice: with LiteRT's portable reference kernels
 (`edgeclf predict --kernels reference`), whose integer arithmetic is specified to the bit, it must
 give x86's top-1 on every image (and in practice the same bytes); with the fast default kernels
-(XNNPACK), whose requantization rounds in ISA-specific ways, its top-1 disagreements with x86 must
-not exceed the disagreements between x86's own fast and reference kernels, measured here in the same
-run: the Arm device may differ from the workstation only as much as two correct int8 engines on
-the workstation already differ from each other.
+(XNNPACK), whose requantization rounds in ISA-specific ways, an image may change class only if it is
+a near-tie: its reference output's top-1 beats the runner-up by at most 2 x D quantization steps,
+where D is the largest difference between x86's own fast and reference kernels on any output,
+measured here in the same run (each fast engine moves outputs by about D from the portable
+reference, so two of them can swap the top two classes only within 2 x D). This is edgeclf verify's
+rule, applied to the whole test split. (An earlier rule, "no more disagreements than x86's own fast
+and reference kernels have", assumed the Arm kernels sit no farther from the reference than x86's;
+measured on an Intel Xeon they do: 4/450 against 2/450, all at reference margins of 9-24 steps.)
 
 Facts this relies on: pip in the chroot needs a clean environment and the host's CA bundle; qemu
 shows the host's /proc/cpuinfo to the guest, which makes onnxruntime crash at import, so a Pi
@@ -156,28 +160,35 @@ def main() -> None:
     entries = {a.name: a for a in read_artifacts(run.export_dir)}
 
     rows: list[Row] = []
-    spreads: dict[str, int] = {}  # int8 TFLite: x86 fast-vs-reference top-1 disagreements
+    spreads: dict[str, tuple[int, float]] = {}  # int8 TFLite: x86 fast-vs-reference (top-1 disagreements, max steps)
     for name in [n for n in args.artifacts.split(",") if n]:
         info = entries[name]
         int8_tflite = info.format == "tflite" and info.precision.startswith("int8")
         host = {k: open_classifier(run.export_dir, name, kernels=k).predict_files([work / i for i in images], batch_size=1)
                 for k in (("fast", "reference") if int8_tflite else ("fast",))}
-        allowed = len(images)
+        near_tie = np.zeros(len(images), dtype=bool)
         if int8_tflite:
-            spreads[name] = int((host["fast"].argmax(1) != host["reference"].argmax(1)).sum())
-            allowed = len(images) - spreads[name]
-            print(f"{name}: on x86 alone, fast (XNNPACK) and reference kernels disagree on {spreads[name]}/{len(images)} top-1")
+            step = info.output.scale
+            d = float(np.abs(host["fast"] - host["reference"]).max()) / step
+            spreads[name] = (int((host["fast"].argmax(1) != host["reference"].argmax(1)).sum()), d)
+            ordered = np.sort(host["reference"], axis=1)
+            near_tie = (ordered[:, -1] - ordered[:, -2]) / step <= 2 * round(d)
+            print(f"{name}: on x86 alone, fast (XNNPACK) and reference kernels disagree on {spreads[name][0]}/{len(images)} "
+                  f"top-1, max {d:.0f} steps apart; {int(near_tie.sum())} images are near-ties (margin <= {2 * round(d)} steps)")
         for kernels, probs in host.items():
             for board in BOARDS:
                 guest = guest_probs(args.rootfs, board, name, kernels, images, info.labels)
-                same = int((guest.argmax(1) == probs.argmax(1)).sum())
+                differ = guest.argmax(1) != probs.argmax(1)
+                same = int((~differ).sum())
                 row = Row(name, kernels, board, same, len(images), float(np.abs(guest - probs).max()),
                           float((probs.argmax(1) == truth).mean()), float((guest.argmax(1) == truth).mean()))
                 rows.append(row)
-                needed = allowed if (int8_tflite and kernels == "fast") else len(images)
-                ok &= same >= needed
-                print(f"{name:16s} {kernels:9s} {board} ({row.cpu}): top-1 equal on {same}/{len(images)} (needs {needed}), "
-                      f"max |dp| {row.max_dp:.2e}, accuracy x86 {row.accuracy_x86:.4f} arm64 {row.accuracy_arm64:.4f}")
+                allowed = near_tie if (int8_tflite and kernels == "fast") else np.zeros(len(images), dtype=bool)
+                confident = int((differ & ~allowed).sum())
+                ok &= confident == 0
+                print(f"{name:16s} {kernels:9s} {board} ({row.cpu}): top-1 equal on {same}/{len(images)}, "
+                      f"{confident} change(s) outside near-ties, max |dp| {row.max_dp:.2e}, "
+                      f"accuracy x86 {row.accuracy_x86:.4f} arm64 {row.accuracy_arm64:.4f}")
     if args.bench_out:
         in_guest(args.rootfs, "pi5", f"cd /opt/work && {VENV}/bin/edgeclf bench export --images images --runs 20 --warmup 2 "
                                      "--batch-sizes 1 --threads 2 --out /opt/work/bench.json")
@@ -209,9 +220,11 @@ def write_markdown(args, commit: str, rows: list[Row], spreads: dict[str, int], 
               f"{r.accuracy_x86:.4f} | {r.accuracy_arm64:.4f} |" for r in rows]
     lines += ["", "Kernels: *fast* is each engine's default (LiteRT: XNNPACK; ONNX Runtime: its CPU provider); "
               "*reference* is LiteRT's portable reference kernels (`--kernels reference`). Pass rule (see the script's "
-              "docstring): every row equal on every image, except int8 TFLite on fast kernels, which may disagree with "
-              "x86 on no more images than x86's own fast and reference kernels disagree on."]
-    lines += [f"On x86 alone, {name}'s fast and reference kernels disagree on {n}/{rows[0].images} top-1." for name, n in spreads.items()]
+              "docstring, the same as edgeclf verify's): every row equal on every image, except int8 TFLite on fast "
+              "kernels, where an image may change class only if its reference output's top-1 margin is at most 2 x D "
+              "quantization steps, D being the largest difference between x86's own fast and reference kernels."]
+    lines += [f"On x86 alone, {name}'s fast and reference kernels disagree on {n}/{rows[0].images} top-1 and are at most "
+              f"D = {d:.0f} steps apart." for name, (n, d) in spreads.items()]
     args.out.write_text("\n".join(lines) + "\n")
 
 
