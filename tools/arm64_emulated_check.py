@@ -62,14 +62,19 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
 
 
-def in_guest(rootfs: Path, board: str, command: str) -> str:
+def run_in_guest(rootfs: Path, board: str, command: str) -> subprocess.CompletedProcess:
     """Run a shell command in the arm64 rootfs with /proc mounted and the board's cpuinfo over it."""
     cpu, cpuinfo = BOARDS[board]
     script = (f"mount -t proc proc {rootfs}/proc && mount --bind {cpuinfo} {rootfs}/proc/cpuinfo && "
               f"chroot {rootfs} {' '.join(ENV)} QEMU_CPU={cpu} sh -c '{command}'")
-    proc = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script], text=True, capture_output=True)
+    return subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script], text=True, capture_output=True)
+
+
+def in_guest(rootfs: Path, board: str, command: str) -> str:
+    """run_in_guest's standard output; a failed command ends the check."""
+    proc = run_in_guest(rootfs, board, command)
     if proc.returncode != 0:
-        raise SystemExit(f"guest command failed on {board} ({cpu}): {command}\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"guest command failed on {board} ({BOARDS[board][0]}): {command}\n{proc.stderr[-3000:]}")
     return proc.stdout
 
 
@@ -95,12 +100,9 @@ def install(rootfs: Path, run: Run) -> dict:
 
 def verify_in_guest(rootfs: Path, board: str) -> tuple[bool, str]:
     """edgeclf verify on the bundle's export folder in the guest: (passed, its output)."""
-    cpu, cpuinfo = BOARDS[board]
-    command = f"{VENV}/bin/edgeclf verify /opt/work/bundle/export"
-    script = (f"mount -t proc proc {rootfs}/proc && mount --bind {cpuinfo} {rootfs}/proc/cpuinfo && "
-              f"chroot {rootfs} {' '.join(ENV)} QEMU_CPU={cpu} sh -c '{command}'")
-    proc = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script], text=True, capture_output=True)
-    return proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_in_guest(rootfs, board, f"{VENV}/bin/edgeclf verify /opt/work/bundle/export")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]  # not onnxruntime's cpuinfo chatter
+    return proc.returncode == 0, proc.stdout + "\n".join(errors)
 
 
 @dataclass
