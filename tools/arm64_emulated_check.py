@@ -115,6 +115,7 @@ class Row:
     max_dp: float
     accuracy_x86: float
     accuracy_arm64: float
+    outside_near_ties: int = 0
 
     @property
     def cpu(self) -> str:
@@ -182,11 +183,11 @@ def main() -> None:
                 guest = guest_probs(args.rootfs, board, name, kernels, images, info.labels)
                 differ = guest.argmax(1) != probs.argmax(1)
                 same = int((~differ).sum())
-                row = Row(name, kernels, board, same, len(images), float(np.abs(guest - probs).max()),
-                          float((probs.argmax(1) == truth).mean()), float((guest.argmax(1) == truth).mean()))
-                rows.append(row)
                 allowed = near_tie if (int8_tflite and kernels == "fast") else np.zeros(len(images), dtype=bool)
                 confident = int((differ & ~allowed).sum())
+                row = Row(name, kernels, board, same, len(images), float(np.abs(guest - probs).max()),
+                          float((probs.argmax(1) == truth).mean()), float((guest.argmax(1) == truth).mean()), confident)
+                rows.append(row)
                 ok &= confident == 0
                 print(f"{name:16s} {kernels:9s} {board} ({row.cpu}): top-1 equal on {same}/{len(images)}, "
                       f"{confident} change(s) outside near-ties, max |dp| {row.max_dp:.2e}, "
@@ -216,10 +217,10 @@ def write_markdown(args, commit: str, rows: list[Row], spreads: dict[str, int], 
     for board, (passed, output) in verified.items():
         lines += [f"{board} ({BOARDS[board][0]}): **{'pass' if passed else 'fail'}**", "", "```", output.strip(), "```", ""]
     lines += ["## Predictions on the test split", "",
-             "| artifact | kernels | board | QEMU_CPU | top-1 equal to x86 | max abs diff of any probability | "
-             "accuracy x86 | accuracy arm64 |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r.artifact} | {r.kernels} | {r.board} | {r.cpu} | {r.same_top1}/{r.images} | {r.max_dp:.2e} | "
-              f"{r.accuracy_x86:.4f} | {r.accuracy_arm64:.4f} |" for r in rows]
+             "| artifact | kernels | board | QEMU_CPU | top-1 equal to x86 | changes outside near-ties (must be 0) | "
+             "max abs diff of any probability | accuracy x86 | accuracy arm64 |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.artifact} | {r.kernels} | {r.board} | {r.cpu} | {r.same_top1}/{r.images} | {r.outside_near_ties} | "
+              f"{r.max_dp:.2e} | {r.accuracy_x86:.4f} | {r.accuracy_arm64:.4f} |" for r in rows]
     lines += ["", "Kernels: *fast* is each engine's default (LiteRT: XNNPACK; ONNX Runtime: its CPU provider); "
               "*reference* is LiteRT's portable reference kernels (`--kernels reference`). Pass rule (see the script's "
               "docstring, the same as edgeclf verify's): every row equal on every image, except int8 TFLite on fast "
