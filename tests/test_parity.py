@@ -107,7 +107,7 @@ def test_fast_kernels_may_change_only_near_ties(export_copy):
 
     _edit_reference(export_copy, flip(margin // 2 - 1 if margin > 1 else 0))  # a confident sample changed class
     check = {c.artifact: c for c in verify(export_copy).checks}["tflite-int8-ptq"]
-    assert not check.passed and f"of them confident (reference margin > 2 x" in check.details[0] and f"samples {sample}" in check.details[0]
+    assert not check.passed and "of them confident (reference margin > 2 x" in check.details[0] and f"samples {sample}" in check.details[0]
     _edit_reference(export_copy, flip(margin))  # where the kernels' own gap makes it a near-tie, it may
     check = {c.artifact: c for c in verify(export_copy).checks}["tflite-int8-ptq"]
     assert check.passed and "allowed: near-ties" in check.details[0], check.details
