@@ -31,7 +31,7 @@ class KerasClassifier:
 
     name = KERAS_NAME
 
-    def __init__(self, model_path: Path, labels: list[str], trace_batch: int | None = 1):
+    def __init__(self, model_path: Path, labels: list[str], trace_batch: int | None = None):
         tf, _ = import_keras()
 
         from edgeclf.models import load_model
