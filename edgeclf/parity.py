@@ -32,7 +32,7 @@ from PIL import Image
 
 from edgeclf import __version__
 from edgeclf.errors import EdgeclfError
-from edgeclf.images import load_image
+from edgeclf.images import ImageError, load_image
 from edgeclf.rundir import atomic_write_bytes, atomic_write_json
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, read_artifacts
 from edgeclf.runtime.classifier import Classifier
@@ -158,7 +158,10 @@ def _read_samples(folder: Path, samples: list[dict], size: tuple[int, int]) -> n
         content = file.read_bytes()
         if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
             raise EdgeclfError(f"{file}: changed since export (sha256 differs from {REFERENCE})")
-        pixels.append(load_image(file, size))
+        try:
+            pixels.append(load_image(file, size))
+        except ImageError as exc:
+            raise EdgeclfError(f"{file}: not a usable sample image ({exc}); re-export") from None
     return np.stack(pixels)
 
 

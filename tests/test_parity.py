@@ -125,6 +125,16 @@ def test_a_broken_parity_file_is_a_one_line_error(export_copy, edit, message):
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
+def test_a_sample_that_is_not_an_image_is_a_one_line_error(export_copy):
+    import hashlib
+
+    junk = b"not a png" * 10
+    (export_copy / PARITY_DIR / "samples" / "000.png").write_bytes(junk)
+    _edit_reference(export_copy, lambda d: d["samples"][0].update(sha256=hashlib.sha256(junk).hexdigest()))
+    result = runner.invoke(app, ["verify", str(export_copy)])
+    assert result.exit_code == 2 and "not a usable sample image" in result.output and "Traceback" not in result.output
+
+
 def test_verify_without_parity_data_says_what_to_do(export_copy):
     shutil.rmtree(export_copy / PARITY_DIR)
     result = runner.invoke(app, ["verify", str(export_copy)])
