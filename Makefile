@@ -1,7 +1,8 @@
 # Everything installs itself into .venv on first use.
 #   make demo   the whole pipeline on the embedded dataset
 #   make test   the full test suite (what CI runs)
-PYTHON ?= python3
+# TensorFlow 2.21's wheels and the pins in pyproject.toml are for Python 3.11: use it where it exists.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 

@@ -26,7 +26,7 @@ from edgeclf.errors import EdgeclfError
 from edgeclf.images import load_image
 from edgeclf.rundir import atomic_write_json
 from edgeclf.runtime.artifact import read_artifacts
-from edgeclf.runtime.keras_baseline import KERAS_NAME
+from edgeclf.keras_baseline import KERAS_NAME
 from edgeclf.runtime.machine import fingerprint
 from edgeclf.runtime.timing import SPANS
 

@@ -16,7 +16,7 @@ from edgeclf.bench import MAX_SAMPLES, latency_stats, time_calls
 from edgeclf.runtime.artifact import artifact_file, read_artifacts
 from edgeclf.runtime.backends import import_engine
 from edgeclf.runtime.classifier import Classifier
-from edgeclf.runtime.keras_baseline import KERAS_NAME, KerasClassifier, import_keras
+from edgeclf.keras_baseline import KERAS_NAME, KerasClassifier, import_keras
 
 PER_IMAGE_REPEATS = 20  # preprocess_ms and postprocess_ms are the mean of this many single-image calls
 

@@ -22,7 +22,7 @@ from edgeclf.run import Run
 from edgeclf.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
 from edgeclf.runtime.artifact import read_artifacts
 from edgeclf.runtime.classifier import Classifier
-from edgeclf.runtime.keras_baseline import KERAS_NAME, KerasClassifier
+from edgeclf.keras_baseline import KERAS_NAME, KerasClassifier
 from edgeclf.runtime.machine import fingerprint
 
 REPORTS = "reports"

@@ -14,7 +14,7 @@ from edgeclf.errors import EdgeclfError
 from edgeclf.plots import accuracy_latency_png, latency_distribution_png
 from edgeclf.rundir import atomic_write_bytes, atomic_write_text
 from edgeclf.run import Run
-from edgeclf.runtime.keras_baseline import KERAS_NAME
+from edgeclf.keras_baseline import KERAS_NAME
 
 COLUMNS = ("device", "artifact", "precision", "size KiB", "accuracy", "Δ pts", "agreement", "p50 ms", "p90 ms", "p99 ms",
            "img/s b1", "max img/s", "× keras", "× fp32")
