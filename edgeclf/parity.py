@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,11 +69,12 @@ def _kernel_sets(info: ArtifactInfo) -> tuple[str, ...]:
 def record_parity(export_dir: Path, samples: np.ndarray, spread: np.ndarray, tolerances: dict[str, float]) -> Path:
     """Write export_dir/parity/: the sample images (PNG at the input size, so that decoding them
     gives back the same pixels) and reference.json with every validated artifact's raw outputs on
-    them, per kernel set, and the fast-vs-reference disagreement rate of int8 TFLite files on the
-    `spread` images."""
+    them, per kernel set, and for int8 TFLite files how their fast and reference kernels differ on
+    the `spread` images (top-1 disagreements, largest gap in quantization steps)."""
     index = locate_artifacts(export_dir)
     folder = index.parent / PARITY_DIR
-    (folder / "samples").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder / "samples", ignore_errors=True)  # a re-export with fewer samples leaves none behind
+    (folder / "samples").mkdir(parents=True)
     names = []
     for i, image in enumerate(samples):
         buf = _png(image)
