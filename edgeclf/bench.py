@@ -24,9 +24,9 @@ from rich.table import Table
 
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import load_image
+from edgeclf.keras_baseline import KERAS_NAME
 from edgeclf.rundir import atomic_write_json
 from edgeclf.runtime.artifact import read_artifacts
-from edgeclf.keras_baseline import KERAS_NAME
 from edgeclf.runtime.machine import fingerprint
 from edgeclf.runtime.timing import SPANS
 
@@ -46,9 +46,18 @@ class BenchOptions:
 
 def latency_stats(samples_ms: list[float], batch: int) -> dict:
     a = np.asarray(samples_ms)
-    return {"batch": batch, "runs": int(len(a)), "p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
-            "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean()), "std_ms": float(a.std()),
-            "min_ms": float(a.min()), "max_ms": float(a.max()), "throughput_ips": float(batch * 1000 / a.mean())}
+    return {
+        "batch": batch,
+        "runs": int(len(a)),
+        "p50_ms": float(np.percentile(a, 50)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "mean_ms": float(a.mean()),
+        "std_ms": float(a.std()),
+        "min_ms": float(a.min()),
+        "max_ms": float(a.max()),
+        "throughput_ips": float(batch * 1000 / a.mean()),
+    }
 
 
 def time_calls(fn, x, warmup: int, runs: int | None, seconds: float | None) -> list[float]:
@@ -67,8 +76,13 @@ def time_calls(fn, x, warmup: int, runs: int | None, seconds: float | None) -> l
             return samples
 
 
-def run_bench(target: Path, options: BenchOptions, out: Path | None = None, images: Path | None = None,
-              console: Console | None = None) -> Path:
+def run_bench(
+    target: Path,
+    options: BenchOptions,
+    out: Path | None = None,
+    images: Path | None = None,
+    console: Console | None = None,
+) -> Path:
     """Bench a run directory (the Keras baseline and every artifact, on its test images), or an
     export folder alone, as on a device (every artifact, on the images under `images`)."""
     console = console or Console(highlight=False)
@@ -85,7 +99,7 @@ def run_bench(target: Path, options: BenchOptions, out: Path | None = None, imag
     files, split = _input_files(target, is_run, images)
     size = entries[0].image_size if entries else None
     need = max(options.batch_sizes)
-    files = files[:max(need, 32)]
+    files = files[: max(need, 32)]
     started = time.perf_counter()
     pixels = np.stack([load_image(f, size or _run_image_size(target)) for f in files])
     decode_ms = (time.perf_counter() - started) * 1000 / len(files)
@@ -95,15 +109,29 @@ def run_bench(target: Path, options: BenchOptions, out: Path | None = None, imag
     with tempfile.TemporaryDirectory(prefix="edgeclf-bench-") as tmp:
         inputs = Path(tmp) / "inputs.npy"
         np.save(inputs, pixels)
-        targets = ([(KERAS_NAME, "keras", "fp32", None)] if is_run else []) + [(a.name, a.format, a.precision, a) for a in entries]
+        targets = ([(KERAS_NAME, "keras", "fp32", None)] if is_run else []) + [
+            (a.name, a.format, a.precision, a) for a in entries
+        ]
         for name, fmt, precision, info in targets:
             console.print(f"  {name}: measuring")
-            job = {"run": str(target), "name": name, "inputs": str(inputs), "threads": options.threads,
-                   "warmup": options.warmup, "runs": options.runs, "seconds": options.seconds,
-                   "batch_sizes": list(options.batch_sizes), "device": options.device}
+            job = {
+                "run": str(target),
+                "name": name,
+                "inputs": str(inputs),
+                "threads": options.threads,
+                "warmup": options.warmup,
+                "runs": options.runs,
+                "seconds": options.seconds,
+                "batch_sizes": list(options.batch_sizes),
+                "device": options.device,
+            }
             result = _worker(job)
-            result.update(name=name, format=fmt, precision=precision,
-                          file_bytes=info.bytes if info else (target / "model.keras").stat().st_size)
+            result.update(
+                name=name,
+                format=fmt,
+                precision=precision,
+                file_bytes=info.bytes if info else (target / "model.keras").stat().st_size,
+            )
             results[name] = result
     _speedups(results)
     notes = _notes(results)
@@ -116,12 +144,21 @@ def run_bench(target: Path, options: BenchOptions, out: Path | None = None, imag
         "run": str(target),
         "device": fingerprint(options.threads, options.device),
         "spans": SPANS,
-        "method": {"warmup": options.warmup, "runs": options.runs, "seconds": options.seconds,
-                   "batch_sizes": list(options.batch_sizes), "threads": options.threads,
-                   "timed": "batches[].*_ms are invoke_ms statistics (after warm-up); the other spans are reported apart",
-                   "keras_baseline": "compiled tf.function of model(x, training=False); predict_on_batch reported apart"},
-        "inputs": {"images": len(files), "split": split, "source": source,
-                   "note": "the same decoded images for every artifact"},
+        "method": {
+            "warmup": options.warmup,
+            "runs": options.runs,
+            "seconds": options.seconds,
+            "batch_sizes": list(options.batch_sizes),
+            "threads": options.threads,
+            "timed": "batches[].*_ms are invoke_ms statistics (after warm-up); the other spans are reported apart",
+            "keras_baseline": "compiled tf.function of model(x, training=False); predict_on_batch reported apart",
+        },
+        "inputs": {
+            "images": len(files),
+            "split": split,
+            "source": source,
+            "note": "the same decoded images for every artifact",
+        },
         "decode_ms": decode_ms,
         "artifacts": results,
         "notes": notes,
@@ -158,7 +195,9 @@ def _run_image_size(target: Path) -> int:
 
 
 def _worker(job: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "edgeclf.bench_worker", json.dumps(job)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeclf.bench_worker", json.dumps(job)], capture_output=True, text=True
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = " ".join(proc.stderr.strip().splitlines()[-2:])[:300]
@@ -189,14 +228,22 @@ def _notes(results: dict) -> list[str]:
     keras = results.get(KERAS_NAME, {})
     if keras.get("predict_on_batch"):
         slow, fast = keras["predict_on_batch"][0], headline_batch(keras)
-        notes.append(f"{KERAS_NAME} is timed as a compiled call (p50 {fast['p50_ms']:.3f} ms, batch {fast['batch']}); "
-                     f"through Keras' predict_on_batch the same model takes {slow['p50_ms']:.3f} ms "
-                     f"({slow['p50_ms'] / fast['p50_ms']:.2f}x): that path is not used for any ratio")
+        notes.append(
+            f"{KERAS_NAME} is timed as a compiled call (p50 {fast['p50_ms']:.3f} ms, batch {fast['batch']}); "
+            f"through Keras' predict_on_batch the same model takes {slow['p50_ms']:.3f} ms "
+            f"({slow['p50_ms'] / fast['p50_ms']:.2f}x): that path is not used for any ratio"
+        )
     for name, result in results.items():
-        if result["precision"].startswith("int8") and result["speedup_vs_runtime_fp32"] and result["speedup_vs_runtime_fp32"] < 1:
-            notes.append(f"{name} is SLOWER than {result['format']}-fp32 on this CPU "
-                         f"(p50 {_p50(result):.3f} ms vs {_p50(results[result['format'] + '-fp32']):.3f} ms, batch 1): "
-                         "int8 pays off on larger models and on CPUs with fast int8 dot products")
+        if (
+            result["precision"].startswith("int8")
+            and result["speedup_vs_runtime_fp32"]
+            and result["speedup_vs_runtime_fp32"] < 1
+        ):
+            notes.append(
+                f"{name} is SLOWER than {result['format']}-fp32 on this CPU "
+                f"(p50 {_p50(result):.3f} ms vs {_p50(results[result['format'] + '-fp32']):.3f} ms, batch 1): "
+                "int8 pays off on larger models and on CPUs with fast int8 dot products"
+            )
     return notes
 
 
@@ -205,21 +252,46 @@ def _require_gpu() -> None:
 
     providers = ort.get_available_providers()
     if "CUDAExecutionProvider" not in providers:
-        raise EdgeclfError(f"--device gpu: onnxruntime has no CUDAExecutionProvider here (available: {', '.join(providers)}); "
-                           "install onnxruntime-gpu on a machine with an NVIDIA GPU, or use --device cpu")
+        raise EdgeclfError(
+            f"--device gpu: onnxruntime has no CUDAExecutionProvider here (available: {', '.join(providers)}); "
+            "install onnxruntime-gpu on a machine with an NVIDIA GPU, or use --device cpu"
+        )
 
 
 def print_table(data: dict, console: Console) -> None:
     d = data["device"]
     table = Table(title=f"{d['cpu']} ({d['cores']} cores, {d['threads']} threads, {d['device']})")
-    for column in ("artifact", "size", "load ms", "first ms", "invoke p50", "p90", "p99", "img/s b1", "max img/s", "RSS MB",
-                   "× keras", "× fp32"):
+    for column in (
+        "artifact",
+        "size",
+        "load ms",
+        "first ms",
+        "invoke p50",
+        "p90",
+        "p99",
+        "img/s b1",
+        "max img/s",
+        "RSS MB",
+        "× keras",
+        "× fp32",
+    ):
         table.add_column(column, justify="left" if column == "artifact" else "right")
     for r in data["artifacts"].values():
         b1 = headline_batch(r)
         best = max(b["throughput_ips"] for b in r["batches"])
         fmt = lambda v: f"{v:.2f}×" if v else "-"  # noqa: E731
-        table.add_row(r["name"], f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['load_ms']:.1f}", f"{r['first_inference_ms']:.2f}",
-                      f"{b1['p50_ms']:.3f}", f"{b1['p90_ms']:.3f}", f"{b1['p99_ms']:.3f}", f"{b1['throughput_ips']:.0f}",
-                      f"{best:.0f}", f"{r['peak_rss_mb']:.0f}", fmt(r["speedup_vs_keras"]), fmt(r["speedup_vs_runtime_fp32"]))
+        table.add_row(
+            r["name"],
+            f"{r['file_bytes'] / 1024:.0f} KiB",
+            f"{r['load_ms']:.1f}",
+            f"{r['first_inference_ms']:.2f}",
+            f"{b1['p50_ms']:.3f}",
+            f"{b1['p90_ms']:.3f}",
+            f"{b1['p99_ms']:.3f}",
+            f"{b1['throughput_ips']:.0f}",
+            f"{best:.0f}",
+            f"{r['peak_rss_mb']:.0f}",
+            fmt(r["speedup_vs_keras"]),
+            fmt(r["speedup_vs_runtime_fp32"]),
+        )
     console.print(table)

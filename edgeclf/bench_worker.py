@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from edgeclf.bench import MAX_SAMPLES, latency_stats, time_calls
+from edgeclf.keras_baseline import KERAS_NAME, KerasClassifier, import_keras
 from edgeclf.runtime.artifact import artifact_file, read_artifacts
 from edgeclf.runtime.backends import import_engine
 from edgeclf.runtime.classifier import Classifier
-from edgeclf.keras_baseline import KERAS_NAME, KerasClassifier, import_keras
 
 PER_IMAGE_REPEATS = 20  # preprocess_ms and postprocess_ms are the mean of this many single-image calls
 
@@ -74,9 +74,16 @@ def main(job: dict) -> dict:
     start = time.perf_counter()
     raw1 = invoke(x1)
     first_ms = (time.perf_counter() - start) * 1000
-    result = {"engine": clf.engine, "engine_version": clf.version, "kernels": clf.kernels,
-              "import_ms": import_ms, "load_ms": load_ms, "first_inference_ms": first_ms,
-              "preprocess_ms": _mean_ms(clf.prepare, pixels[:1]), "postprocess_ms": _mean_ms(clf.finish, raw1)}
+    result = {
+        "engine": clf.engine,
+        "engine_version": clf.version,
+        "kernels": clf.kernels,
+        "import_ms": import_ms,
+        "load_ms": load_ms,
+        "first_inference_ms": first_ms,
+        "preprocess_ms": _mean_ms(clf.prepare, pixels[:1]),
+        "postprocess_ms": _mean_ms(clf.finish, raw1),
+    }
     batches, samples, predict_on_batch = [], [], []
     for batch in job["batch_sizes"]:
         x = clf.prepare(pixels[:batch])
@@ -85,7 +92,11 @@ def main(job: dict) -> dict:
         if batch == 1:
             samples = times[:MAX_SAMPLES]
         if isinstance(clf, KerasClassifier):  # Keras' convenience path, measured the same way, reported apart
-            predict_on_batch.append(latency_stats(time_calls(clf.run_predict_on_batch, x, job["warmup"], job["runs"], job["seconds"]), batch))
+            predict_on_batch.append(
+                latency_stats(
+                    time_calls(clf.run_predict_on_batch, x, job["warmup"], job["runs"], job["seconds"]), batch
+                )
+            )
     result.update(batches=batches, samples_ms_batch1=samples, rss_before_load_mb=before, peak_rss_mb=rss_mb())
     if predict_on_batch:
         result["predict_on_batch"] = predict_on_batch

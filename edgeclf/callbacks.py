@@ -83,6 +83,6 @@ def recompute_batchnorm(model, dataset, batches: int) -> int:
             model(x, training=True)  # eager: each layer reads its momentum at call time
             used += 1
     finally:
-        for layer, momentum in zip(layers, saved):
+        for layer, momentum in zip(layers, saved, strict=False):
             layer.momentum = momentum
     return used

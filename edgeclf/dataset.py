@@ -15,10 +15,10 @@ import math
 import os
 import random
 from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from edgeclf.config import SplitConfig
 from edgeclf.errors import DataError
@@ -180,13 +180,15 @@ def discover(
     if presplit:
         extra = sorted({c for s, c, _ in candidates} - class_names)
         if extra:
-            raise DataError(f"data folder {root}: class(es) {', '.join(extra)} appear in val/ or test/ but not in train/")
+            raise DataError(
+                f"data folder {root}: class(es) {', '.join(extra)} appear in val/ or test/ but not in train/"
+            )
     if not candidates:
         raise DataError(f"data folder {root} is empty: expected one sub-folder of images per class")
 
     results = _check_all([f for _, _, f in candidates], workers, progress)
-    skipped = [SkippedFile(_rel(f, root), reason) for (_, _, f), (_, reason) in zip(candidates, results) if reason]
-    good = [(s, c, f, sha) for (s, c, f), (sha, _) in zip(candidates, results) if sha]
+    skipped = [SkippedFile(_rel(f, root), reason) for (_, _, f), (_, reason) in zip(candidates, results, strict=False) if reason]
+    good = [(s, c, f, sha) for (s, c, f), (sha, _) in zip(candidates, results, strict=False) if sha]
 
     per_class = Counter(c for _, c, _, _ in good)
     classes = sorted(c for c in class_names if per_class[c] > 0)
@@ -208,7 +210,9 @@ def discover(
         records = _stratified_split(root, good, index, split, seed)
         fractions = split.model_dump()
     records.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.path))
-    return Dataset(root, classes, records, "presplit" if presplit else "class-folders", skipped, ignored, fractions, seed)
+    return Dataset(
+        root, classes, records, "presplit" if presplit else "class-folders", skipped, ignored, fractions, seed
+    )
 
 
 def _loose_entries(folder: Path, root: Path, keep: set[Path]) -> list[SkippedFile]:

@@ -37,8 +37,10 @@ class DemoResult:
 def run_demo(out: Path, *, overwrite: bool = False, console: Console | None = None) -> DemoResult:
     console = console or Console(highlight=False)
     cfg = load_config([packaged_config("demo.yaml")])
-    console.print(f"[bold]edgeclf demo[/]: {cfg.model.name} alpha {cfg.model.alpha}, {cfg.data.image_size} px, "
-                  f"on {embedded_dataset()}")
+    console.print(
+        f"[bold]edgeclf demo[/]: {cfg.model.name} alpha {cfg.model.alpha}, {cfg.data.image_size} px, "
+        f"on {embedded_dataset()}"
+    )
     started = time.perf_counter()
     trained = train(embedded_dataset(), out, cfg, overwrite=overwrite, console=console)
     run = trained.run_dir
@@ -51,17 +53,28 @@ def run_demo(out: Path, *, overwrite: bool = False, console: Console | None = No
     console.rule("evaluate")
     evaluated = evaluate_run(run, "test", console=console)
     console.rule("bench")
-    bench = run_bench(run, BenchOptions(threads=os.cpu_count() or 1, warmup=20, runs=200, seconds=None, batch_sizes=(1, 8)),
-                      console=console)
+    bench = run_bench(
+        run,
+        BenchOptions(threads=os.cpu_count() or 1, warmup=20, runs=200, seconds=None, batch_sizes=(1, 8)),
+        console=console,
+    )
     report = build_report(run)
-    console.print(f"\n[bold green]demo finished[/] in {time.perf_counter() - started:.0f}s; "
-                  f"validation accuracy {trained.val_accuracy:.4f}")
-    for name, what in (("model.keras", "best float model"), ("qat_model.h5", "quantization-aware model"),
-                       ("export/artifacts.json", "every artifact: file, precision, I/O quantization, validation"),
-                       ("reports/eval.json", "test-set metrics of every artifact"), ("reports/bench.json", "latency and memory"),
-                       ("metadata.json", "input, normalisation, labels, weights source, versions"),
-                       ("dataset.json", "every file with its split, label and sha256"), ("history.csv", "per-epoch metrics"),
-                       ("curves.png", "training curves"), ("config.yaml", "the resolved configuration")):
+    console.print(
+        f"\n[bold green]demo finished[/] in {time.perf_counter() - started:.0f}s; "
+        f"validation accuracy {trained.val_accuracy:.4f}"
+    )
+    for name, what in (
+        ("model.keras", "best float model"),
+        ("qat_model.h5", "quantization-aware model"),
+        ("export/artifacts.json", "every artifact: file, precision, I/O quantization, validation"),
+        ("reports/eval.json", "test-set metrics of every artifact"),
+        ("reports/bench.json", "latency and memory"),
+        ("metadata.json", "input, normalisation, labels, weights source, versions"),
+        ("dataset.json", "every file with its split, label and sha256"),
+        ("history.csv", "per-epoch metrics"),
+        ("curves.png", "training curves"),
+        ("config.yaml", "the resolved configuration"),
+    ):
         if (run / name).exists():
             console.print(f"  {run / name}  {what}")
     console.print(f"next: edgeclf predict {run} some_image.png   |   edgeclf train YOUR_FOLDER --out runs/mine")

@@ -67,4 +67,6 @@ class KerasClassifier:
         return raw
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        return np.concatenate([self.run(self.prepare(pixels[i:i + batch_size])) for i in range(0, len(pixels), batch_size)])
+        return np.concatenate(
+            [self.run(self.prepare(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)]
+        )

@@ -31,11 +31,16 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, classes: list[
     result = {
         "images": int(len(labels)),
         "accuracy": float((predicted == labels).mean()),
-        "per_class": {c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                      for c, p, r, f, s in zip(classes, precision, recall, f1, support)},
+        "per_class": {
+            c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=False)
+        },
         "macro": {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())},
-        "weighted": {"precision": float((precision * weights).sum()), "recall": float((recall * weights).sum()),
-                     "f1": float((f1 * weights).sum())},
+        "weighted": {
+            "precision": float((precision * weights).sum()),
+            "recall": float((recall * weights).sum()),
+            "f1": float((f1 * weights).sum()),
+        },
         "confusion_matrix": matrix.tolist(),
     }
     if len(classes) > k:

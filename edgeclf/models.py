@@ -34,9 +34,13 @@ def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int, log=pr
     request = WeightsRequest.parse(cfg.weights)
     if cfg.name == "small_cnn":
         if request.kind == "imagenet":
-            raise WeightsError("--weights imagenet: small_cnn has no ImageNet weights; use none, auto or an earlier small_cnn run")
+            raise WeightsError(
+                "--weights imagenet: small_cnn has no ImageNet weights; use none, auto or an earlier small_cnn run"
+            )
         if request.kind == "h5":
-            raise WeightsError("--weights: a Keras .h5 backbone file fits MobileNet only; small_cnn takes an earlier small_cnn run")
+            raise WeightsError(
+                "--weights: a Keras .h5 backbone file fits MobileNet only; small_cnn takes an earlier small_cnn run"
+            )
     keras_weights, source = _keras_weights(cfg, image_size, request, log)
     try:
         built = _build(cfg, num_classes, image_size, keras_weights)
@@ -44,15 +48,22 @@ def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int, log=pr
         raise
     except Exception as exc:
         if keras_weights == "imagenet" and request.kind == "auto":
-            log(f"[bold yellow]WARNING[/]: ImageNet weights unavailable ({_short(exc)}); "
-                "training from RANDOM initialisation. To use them offline, " + how_to_place(cfg.name, cfg.alpha, image_size))
+            log(
+                f"[bold yellow]WARNING[/]: ImageNet weights unavailable ({_short(exc)}); "
+                "training from RANDOM initialisation. To use them offline, "
+                + how_to_place(cfg.name, cfg.alpha, image_size)
+            )
             built = _build(cfg, num_classes, image_size, None)
             source = WeightsSource(cfg.weights, "random", False, note=f"imagenet unavailable: {_short(exc)}")
         elif keras_weights == "imagenet":
-            raise WeightsError(f"--weights imagenet: could not load ImageNet weights ({_short(exc)}); "
-                               + how_to_place(cfg.name, cfg.alpha, image_size)) from None
+            raise WeightsError(
+                f"--weights imagenet: could not load ImageNet weights ({_short(exc)}); "
+                + how_to_place(cfg.name, cfg.alpha, image_size)
+            ) from None
         elif request.kind == "h5":
-            raise WeightsError(f"--weights {request.path}: does not fit {cfg.name} alpha {cfg.alpha} ({_short(exc)})") from None
+            raise WeightsError(
+                f"--weights {request.path}: does not fit {cfg.name} alpha {cfg.alpha} ({_short(exc)})"
+            ) from None
         else:
             raise
     model, backbone = built
@@ -68,15 +79,21 @@ def _keras_weights(cfg: ModelConfig, image_size: int, request: WeightsRequest, l
     has_imagenet = cfg.name != "small_cnn" and imagenet_file_name(cfg.name, cfg.alpha, image_size) is not None
     if request.kind == "none" or (request.kind == "auto" and not has_imagenet):
         if request.kind == "auto" and cfg.name != "small_cnn":
-            log(f"[bold yellow]WARNING[/]: Keras has no ImageNet weights for {cfg.name} alpha {cfg.alpha}; "
-                "training from RANDOM initialisation")
+            log(
+                f"[bold yellow]WARNING[/]: Keras has no ImageNet weights for {cfg.name} alpha {cfg.alpha}; "
+                "training from RANDOM initialisation"
+            )
         note = "" if request.kind == "none" else f"no ImageNet weights for {cfg.name} alpha {cfg.alpha}"
         return None, WeightsSource(cfg.weights, "random", False, note=note)
     if request.kind in ("auto", "imagenet"):
         if not has_imagenet:
-            raise WeightsError(f"--weights imagenet: Keras has no ImageNet weights for {cfg.name} alpha {cfg.alpha} "
-                               "(MobileNetV2: 0.35, 0.5, 0.75, 1.0, 1.3, 1.4; V3: 0.75, 1.0)")
-        return "imagenet", WeightsSource(cfg.weights, "imagenet", True, path=imagenet_file_name(cfg.name, cfg.alpha, image_size))
+            raise WeightsError(
+                f"--weights imagenet: Keras has no ImageNet weights for {cfg.name} alpha {cfg.alpha} "
+                "(MobileNetV2: 0.35, 0.5, 0.75, 1.0, 1.3, 1.4; V3: 0.75, 1.0)"
+            )
+        return "imagenet", WeightsSource(
+            cfg.weights, "imagenet", True, path=imagenet_file_name(cfg.name, cfg.alpha, image_size)
+        )
     if request.kind == "h5":
         return str(request.path), WeightsSource(cfg.weights, "file", True, path=str(request.path))
     return None, WeightsSource(cfg.weights, "run", True, path=str(request.path))
@@ -97,7 +114,14 @@ def _build(cfg: ModelConfig, num_classes: int, image_size: int, keras_weights):
         }[cfg.name]
         kwargs = {"include_preprocessing": False} if cfg.name.startswith("mobilenet_v3") else {}
         # input_tensor puts the backbone's layers into this graph: the result is flat.
-        features = factory(input_tensor=x, input_shape=(image_size, image_size, 3), include_top=False, weights=keras_weights, alpha=cfg.alpha, **kwargs).output
+        features = factory(
+            input_tensor=x,
+            input_shape=(image_size, image_size, 3),
+            include_top=False,
+            weights=keras_weights,
+            alpha=cfg.alpha,
+            **kwargs,
+        ).output
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
     # float32 output even under a mixed_float16 policy: a float16 softmax loses small probabilities
@@ -144,14 +168,18 @@ def _copy_backbone(model, backbone: list[str], source_path) -> None:
             continue
         theirs = other.get_weights()
         if [w.shape for w in theirs] != [tuple(w.shape) for w in layer.weights]:
-            raise WeightsError(f"--weights {source_path}: layer {name} has other shapes than {model.name}; "
-                               "use a run trained with the same model and alpha")
+            raise WeightsError(
+                f"--weights {source_path}: layer {name} has other shapes than {model.name}; "
+                "use a run trained with the same model and alpha"
+            )
         layer.set_weights(theirs)
         copied += 1
     with_weights = sum(1 for name in backbone if model.get_layer(name).weights)
     if copied < with_weights:
-        raise WeightsError(f"--weights {source_path}: only {copied} of {with_weights} backbone layers match "
-                           f"{model.name}; use a run trained with the same model")
+        raise WeightsError(
+            f"--weights {source_path}: only {copied} of {with_weights} backbone layers match "
+            f"{model.name}; use a run trained with the same model"
+        )
 
 
 def set_trainable(built: BuiltModel, phase: str, fine_tune_layers: int) -> int:
@@ -169,7 +197,11 @@ def set_trainable(built: BuiltModel, phase: str, fine_tune_layers: int) -> int:
         layer.trainable = True
     if not built.weights.pretrained:
         return len(built.backbone_layers)
-    unfrozen = set(built.backbone_layers[len(built.backbone_layers) - fine_tune_layers:]) if phase == "fine_tune" and fine_tune_layers else set()
+    unfrozen = (
+        set(built.backbone_layers[len(built.backbone_layers) - fine_tune_layers :])
+        if phase == "fine_tune" and fine_tune_layers
+        else set()
+    )
     count = 0
     for name in built.backbone_layers:
         layer = model.get_layer(name)

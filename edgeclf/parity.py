@@ -59,7 +59,7 @@ def sample_indices(labels: np.ndarray, count: int) -> list[int]:
 
 def _raw_outputs(classifier: Classifier, pixels: np.ndarray) -> np.ndarray:
     """Raw outputs, one image at a time (batch 1 on both machines: no batch-dependent kernels)."""
-    return np.concatenate([classifier.backend.run(classifier.prepare(pixels[i:i + 1])) for i in range(len(pixels))])
+    return np.concatenate([classifier.backend.run(classifier.prepare(pixels[i : i + 1])) for i in range(len(pixels))])
 
 
 def _kernel_sets(info: ArtifactInfo) -> tuple[str, ...]:
@@ -84,20 +84,35 @@ def record_parity(export_dir: Path, samples: np.ndarray, spread: np.ndarray, tol
     records = {}
     for info in (a for a in read_artifacts(index) if a.status == "ok"):
         engines = {k: Classifier(info, artifact_file(index, info), threads=1, kernels=k) for k in _kernel_sets(info)}
-        record = {"sha256": info.sha256, "dtype": info.output.dtype,
-                  "outputs": {k: _raw_outputs(c, samples).tolist() for k, c in engines.items()}}
+        record = {
+            "sha256": info.sha256,
+            "dtype": info.output.dtype,
+            "outputs": {k: _raw_outputs(c, samples).tolist() for k, c in engines.items()},
+        }
         if len(engines) == 2 and len(spread):
             fast, ref = (_raw_outputs(c, spread).astype(np.int64) for c in engines.values())
-            record["kernel_spread"] = {"images": int(len(spread)), "top1_disagreements": int((fast.argmax(1) != ref.argmax(1)).sum()),
-                                       "max_steps": int(np.abs(fast - ref).max())}
+            record["kernel_spread"] = {
+                "images": int(len(spread)),
+                "top1_disagreements": int((fast.argmax(1) != ref.argmax(1)).sum()),
+                "max_steps": int(np.abs(fast - ref).max()),
+            }
         records[info.name] = record
-    return atomic_write_json(folder / REFERENCE, {
-        "version": VERSION, "edgeclf_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": fingerprint(1, "cpu"), "threads": 1, "samples": names, "tolerances": tolerances,
-        "rule": __doc__.split("The rule (the one the arm64 check established):\n")[1].split("\n\nTensorFlow-free")[0],
-        "artifacts": records,
-    })
+    return atomic_write_json(
+        folder / REFERENCE,
+        {
+            "version": VERSION,
+            "edgeclf_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": fingerprint(1, "cpu"),
+            "threads": 1,
+            "samples": names,
+            "tolerances": tolerances,
+            "rule": __doc__.split("The rule (the one the arm64 check established):\n")[1].split("\n\nTensorFlow-free")[
+                0
+            ],
+            "artifacts": records,
+        },
+    )
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -142,7 +157,9 @@ def _load_reference(index: Path) -> dict:
             raise ValueError("unknown version or layout")
         if not 1 <= len(samples) <= MAX_SAMPLES:
             raise ValueError(f"{len(samples)} samples (1..{MAX_SAMPLES} expected)")
-        if not all(isinstance(entry, dict) for entry in samples) or not all(isinstance(r, dict) for r in records.values()):
+        if not all(isinstance(entry, dict) for entry in samples) or not all(
+            isinstance(r, dict) for r in records.values()
+        ):
             raise ValueError("samples and artifact records must be objects")
         if not all(isinstance(data["tolerances"].get(k), (int, float)) for k in ("fp32", "fp16")):
             raise ValueError("tolerances must give fp32 and fp16 numbers")
@@ -180,7 +197,9 @@ def _file_matches(index: Path, info: ArtifactInfo, recorded: dict) -> str | None
     return None
 
 
-def _check(info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, tolerances: dict, threads: int | None) -> ParityCheck:
+def _check(
+    info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, tolerances: dict, threads: int | None
+) -> ParityCheck:
     check = ParityCheck(info.name, True)
     expected_shape = (len(pixels), len(info.labels))
     for kernels in _kernel_sets(info):
@@ -189,7 +208,9 @@ def _check(info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, t
         except (KeyError, TypeError, ValueError):
             return ParityCheck(info.name, False, [f"no usable {kernels}-kernel outputs recorded; re-export"])
         if want.shape != expected_shape:
-            return ParityCheck(info.name, False, [f"recorded outputs have shape {want.shape}, expected {expected_shape}; re-export"])
+            return ParityCheck(
+                info.name, False, [f"recorded outputs have shape {want.shape}, expected {expected_shape}; re-export"]
+            )
         got = _raw_outputs(Classifier(info, file, threads, kernels=kernels), pixels).astype(np.float64)
         if not info.precision.startswith("int8"):
             tolerance = tolerances["fp32" if info.precision == "fp32" else "fp16"]
@@ -199,15 +220,19 @@ def _check(info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, t
         elif kernels == "reference":
             steps = int(np.abs(got - want).max())
             ok = steps == 0
-            check.details.append(f"reference kernels: raw outputs {'bit-identical' if ok else f'differ by up to {steps} quantization steps (must be identical)'}")
+            check.details.append(
+                f"reference kernels: raw outputs {'bit-identical' if ok else f'differ by up to {steps} quantization steps (must be identical)'}"
+            )
         else:
             changed = np.flatnonzero(got.argmax(1) != want.argmax(1))
             gap = np.abs(got - want).max()
             size = f"max {int(gap)} quantization steps" if info.output.quantized else f"max |Δp| {gap:.2e}"
             if "reference" not in recorded["outputs"]:  # ONNX Runtime: no portable kernels to judge near-ties by
                 ok = len(changed) == 0
-                check.details.append(f"fast kernels: top-1 differs on {len(changed)}/{len(pixels)} samples "
-                                     f"(ONNX Runtime has no reference kernels: every top-1 must hold); {size}")
+                check.details.append(
+                    f"fast kernels: top-1 differs on {len(changed)}/{len(pixels)} samples "
+                    f"(ONNX Runtime has no reference kernels: every top-1 must hold); {size}"
+                )
             else:
                 try:
                     limit = 2 * int(recorded["kernel_spread"]["max_steps"])
@@ -219,9 +244,14 @@ def _check(info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, t
                 ok = not confident
                 check.details.append(
                     f"fast kernels: top-1 differs on {len(changed)}/{len(pixels)} samples"
-                    + (f", {len(confident)} of them confident (reference margin > 2 x {limit // 2} steps: samples "
-                       f"{', '.join(map(str, confident))})" if confident else
-                       f" (allowed: near-ties within 2 x {limit // 2} steps of the reference output)") + f"; {size}")
+                    + (
+                        f", {len(confident)} of them confident (reference margin > 2 x {limit // 2} steps: samples "
+                        f"{', '.join(map(str, confident))})"
+                        if confident
+                        else f" (allowed: near-ties within 2 x {limit // 2} steps of the reference output)"
+                    )
+                    + f"; {size}"
+                )
         check.passed &= ok
     return check
 
@@ -233,13 +263,17 @@ def verify(export_dir: Path, names: list[str] | None = None, threads: int | None
     try:
         index = locate_artifacts(export_dir)
     except FileNotFoundError:
-        raise EdgeclfError(f"{export_dir}: no artifacts.json; point at an export folder or an unpacked bundle") from None
+        raise EdgeclfError(
+            f"{export_dir}: no artifacts.json; point at an export folder or an unpacked bundle"
+        ) from None
     reference = _load_reference(index)
     entries = [a for a in read_artifacts(index) if a.status == "ok"]
     if names:
         unknown = sorted(set(names) - {a.name for a in entries})
         if unknown:
-            raise EdgeclfError(f"--artifact: {', '.join(unknown)} not in artifacts.json; choose from {', '.join(a.name for a in entries)}")
+            raise EdgeclfError(
+                f"--artifact: {', '.join(unknown)} not in artifacts.json; choose from {', '.join(a.name for a in entries)}"
+            )
         entries = [a for a in entries if a.name in names]
     if not entries:
         raise EdgeclfError(f"{index}: no validated artifacts to verify")

@@ -24,7 +24,9 @@ def build_augmenter(cfg: AugmentConfig, seed: int):
     if cfg.rotation:
         layers.append(keras.layers.RandomRotation(cfg.rotation, fill_mode="reflect", seed=seed + 1))
     if cfg.translation:
-        layers.append(keras.layers.RandomTranslation(cfg.translation, cfg.translation, fill_mode="reflect", seed=seed + 2))
+        layers.append(
+            keras.layers.RandomTranslation(cfg.translation, cfg.translation, fill_mode="reflect", seed=seed + 2)
+        )
     if cfg.zoom:
         layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode="reflect", seed=seed + 3))
     if cfg.contrast:
@@ -75,7 +77,9 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices((files, labels))
     if training and data.cache == "none":  # nothing cached: a fresh uniform permutation of the names every epoch
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda p, y: (decode(p), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(
+        lambda p, y: (decode(p), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     if data.cache == "disk" and cache_file is not None:
         ds = ds.cache(str(cache_file))
     elif data.cache == "memory":
@@ -85,5 +89,8 @@ def make_dataset(
     ds = ds.batch(data.batch_size)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment is not None:
-        ds = ds.map(lambda x, y: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(
+            lambda x, y: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -35,8 +35,15 @@ def confusion_png(matrix: list[list[int]], classes: list[str], title: str) -> by
     ax.set_ylabel("true")
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if m[i, j] > m.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(m[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if m[i, j] > m.max() / 2 else "black",
+            )
     ax.set_title(title)
     fig.colorbar(image, ax=ax, shrink=0.7)
     return _png(plt, fig)

@@ -19,8 +19,13 @@ def collect_images(targets: list[Path]) -> list[Path]:
     files: list[Path] = []
     for target in map(Path, targets):
         if target.is_dir():
-            files += sorted(p for p in target.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS
-                            and not any(part.startswith(".") for part in p.relative_to(target).parts))
+            files += sorted(
+                p
+                for p in target.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(target).parts)
+            )
         elif target.is_file():
             files.append(target)
         else:
@@ -57,8 +62,14 @@ def decode(path, size: int) -> tuple[np.ndarray, float]:
     return pixels, (time.perf_counter() - started) * 1000
 
 
-def predict(model: Path, targets: list[Path], artifact: str | None = None, top_k: int = 5,
-            threads: int | None = None, kernels: str = "fast") -> tuple[str, list[dict]]:
+def predict(
+    model: Path,
+    targets: list[Path],
+    artifact: str | None = None,
+    top_k: int = 5,
+    threads: int | None = None,
+    kernels: str = "fast",
+) -> tuple[str, list[dict]]:
     """(artifact name, one {"image", "top_k": [{"label", "probability"}], "decode_ms", "preprocess_ms",
     "invoke_ms", "postprocess_ms"} per image). The classifier is warmed up once before the first
     image, so that no image is timed on the engine's first call."""

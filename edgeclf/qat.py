@@ -38,15 +38,18 @@ class QatResult:
     path: Path
 
 
-def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict | None = None,
-            console: Console | None = None) -> QatResult:
+def run_qat(
+    run_dir: Path, *, overrides: dict | None = None, option_names: dict | None = None, console: Console | None = None
+) -> QatResult:
     console = console or Console(highlight=False)
     run = Run.open(run_dir)
     cfg = run.config(overrides, option_names)
     name = run.metadata["model"]["name"]
     if name in UNSUPPORTED:
-        raise QatUnsupported(f"qat: {UNSUPPORTED[name]}, which tensorflow-model-optimization cannot quantize; "
-                             f"use post-training quantization instead: edgeclf export {run.path} --int8")
+        raise QatUnsupported(
+            f"qat: {UNSUPPORTED[name]}, which tensorflow-model-optimization cannot quantize; "
+            f"use post-training quantization instead: edgeclf export {run.path} --int8"
+        )
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
@@ -71,45 +74,64 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
     common = dict(num_classes=classes, data=cfg.data.model_copy(update={"cache": "memory"}), seed=cfg.seed)
     # the training recipe continues: the same augmentation as `edgeclf train` (QAT on clean images
     # alone moves the model away from the float one it must stay close to)
-    train_raw = make_dataset(*data.files_and_labels("train"), training=True,
-                             augment=build_augmenter(cfg.augment, cfg.seed), **common)
+    train_raw = make_dataset(
+        *data.files_and_labels("train"), training=True, augment=build_augmenter(cfg.augment, cfg.seed), **common
+    )
     val_raw = make_dataset(*data.files_and_labels("val"), training=False, **common)
     normalize = lambda x, y: (x * norm["scale"] + norm["offset"], y)  # noqa: E731
     train_ds, val_ds = train_raw.map(normalize), val_raw.map(normalize)
 
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     _, float_acc = model.evaluate(val_raw, verbose=0)
-    qat.compile(optimizer=keras.optimizers.Adam(cfg.qat.learning_rate),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing), metrics=["accuracy"])
-    console.print(f"QAT: {cfg.qat.epochs} epoch(s) at learning rate {cfg.qat.learning_rate:g}; "
-                  f"float validation accuracy {float_acc:.4f}")
+    qat.compile(
+        optimizer=keras.optimizers.Adam(cfg.qat.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+        metrics=["accuracy"],
+    )
+    console.print(
+        f"QAT: {cfg.qat.epochs} epoch(s) at learning rate {cfg.qat.learning_rate:g}; "
+        f"float validation accuracy {float_acc:.4f}"
+    )
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="edgeclf-qat-") as tmp:
         best = Path(tmp) / "best.weights.h5"
-        qat.fit(train_ds, validation_data=val_ds, epochs=cfg.qat.epochs, verbose=0, callbacks=[
-            EpochLog(rows, "qat", cfg.qat.epochs, console),
-            keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True, save_weights_only=True),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.qat.early_stopping_patience),
-        ])
+        qat.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=cfg.qat.epochs,
+            verbose=0,
+            callbacks=[
+                EpochLog(rows, "qat", cfg.qat.epochs, console),
+                keras.callbacks.ModelCheckpoint(
+                    str(best), monitor="val_loss", save_best_only=True, save_weights_only=True
+                ),
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.qat.early_stopping_patience),
+            ],
+        )
         if not best.exists():
             raise EdgeclfError("qat: the validation loss was never finite; lower --learning-rate")
         qat.load_weights(str(best))
     _, qat_acc = qat.evaluate(val_ds, verbose=0)
     save_model(qat, run.qat_model_path)
     seconds = time.perf_counter() - started
-    atomic_write_json(run.path / QAT_SUMMARY, {
-        "model": run.qat_model_path.name,
-        "source": run.model_path.name,
-        "input": "normalized",
-        "normalization": norm,
-        "epochs": cfg.qat.epochs,
-        "epochs_run": len(rows),
-        "learning_rate": cfg.qat.learning_rate,
-        "float_val_accuracy": float(float_acc),
-        "qat_val_accuracy": float(qat_acc),
-        "history": rows,
-        "seconds": round(seconds, 1),
-        "versions": {"tensorflow": tf.__version__, "tfmot": tfmot.__version__},
-    })
-    console.print(f"validation accuracy: float {float_acc:.4f}, QAT {qat_acc:.4f} ({(qat_acc - float_acc) * 100:+.2f} points)")
+    atomic_write_json(
+        run.path / QAT_SUMMARY,
+        {
+            "model": run.qat_model_path.name,
+            "source": run.model_path.name,
+            "input": "normalized",
+            "normalization": norm,
+            "epochs": cfg.qat.epochs,
+            "epochs_run": len(rows),
+            "learning_rate": cfg.qat.learning_rate,
+            "float_val_accuracy": float(float_acc),
+            "qat_val_accuracy": float(qat_acc),
+            "history": rows,
+            "seconds": round(seconds, 1),
+            "versions": {"tensorflow": tf.__version__, "tfmot": tfmot.__version__},
+        },
+    )
+    console.print(
+        f"validation accuracy: float {float_acc:.4f}, QAT {qat_acc:.4f} ({(qat_acc - float_acc) * 100:+.2f} points)"
+    )
     return QatResult(float(float_acc), float(qat_acc), len(rows), seconds, run.qat_model_path)

@@ -11,13 +11,27 @@ from pathlib import Path
 
 from edgeclf.bench import headline_batch
 from edgeclf.errors import EdgeclfError
-from edgeclf.plots import accuracy_latency_png, latency_distribution_png
-from edgeclf.rundir import atomic_write_bytes, atomic_write_text
-from edgeclf.run import Run
 from edgeclf.keras_baseline import KERAS_NAME
+from edgeclf.plots import accuracy_latency_png, latency_distribution_png
+from edgeclf.run import Run
+from edgeclf.rundir import atomic_write_bytes, atomic_write_text
 
-COLUMNS = ("device", "artifact", "precision", "size KiB", "accuracy", "Δ pts", "agreement", "p50 ms", "p90 ms", "p99 ms",
-           "img/s b1", "max img/s", "× keras", "× fp32")
+COLUMNS = (
+    "device",
+    "artifact",
+    "precision",
+    "size KiB",
+    "accuracy",
+    "Δ pts",
+    "agreement",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "img/s b1",
+    "max img/s",
+    "× keras",
+    "× fp32",
+)
 
 
 @dataclass
@@ -57,17 +71,24 @@ def rows(bench: dict, evaluation: dict | None, accuracy_here: bool = True) -> li
     for name, r in bench["artifacts"].items():
         b1 = headline_batch(r)
         e = records.get(name, {})
-        out.append({
-            "device": device_label(bench), "artifact": name, "precision": r["precision"],
-            "size KiB": f"{r['file_bytes'] / 1024:.0f}",
-            "accuracy": f"{e['accuracy']:.2%}" if e else "-",
-            "Δ pts": f"{e['delta_points']:+.2f}" if e else "-",
-            "agreement": f"{e['agreement_with_float']:.2%}" if e else "-",
-            "p50 ms": f"{b1['p50_ms']:.3f}", "p90 ms": f"{b1['p90_ms']:.3f}", "p99 ms": f"{b1['p99_ms']:.3f}",
-            "img/s b1": f"{b1['throughput_ips']:.0f}", "max img/s": f"{max(b['throughput_ips'] for b in r['batches']):.0f}",
-            "× keras": f"{r['speedup_vs_keras']:.2f}" if r.get("speedup_vs_keras") else "-",
-            "× fp32": f"{r['speedup_vs_runtime_fp32']:.2f}" if r.get("speedup_vs_runtime_fp32") else "-",
-        })
+        out.append(
+            {
+                "device": device_label(bench),
+                "artifact": name,
+                "precision": r["precision"],
+                "size KiB": f"{r['file_bytes'] / 1024:.0f}",
+                "accuracy": f"{e['accuracy']:.2%}" if e else "-",
+                "Δ pts": f"{e['delta_points']:+.2f}" if e else "-",
+                "agreement": f"{e['agreement_with_float']:.2%}" if e else "-",
+                "p50 ms": f"{b1['p50_ms']:.3f}",
+                "p90 ms": f"{b1['p90_ms']:.3f}",
+                "p99 ms": f"{b1['p99_ms']:.3f}",
+                "img/s b1": f"{b1['throughput_ips']:.0f}",
+                "max img/s": f"{max(b['throughput_ips'] for b in r['batches']):.0f}",
+                "× keras": f"{r['speedup_vs_keras']:.2f}" if r.get("speedup_vs_keras") else "-",
+                "× fp32": f"{r['speedup_vs_runtime_fp32']:.2f}" if r.get("speedup_vs_runtime_fp32") else "-",
+            }
+        )
     return out
 
 
@@ -84,12 +105,17 @@ def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = 
     figures.mkdir(parents=True, exist_ok=True)
 
     first = benches[0]
-    points = [(name, headline_batch(r)["p50_ms"], evaluation["artifacts"][name]["accuracy"]) for name, r in first["artifacts"].items() if name in evaluation["artifacts"]]
+    points = [
+        (name, headline_batch(r)["p50_ms"], evaluation["artifacts"][name]["accuracy"])
+        for name, r in first["artifacts"].items()
+        if name in evaluation["artifacts"]
+    ]
     images = {
         "accuracy_vs_latency.png": accuracy_latency_png(points, f"accuracy vs latency on {device_label(first)}"),
         "latency_distribution.png": latency_distribution_png(
             {n: r["samples_ms_batch1"] for n, r in first["artifacts"].items() if r.get("samples_ms_batch1")},
-            f"latency distribution, batch 1, {device_label(first)}"),
+            f"latency distribution, batch 1, {device_label(first)}",
+        ),
     }
     int8 = [n for n, r in evaluation["artifacts"].items() if r["precision"].startswith("int8")]
     best_int8 = max(int8, key=lambda n: evaluation["artifacts"][n]["accuracy"]) if int8 else None
@@ -102,15 +128,25 @@ def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = 
         atomic_write_bytes(figures / name, data)
 
     here = [same_machine(evaluation, b, own=bool(own) and i == 0) for i, b in enumerate(benches)]
-    tables = [(device_label(b), rows(b, evaluation, h)) for b, h in zip(benches, here)]
+    tables = [(device_label(b), rows(b, evaluation, h)) for b, h in zip(benches, here, strict=False)]
     merged = [row for _, device_rows in tables for row in device_rows] if len(benches) > 1 else None
-    context = {"run": run, "evaluation": evaluation, "benches": benches, "tables": tables, "merged": merged,
-               "best_int8": best_int8, "accuracy_on": _accuracy_source(evaluation),
-               "notes": [f"{device_label(b)}: accuracy not measured on this device (shown as -); "
-                         "edgeclf verify checks that its outputs match the exporting machine's"
-                         for b, h in zip(benches, here) if not h]
-               + [f"{device_label(b)}: {b['device']['emulated']}" for b in benches if b["device"].get("emulated")]
-               + [f"{device_label(b)}: {n}" for b in benches for n in b.get("notes", [])]}
+    context = {
+        "run": run,
+        "evaluation": evaluation,
+        "benches": benches,
+        "tables": tables,
+        "merged": merged,
+        "best_int8": best_int8,
+        "accuracy_on": _accuracy_source(evaluation),
+        "notes": [
+            f"{device_label(b)}: accuracy not measured on this device (shown as -); "
+            "edgeclf verify checks that its outputs match the exporting machine's"
+            for b, h in zip(benches, here, strict=False)
+            if not h
+        ]
+        + [f"{device_label(b)}: {b['device']['emulated']}" for b in benches if b["device"].get("emulated")]
+        + [f"{device_label(b)}: {n}" for b in benches for n in b.get("notes", [])],
+    }
     md = atomic_write_text(out / "report.md", _markdown(context, images))
     page = atomic_write_text(out / "report.html", _html(context, images))
     return ReportResult(md, page, [label for label, _ in tables])
@@ -124,18 +160,22 @@ def _md_table(table_rows: list[dict], columns) -> str:
 
 def _intro(ctx) -> list[str]:
     meta, ev = ctx["run"].metadata, ctx["evaluation"]
-    return [f"Run `{ctx['run'].path}`: {meta['model']['name']} alpha {meta['model'].get('alpha')}, "
-            f"{meta['preprocessing']['size'][0]} px, {len(meta['classes'])} classes, weights {meta['weights']['source']}.",
-            f"Accuracy on the {ev['split']} split ({ev['images']} images), from the run's eval.json, measured on "
-            f"{ctx['accuracy_on']}; latency is batch 1, invoke_ms only (decoding, preprocessing and postprocessing "
-            "apart; the spans are defined in bench.json), percentiles of warm runs on each device."]
+    return [
+        f"Run `{ctx['run'].path}`: {meta['model']['name']} alpha {meta['model'].get('alpha')}, "
+        f"{meta['preprocessing']['size'][0]} px, {len(meta['classes'])} classes, weights {meta['weights']['source']}.",
+        f"Accuracy on the {ev['split']} split ({ev['images']} images), from the run's eval.json, measured on "
+        f"{ctx['accuracy_on']}; latency is batch 1, invoke_ms only (decoding, preprocessing and postprocessing "
+        "apart; the spans are defined in bench.json), percentiles of warm runs on each device.",
+    ]
 
 
 def _accuracy_source(evaluation: dict) -> str:
     where = evaluation.get("machine")
     if not where:
         return "the machine where edgeclf evaluate ran (not recorded)"
-    engines = sorted({r.get("engine_version") or r["engine"] for r in evaluation["artifacts"].values() if r.get("engine")})
+    engines = sorted(
+        {r.get("engine_version") or r["engine"] for r in evaluation["artifacts"].values() if r.get("engine")}
+    )
     return f"{where['cpu']} ({where['machine']}) with {', '.join(engines)}"
 
 
@@ -153,15 +193,19 @@ def _markdown(ctx, images) -> str:
 
 def _html_table(table_rows: list[dict], columns) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in columns) + "</tr>" for r in table_rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in columns) + "</tr>" for r in table_rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _html(ctx, images) -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>edgeclf report</title><style>",
-             "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}",
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}",
-             "img{max-width:100%;margin:1em 0;display:block}</style></head><body><h1>edgeclf report</h1>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>edgeclf report</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}",
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}",
+        "img{max-width:100%;margin:1em 0;display:block}</style></head><body><h1>edgeclf report</h1>",
+    ]
     parts += [f"<p>{html.escape(line)}</p>" for line in _intro(ctx)]
     for label, table_rows in ctx["tables"]:
         parts += [f"<h2>{html.escape(label)}</h2>", _html_table(table_rows, COLUMNS[1:])]
@@ -171,6 +215,8 @@ def _html(ctx, images) -> str:
         parts += ["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in ctx["notes"]] + ["</ul>"]
     parts.append("<h2>Figures</h2>")
     for name, data in images.items():
-        parts.append(f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>")
+        parts.append(
+            f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)

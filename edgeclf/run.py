@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgeclf.config import Config, load_config
 from edgeclf.dataset import Dataset
 from edgeclf.errors import DataError, RunDirError
@@ -46,8 +47,10 @@ class Run:
     def dataset(self) -> Dataset:
         data = Dataset.load(self.path / "dataset.json")
         if not data.root.is_dir():
-            raise DataError(f"the run's data folder {data.root} (from {self.path / 'dataset.json'}) is gone; "
-                            "put it back where it was")
+            raise DataError(
+                f"the run's data folder {data.root} (from {self.path / 'dataset.json'}) is gone; "
+                "put it back where it was"
+            )
         return data
 
     @property

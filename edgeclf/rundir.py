@@ -43,7 +43,9 @@ def check_out_dir(out: Path, overwrite: bool, option: str = "--out") -> None:
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{option} {out}: is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise RunDirError(f"{option} {out}: already holds a run; pass --overwrite to replace it, or choose another folder")
+        raise RunDirError(
+            f"{option} {out}: already holds a run; pass --overwrite to replace it, or choose another folder"
+        )
 
 
 class StagedRun:

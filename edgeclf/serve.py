@@ -7,9 +7,9 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
 from edgeclf.images import ImageError
@@ -20,8 +20,13 @@ from edgeclf.watch import Stop
 MAX_BYTES = 20 * 1024 * 1024  # larger bodies are refused with 413 before they are read
 
 
-def make_server(classifier: Classifier, host: str = "127.0.0.1", port: int = 8080, top_k: int = 5,
-                log: Callable[[str], None] | None = None) -> HTTPServer:
+def make_server(
+    classifier: Classifier,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    top_k: int = 5,
+    log: Callable[[str], None] | None = None,
+) -> HTTPServer:
     """An HTTPServer bound to (host, port) answering /predict and /health; port 0 picks a free one."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -37,8 +42,15 @@ def make_server(classifier: Classifier, host: str = "127.0.0.1", port: int = 808
             if urlparse(self.path).path != "/health":
                 return self._reply(HTTPStatus.NOT_FOUND, {"error": "GET /health, or POST an image to /predict"})
             info = classifier.info
-            self._reply(HTTPStatus.OK, {"artifact": info.name, "engine": classifier.engine, "labels": info.labels,
-                                        "image_size": info.image_size})
+            self._reply(
+                HTTPStatus.OK,
+                {
+                    "artifact": info.name,
+                    "engine": classifier.engine,
+                    "labels": info.labels,
+                    "image_size": info.image_size,
+                },
+            )
 
         def do_POST(self) -> None:  # noqa: N802
             url = urlparse(self.path)

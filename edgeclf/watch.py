@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -41,8 +41,15 @@ def _result(classifier: Classifier, source: str, pixels: np.ndarray, decode_ms: 
     return {"image": source, **top, **answer}
 
 
-def watch_folder(classifier: Classifier, folder: Path, emit: Callable[[dict], None], interval: float = 0.5,
-                 settle: float = 0.2, stop: Stop | None = None, existing: bool = False) -> int:
+def watch_folder(
+    classifier: Classifier,
+    folder: Path,
+    emit: Callable[[dict], None],
+    interval: float = 0.5,
+    settle: float = 0.2,
+    stop: Stop | None = None,
+    existing: bool = False,
+) -> int:
     """Poll folder for new image files (ignoring those present at start unless `existing`); a file
     is read once its size has stopped changing for `settle` seconds. Returns images classified."""
     folder = Path(folder)
@@ -71,8 +78,9 @@ def watch_folder(classifier: Classifier, folder: Path, emit: Callable[[dict], No
     return count
 
 
-def watch_camera(classifier: Classifier, device: int, emit: Callable[[dict], None], every: float = 0.0,
-                 stop: Stop | None = None) -> int:
+def watch_camera(
+    classifier: Classifier, device: int, emit: Callable[[dict], None], every: float = 0.0, stop: Stop | None = None
+) -> int:
     """Classify frames from an OpenCV camera (pip install opencv-python-headless)."""
     try:
         import cv2

@@ -37,12 +37,16 @@ class WeightsRequest:
         if path.is_dir() and (path / "model.keras").is_file():
             return cls("run", path / "model.keras")
         if not path.exists():
-            raise WeightsError(f"--weights {value}: no such file; use auto, imagenet, none, a .h5 weights file or an edgeclf run")
+            raise WeightsError(
+                f"--weights {value}: no such file; use auto, imagenet, none, a .h5 weights file or an edgeclf run"
+            )
         if path.suffix == ".keras":
             return cls("run", path)
         if path.suffix in (".h5", ".hdf5"):
             return cls("h5", path)
-        raise WeightsError(f"--weights {value}: expected a Keras .h5 weights file, a .keras model or an edgeclf run directory")
+        raise WeightsError(
+            f"--weights {value}: expected a Keras .h5 weights file, a .keras model or an edgeclf run directory"
+        )
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,13 @@ class WeightsSource:
     note: str = ""
 
     def to_json(self) -> dict:
-        return {"requested": self.requested, "source": self.source, "pretrained": self.pretrained, "path": self.path, "note": self.note}
+        return {
+            "requested": self.requested,
+            "source": self.source,
+            "pretrained": self.pretrained,
+            "path": self.path,
+            "note": self.note,
+        }
 
 
 def keras_cache_dir() -> Path:

@@ -43,12 +43,25 @@ def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     data = class_folders(tmp / "data", CLASSES, 14)
     run = tmp / "run"
-    train(data, run, load_config(overrides={"data.image_size": 32, "data.batch_size": 8, "model.alpha": 0.35,
-                                            "model.weights": "none", "train.epochs": 2, "train.fine_tune_epochs": 0,
-                                            "export.calibration_images": 20, "export.max_drop": 100.0,
-                                            # two epochs on 42 images: an ill-conditioned model whose fp16 weights
-                                            # move probabilities by up to 0.022 (measured), above the 0.02 default
-                                            "export.fp16_tolerance": 0.05}))
+    train(
+        data,
+        run,
+        load_config(
+            overrides={
+                "data.image_size": 32,
+                "data.batch_size": 8,
+                "model.alpha": 0.35,
+                "model.weights": "none",
+                "train.epochs": 2,
+                "train.fine_tune_epochs": 0,
+                "export.calibration_images": 20,
+                "export.max_drop": 100.0,
+                # two epochs on 42 images: an ill-conditioned model whose fp16 weights
+                # move probabilities by up to 0.022 (measured), above the 0.02 default
+                "export.fp16_tolerance": 0.05,
+            }
+        ),
+    )
     run_qat(run, overrides={"qat.epochs": 1})
     result = export_run(run, int8=True, overrides={"export.int8_source": "both", "export.dynamic": True})
     return run, result

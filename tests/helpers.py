@@ -17,7 +17,15 @@ from PIL import Image
 from edgeclf.demo import embedded_dataset
 
 # Formats and extension spellings cycled through for the copied Fashion-MNIST images.
-COPY_FORMATS = [("png", "PNG"), ("JPG", "JPEG"), ("jpeg", "JPEG"), ("bmp", "BMP"), ("gif", "GIF"), ("webp", "WEBP"), ("PNG", "PNG")]
+COPY_FORMATS = [
+    ("png", "PNG"),
+    ("JPG", "JPEG"),
+    ("jpeg", "JPEG"),
+    ("bmp", "BMP"),
+    ("gif", "GIF"),
+    ("webp", "WEBP"),
+    ("PNG", "PNG"),
+]
 
 JUNK = {
     "bag/broken.jpg": "truncated image",
@@ -25,7 +33,12 @@ JUNK = {
     "trouser/notes.png": "not an image",
     "trouser/labels.csv": "not an image file (extension '.csv')",
 }
-IGNORED = {"README.md": "outside class folders", ".DS_Store": "hidden", "bag/.DS_Store": "hidden", "sneaker/._0001.png": "hidden"}
+IGNORED = {
+    "README.md": "outside class folders",
+    ".DS_Store": "hidden",
+    "bag/.DS_Store": "hidden",
+    "sneaker/._0001.png": "hidden",
+}
 
 
 def class_folders(dest: Path, classes: list[str], per_class: int) -> Path:

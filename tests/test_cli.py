@@ -11,7 +11,20 @@ from edgeclf.cli import app
 from tests.helpers import class_folders
 
 runner = CliRunner()
-TINY = ["--weights", "none", "--alpha", "0.35", "--image-size", "32", "--epochs", "1", "--fine-tune-epochs", "0", "--batch-size", "8"]
+TINY = [
+    "--weights",
+    "none",
+    "--alpha",
+    "0.35",
+    "--image-size",
+    "32",
+    "--epochs",
+    "1",
+    "--fine-tune-epochs",
+    "0",
+    "--batch-size",
+    "8",
+]
 
 
 @pytest.mark.parametrize("command", sorted(c.name for c in app.registered_commands))
@@ -23,7 +36,7 @@ def test_every_command_has_help_with_an_example(command):
 
 def _one_line_error(result, *fragments):
     assert result.exit_code == 2, result.output
-    lines = [l for l in result.output.splitlines() if l.strip()]
+    lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.output
@@ -49,7 +62,9 @@ def _error_cases(tmp_path):
     }
 
 
-@pytest.mark.parametrize("case", ["one class", "empty", "missing", "image size 7", "unknown key", "bad weights", "bad model"])
+@pytest.mark.parametrize(
+    "case", ["one class", "empty", "missing", "image size 7", "unknown key", "bad weights", "bad model"]
+)
 def test_errors_are_one_line_and_leave_no_run(tmp_path, case):
     args, fragments = _error_cases(tmp_path)[case]
     out = tmp_path / "run"
@@ -60,8 +75,11 @@ def test_errors_are_one_line_and_leave_no_run(tmp_path, case):
 
 
 def test_error_in_a_real_process_goes_to_stderr_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "edgeclf", "train", str(tmp_path / "nope"), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeclf", "train", str(tmp_path / "nope"), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: data folder {tmp_path / 'nope'} does not exist"]
     assert not (tmp_path / "run").exists()
@@ -85,7 +103,9 @@ def test_cli_options_override_config_file_and_are_saved(tmp_path):
 
 
 def test_runtime_side_imports_without_tensorflow():
-    code = ("import sys, edgeclf.cli, edgeclf.images, edgeclf.dataset, edgeclf.config, edgeclf.runtime, edgeclf.run; "
-            "print('tensorflow' in sys.modules)")
+    code = (
+        "import sys, edgeclf.cli, edgeclf.images, edgeclf.dataset, edgeclf.config, edgeclf.runtime, edgeclf.run; "
+        "print('tensorflow' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"

@@ -21,8 +21,14 @@ def test_messy_folder_skips_and_names_every_bad_file(messy):
     per_class = Counter(r.label_name for r in data.records)
     assert per_class == {"bag": 12, "sneaker": 12, "trouser": 12}
     paths = {r.path for r in data.records}
-    for photo in ("bag/photo_cmyk.jpg", "sneaker/photo_palette.png", "trouser/photo_16bit.png",
-                  "bag/photo_exif_rotated.jpg", "sneaker/photo_2400px.jpg", "trouser/photo_rgba.PNG"):
+    for photo in (
+        "bag/photo_cmyk.jpg",
+        "sneaker/photo_palette.png",
+        "trouser/photo_16bit.png",
+        "bag/photo_exif_rotated.jpg",
+        "sneaker/photo_2400px.jpg",
+        "trouser/photo_rgba.PNG",
+    ):
         assert photo in paths
 
 
@@ -70,7 +76,10 @@ def test_same_seed_same_split_other_seed_other_split(tmp_path):
 def test_a_class_split_does_not_depend_on_other_classes(tmp_path):
     two = class_folders(tmp_path / "two", ["bag", "sneaker"], 20)
     three = class_folders(tmp_path / "three", ["bag", "sneaker", "trouser"], 20)
-    bag = lambda d: {(r.path, r.split) for r in d.records if r.label_name == "bag"}
+
+    def bag(data):
+        return {(r.path, r.split) for r in data.records if r.label_name == "bag"}
+
     assert bag(discover(two, SPLIT, 1)) == bag(discover(three, SPLIT, 1))
 
 
@@ -80,7 +89,11 @@ def test_presplit_folder_is_used_as_is(tmp_path):
         class_folders(root / split, ["bag", "sneaker"], n)
     data = discover(root, SPLIT, seed=1)
     assert data.layout == "presplit"
-    assert data.counts() == {"train": {"bag": 6, "sneaker": 6}, "val": {"bag": 2, "sneaker": 2}, "test": {"bag": 2, "sneaker": 2}}
+    assert data.counts() == {
+        "train": {"bag": 6, "sneaker": 6},
+        "val": {"bag": 2, "sneaker": 2},
+        "test": {"bag": 2, "sneaker": 2},
+    }
     assert all(r.path.startswith(f"{r.split}/") for r in data.records)
 
 
@@ -89,7 +102,10 @@ def test_presplit_folder_is_used_as_is(tmp_path):
     [
         (lambda root: None, "does not exist"),
         (lambda root: root.mkdir(), "is empty"),
-        (lambda root: class_folders(root, ["bag"], 5), r"found 1 class folder\(s\) with images \(bag\); need at least 2"),
+        (
+            lambda root: class_folders(root, ["bag"], 5),
+            r"found 1 class folder\(s\) with images \(bag\); need at least 2",
+        ),
         (lambda root: class_folders(root, ["bag", "sneaker"], 2), "class 'bag' has 2 image\\(s\\): too few to split"),
         (lambda root: class_folders(root / "train", ["bag", "sneaker"], 5), "has train/ but no val/"),
     ],

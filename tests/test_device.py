@@ -41,7 +41,13 @@ def test_bundle_holds_the_runner_the_index_every_validated_file_and_the_parity_s
     assert len(wheels) == 1 and wheels[0].endswith("-py3-none-any.whl")
     parity = [n for n in names if n.startswith("export/parity")]
     assert "export/parity/reference.json" in parity and any(n.endswith(".png") for n in parity)
-    assert set(names) - set(parity) == {"bundle.json", "install.sh", wheels[0], "export/artifacts.json", *(f"export/{f}" for f in files)}
+    assert set(names) - set(parity) == {
+        "bundle.json",
+        "install.sh",
+        wheels[0],
+        "export/artifacts.json",
+        *(f"export/{f}" for f in files),
+    }
     manifest = json.loads((export.parent / "bundle.json").read_text())
     import hashlib
 
@@ -64,8 +70,23 @@ def test_bench_on_the_bundle_alone(bundle, tmp_path):
     run, export, _ = bundle
     images = Run.open(run).dataset.root / "bag"
     out = tmp_path / "device.json"
-    result = CliRunner().invoke(app, ["bench", str(export), "--images", str(images), "--runs", "10", "--warmup", "2",
-                                      "--batch-sizes", "1", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(export),
+            "--images",
+            str(images),
+            "--runs",
+            "10",
+            "--warmup",
+            "2",
+            "--batch-sizes",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert set(data["artifacts"]) == {a.name for a in read_artifacts(export)}  # no Keras baseline on a device
@@ -81,9 +102,13 @@ class DeviceCommand:
 
     def __init__(self, *args: str):
         code = "import sys; sys.modules['tensorflow'] = None; from edgeclf.cli import main; main()"
-        self.proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self.lines: list[str] = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")), daemon=True)
+        self.reader = threading.Thread(
+            target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")), daemon=True
+        )
         self.reader.start()
         self.deadline = time.time() + 60
 
@@ -145,7 +170,7 @@ def test_serve_answers_http_and_stops_on_sigterm(bundle):
         sources = [Run.open(run).dataset.root / r.path for r in Run.open(run).dataset.split("test")[:4]]
         expected = open_classifier(export).predict_files(sources).argmax(1)
         labels = open_classifier(export).labels
-        for src, best in zip(sources, expected):
+        for src, best in zip(sources, expected, strict=False):
             status, body = call("/predict", src.read_bytes())
             assert status == 200 and len(body["top_k"]) == 2 and body["top_k"][0]["label"] == labels[best]
             assert body["top_k"][0]["probability"] >= body["top_k"][1]["probability"] and body["invoke_ms"] > 0
@@ -153,7 +178,9 @@ def test_serve_answers_http_and_stops_on_sigterm(bundle):
         assert status == 200 and len(body["top_k"]) == 3
         health = call("/health")
         assert health[0] == 200 and health[1]["labels"] == labels and "LiteRT" in health[1]["engine"]
-        assert call("/predict", b"not an image")[0] == 400 and "not a usable image" in call("/predict", b"xx")[1]["error"]
+        assert (
+            call("/predict", b"not an image")[0] == 400 and "not a usable image" in call("/predict", b"xx")[1]["error"]
+        )
         assert call("/predict", b"")[0] == 400
         assert call("/predict?top_k=0", sources[0].read_bytes())[0] == 400
         assert call("/elsewhere")[0] == 404
@@ -195,14 +222,35 @@ def test_bundle_install_script_installs_its_wheel_without_tensorflow_and_verifie
     assert "runner/edgeclf-" in install.stdout and "PASS" in install.stdout and "FAIL" not in install.stdout
     direct = next(venv.glob("lib/python*/site-packages/edgeclf-*.dist-info/direct_url.json"))
     assert json.loads(direct.read_text())["url"].startswith(f"file://{export.parent / 'runner'}/edgeclf-")
-    listed = subprocess.run([str(venv / "bin" / "pip"), "list"], capture_output=True, text=True, check=True).stdout.lower()
+    listed = subprocess.run(
+        [str(venv / "bin" / "pip"), "list"], capture_output=True, text=True, check=True
+    ).stdout.lower()
     assert "tensorflow" not in listed and "tf-keras" not in listed and "ai-edge-litert" in listed
     image = str(next((Run.open(run).dataset.root / "bag").glob("*.png")))
-    proc = subprocess.run([str(venv / "bin" / "edgeclf"), "predict", str(export), image, "--json"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(venv / "bin" / "edgeclf"), "predict", str(export), image, "--json"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)[0]["top_k"][0]["label"] in read_artifacts(export)[0].labels
     out = tmp_path / "plain.json"
-    bench = subprocess.run([str(venv / "bin" / "edgeclf"), "bench", str(export), "--images", str(Run.open(run).dataset.root / "bag"),
-                            "--runs", "5", "--warmup", "1", "--batch-sizes", "1", "--out", str(out)], capture_output=True, text=True)
+    bench = subprocess.run(
+        [
+            str(venv / "bin" / "edgeclf"),
+            "bench",
+            str(export),
+            "--images",
+            str(Run.open(run).dataset.root / "bag"),
+            "--runs",
+            "5",
+            "--warmup",
+            "1",
+            "--batch-sizes",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bench.returncode == 0, bench.stderr[-2000:]
     assert set(json.loads(out.read_text())["artifacts"]) == {a.name for a in read_artifacts(export)}

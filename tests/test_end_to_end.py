@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.dataset import split_sizes
 from edgeclf.config import SplitConfig
+from edgeclf.dataset import split_sizes
 from edgeclf.demo import embedded_dataset
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import open_classifier
@@ -30,8 +30,27 @@ def test_embedded_dataset_is_small_balanced_and_licensed():
 @pytest.mark.slow
 def test_acceptance_command_on_a_messy_folder(messy, tmp_path):
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["train", str(messy), "--out", str(out), "--weights", "none", "--alpha", "0.35",
-                                      "--image-size", "64", "--epochs", "3", "--fine-tune-epochs", "2", "--seed", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(messy),
+            "--out",
+            str(out),
+            "--weights",
+            "none",
+            "--alpha",
+            "0.35",
+            "--image-size",
+            "64",
+            "--epochs",
+            "3",
+            "--fine-tune-epochs",
+            "2",
+            "--seed",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     for path, reason in JUNK.items():
         assert f"{path}: {reason}" in result.output
@@ -53,7 +72,9 @@ def test_acceptance_command_on_a_messy_folder(messy, tmp_path):
 @pytest.mark.slow
 def test_demo_from_the_command_line(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "edgeclf", "demo", "--out", str(out)], capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeclf", "demo", "--out", str(out)], capture_output=True, text=True, timeout=1500
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert str(out / "model.keras") in proc.stdout
     assert RUN_FILES <= {p.name for p in out.iterdir()}

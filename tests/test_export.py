@@ -22,7 +22,15 @@ from tests.conftest import CLASSES
 pytest.importorskip("tensorflow_model_optimization")
 onnx = pytest.importorskip("onnx")
 
-ALL = ["onnx-fp32", "onnx-int8-ptq", "tflite-dynamic", "tflite-fp16", "tflite-fp32", "tflite-int8-ptq", "tflite-int8-qat"]
+ALL = [
+    "onnx-fp32",
+    "onnx-int8-ptq",
+    "tflite-dynamic",
+    "tflite-fp16",
+    "tflite-fp32",
+    "tflite-int8-ptq",
+    "tflite-int8-qat",
+]
 
 
 def test_every_format_and_precision_is_written_and_indexed(exported):
@@ -52,7 +60,9 @@ def test_io_dtypes_and_quantization_parameters(exported):
     low, high = (0 - qat.input.zero_point) * qat.input.scale, (255 - qat.input.zero_point) * qat.input.scale
     assert -1.05 <= low <= -0.8 and 0.8 <= high <= 1.05, (low, high)
     # PTQ keeps `normalize` in the graph: raw pixels go in as they are
-    assert ptq.input.expects == "pixels" and ptq.input.scale == pytest.approx(1.0, rel=1e-2) and ptq.input.zero_point == 0
+    assert (
+        ptq.input.expects == "pixels" and ptq.input.scale == pytest.approx(1.0, rel=1e-2) and ptq.input.zero_point == 0
+    )
     assert by_name["onnx-int8-ptq"].input.dtype == "float32"
 
 
@@ -100,9 +110,9 @@ def test_int8_onnx_holds_int8_weights_and_runs(exported):
 
 
 def test_a_float_model_passed_off_as_int8_is_refused():
-    from edgeclf.export import tflite
-
     import tf_keras as keras
+
+    from edgeclf.export import tflite
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(NotIntegerError, match="float tensor|expected uint8"):
@@ -123,11 +133,27 @@ def test_max_drop_failure_keeps_the_file_marks_it_and_exits_non_zero(exported, t
         return real(self, pixels, batch_size)
 
     monkeypatch.setattr(Classifier, "predict_pixels", wrong_int8)
-    result = CliRunner().invoke(app, ["export", str(copy), "--int8", "--formats", "tflite", "--no-float16",
-                                      "--int8-source", "ptq", "--max-drop", "0"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(copy),
+            "--int8",
+            "--formats",
+            "tflite",
+            "--no-float16",
+            "--int8-source",
+            "ptq",
+            "--max-drop",
+            "0",
+        ],
+    )
     assert result.exit_code == 2
     message = result.output.strip().splitlines()[-1]
-    assert message.startswith("error: tflite-int8-ptq failed validation: validation accuracy") and "--max-drop 0" in message
+    assert (
+        message.startswith("error: tflite-int8-ptq failed validation: validation accuracy")
+        and "--max-drop 0" in message
+    )
     entry = {a.name: a for a in read_artifacts(copy)}["tflite-int8-ptq"]
     assert entry.status == "failed" and entry.validation["passed"] is False
     assert (copy / entry.path).is_file()
@@ -136,7 +162,13 @@ def test_max_drop_failure_keeps_the_file_marks_it_and_exits_non_zero(exported, t
 def test_selection_follows_the_run_and_options():
     cfg = load_config().export
     assert [s.name for s in select(cfg, int8=False, has_qat=True)] == ["tflite-fp32", "tflite-fp16", "onnx-fp32"]
-    assert [s.name for s in select(cfg, int8=True, has_qat=True)] == ["tflite-fp32", "tflite-fp16", "tflite-int8-qat", "onnx-fp32", "onnx-int8-ptq"]
+    assert [s.name for s in select(cfg, int8=True, has_qat=True)] == [
+        "tflite-fp32",
+        "tflite-fp16",
+        "tflite-int8-qat",
+        "onnx-fp32",
+        "onnx-int8-ptq",
+    ]
     assert "tflite-int8-ptq" in [s.name for s in select(cfg, int8=True, has_qat=False)]
     only_onnx = cfg.model_copy(update={"formats": ["onnx"]})
     assert [s.name for s in select(only_onnx, int8=True, has_qat=False)] == ["onnx-fp32", "onnx-int8-ptq"]

@@ -7,13 +7,32 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgeclf"
-TRAINING_PACKAGES = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "matplotlib", "sklearn"}
+TRAINING_PACKAGES = {
+    "tensorflow",
+    "tf_keras",
+    "tensorflow_model_optimization",
+    "tf2onnx",
+    "onnx",
+    "matplotlib",
+    "sklearn",
+}
 # What `edgeclf predict/watch/serve/verify` run on a device (the plain install). bench and its worker
 # also run there, on an export folder; their Keras branch (edgeclf.keras_baseline) is taken only for a
 # run directory, and the plain-install test runs them without TensorFlow.
 DEVICE_MODULES = ["edgeclf.runtime", "edgeclf.predict", "edgeclf.watch", "edgeclf.serve", "edgeclf.parity"]
-TRAINING_MODULES = {"edgeclf.train", "edgeclf.models", "edgeclf.qat", "edgeclf.pipeline", "edgeclf.callbacks",
-                    "edgeclf.export", "edgeclf.evaluate", "edgeclf.curves", "edgeclf.plots", "edgeclf.weights", "edgeclf.demo"}
+TRAINING_MODULES = {
+    "edgeclf.train",
+    "edgeclf.models",
+    "edgeclf.qat",
+    "edgeclf.pipeline",
+    "edgeclf.callbacks",
+    "edgeclf.export",
+    "edgeclf.evaluate",
+    "edgeclf.curves",
+    "edgeclf.plots",
+    "edgeclf.weights",
+    "edgeclf.demo",
+}
 
 
 def module_name(path: Path) -> str:
@@ -71,6 +90,8 @@ def test_imports_inside_functions_are_seen(tmp_path):
     """The graph is read from the source, so a lazy import inside a function (as the Keras baseline's
     `import tensorflow` was when it lived in runtime/) counts like a top-level one."""
     source = tmp_path / "lazy.py"
-    source.write_text("import numpy as np\n\ndef f():\n    import tensorflow as tf\n    from edgeclf.models import load_model\n")
+    source.write_text(
+        "import numpy as np\n\ndef f():\n    import tensorflow as tf\n    from edgeclf.models import load_model\n"
+    )
     assert imports_of(source) == {"numpy", "tensorflow", "edgeclf.models", "edgeclf.models.load_model"}
     assert "edgeclf.keras_baseline" not in closure("edgeclf.runtime")

@@ -37,19 +37,23 @@ def test_mediapipe_image_classifier_gives_our_labels_and_our_answers(exported, n
         path = tmp_path / f"{k:03d}.png"
         Image.fromarray(load_image(dataset.root / record.path, artifact.image_size)).save(path)
         images.append(str(path))
-    proc = subprocess.run([str(PYTHON), str(ROOT / "tools" / "mediapipe_classify.py"), str(run / artifact.path), *images],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(PYTHON), str(ROOT / "tools" / "mediapipe_classify.py"), str(run / artifact.path), *images],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(results) == len(images)
     ours = open_classifier(run, name).predict_files(images, batch_size=1)
-    for result, probs in zip(results, ours):
+    for result, probs in zip(results, ours, strict=False):
         names = [label for label, _ in result["categories"]]
         assert len(names) == 3 and set(names) == set(CLASSES)  # our labels, from the file's metadata
         scores = dict(result["categories"])
         assert sum(scores.values()) == pytest.approx(1.0, abs=0.02)
         if artifact.precision == "fp32":  # the same probabilities, so the same answer
-            for label, p in zip(CLASSES, probs):
+            for label, p in zip(CLASSES, probs, strict=False):
                 assert abs(scores[label] - p) <= 1e-4, (result["image"], label, scores[label], float(p))
             if sorted(probs)[-1] - sorted(probs)[-2] > 2e-4:
                 assert names[0] == CLASSES[int(probs.argmax())], result["image"]

@@ -42,7 +42,7 @@ def test_every_backbone_is_one_flat_graph(name):
     probs = model.predict(np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32"), verbose=0)
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     # random backbone: BatchNorm momentum lowered so inference-mode statistics keep up
-    moments = {l.momentum for l in model.layers if isinstance(l, keras.layers.BatchNormalization)}
+    moments = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
     assert moments == {0.9}
 
 
@@ -86,8 +86,10 @@ def test_auto_uses_weights_in_keras_cache(tmp_path, no_network):
     path.rename(keras_cache_dir() / path.name)
     built = build_classifier(cfg(weights="auto"), 3, 96, log=lambda *_: None)
     assert built.weights.source == "imagenet" and built.weights.pretrained
-    np.testing.assert_allclose(built.model.get_layer("Conv1").get_weights()[0], base.get_layer("Conv1").get_weights()[0])
-    moments = {l.momentum for l in built.model.layers if isinstance(l, keras.layers.BatchNormalization)}
+    np.testing.assert_allclose(
+        built.model.get_layer("Conv1").get_weights()[0], base.get_layer("Conv1").get_weights()[0]
+    )
+    moments = {layer.momentum for layer in built.model.layers if isinstance(layer, keras.layers.BatchNormalization)}
     assert moments == {0.999}  # pretrained statistics keep Keras' momentum
 
 
@@ -95,13 +97,17 @@ def test_local_h5_and_earlier_run_weights(tmp_path):
     path, base = _fake_imagenet_file(tmp_path)
     from_file = build_classifier(cfg(weights=str(path)), 3, 96, log=lambda *_: None)
     assert from_file.weights.source == "file"
-    np.testing.assert_allclose(from_file.model.get_layer("Conv1").get_weights()[0], base.get_layer("Conv1").get_weights()[0])
+    np.testing.assert_allclose(
+        from_file.model.get_layer("Conv1").get_weights()[0], base.get_layer("Conv1").get_weights()[0]
+    )
     run = tmp_path / "run"
     run.mkdir()
     from_file.model.save(str(run / "model.keras"))
     from_run = build_classifier(cfg(weights=str(run)), 5, 96, log=lambda *_: None)
     assert from_run.weights.source == "run" and from_run.weights.pretrained
-    np.testing.assert_allclose(from_run.model.get_layer("Conv_1").get_weights()[0], base.get_layer("Conv_1").get_weights()[0])
+    np.testing.assert_allclose(
+        from_run.model.get_layer("Conv_1").get_weights()[0], base.get_layer("Conv_1").get_weights()[0]
+    )
     with pytest.raises(WeightsError, match="other shapes|match"):
         build_classifier(cfg(weights=str(run), alpha=0.5), 3, 96, log=lambda *_: None)
 

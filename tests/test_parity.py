@@ -61,7 +61,10 @@ def test_a_tampered_artifact_fails(export_copy):
     path.write_bytes(bytes(content))
     result = runner.invoke(app, ["verify", str(export_copy)])
     assert result.exit_code == 1
-    assert "FAIL tflite-int8-qat: model_int8_qat.tflite: sha256" in result.output and "changed since export" in result.output
+    assert (
+        "FAIL tflite-int8-qat: model_int8_qat.tflite: sha256" in result.output
+        and "changed since export" in result.output
+    )
     assert "error: verification failed for tflite-int8-qat" in result.output
     assert "PASS tflite-fp32" in result.output  # the others are still checked
 
@@ -82,7 +85,11 @@ def test_outputs_beyond_tolerance_fail(export_copy):
     assert not verdicts["tflite-int8-qat"].passed
     assert "differ by up to 1 quantization steps (must be identical)" in " ".join(verdicts["tflite-int8-qat"].details)
     assert not verdicts["onnx-fp32"].passed and "> tolerance 0.0001" in verdicts["onnx-fp32"].details[0]
-    assert not verdicts["onnx-int8-ptq"].passed and f"top-1 differs on 1/{n} samples (ONNX Runtime has no reference kernels" in verdicts["onnx-int8-ptq"].details[0]
+    assert (
+        not verdicts["onnx-int8-ptq"].passed
+        and f"top-1 differs on 1/{n} samples (ONNX Runtime has no reference kernels"
+        in verdicts["onnx-int8-ptq"].details[0]
+    )
     assert verdicts["tflite-fp32"].passed and verdicts["tflite-int8-ptq"].passed
 
 
@@ -103,22 +110,30 @@ def test_fast_kernels_may_change_only_near_ties(export_copy):
             top = int(np.argmax(row))
             row[top], row[(top + 1) % len(row)] = 0, 255  # the device answered another class
             record["kernel_spread"]["max_steps"] = max_steps
+
         return edit
 
     _edit_reference(export_copy, flip(margin // 2 - 1 if margin > 1 else 0))  # a confident sample changed class
     check = {c.artifact: c for c in verify(export_copy).checks}["tflite-int8-ptq"]
-    assert not check.passed and "of them confident (reference margin > 2 x" in check.details[0] and f"samples {sample}" in check.details[0]
+    assert (
+        not check.passed
+        and "of them confident (reference margin > 2 x" in check.details[0]
+        and f"samples {sample}" in check.details[0]
+    )
     _edit_reference(export_copy, flip(margin))  # where the kernels' own gap makes it a near-tie, it may
     check = {c.artifact: c for c in verify(export_copy).checks}["tflite-int8-ptq"]
     assert check.passed and "allowed: near-ties" in check.details[0], check.details
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d.update(version=99), "not a valid parity file"),
-    (lambda d: d.update(samples=[{"file": "../../../etc/passwd", "sha256": "0"}]), "is missing or outside"),
-    (lambda d: d.update(samples=[]), "0 samples"),
-    (lambda d: d["samples"][0].update(sha256="0" * 64), "changed since export"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(version=99), "not a valid parity file"),
+        (lambda d: d.update(samples=[{"file": "../../../etc/passwd", "sha256": "0"}]), "is missing or outside"),
+        (lambda d: d.update(samples=[]), "0 samples"),
+        (lambda d: d["samples"][0].update(sha256="0" * 64), "changed since export"),
+    ],
+)
 def test_a_broken_parity_file_is_a_one_line_error(export_copy, edit, message):
     _edit_reference(export_copy, edit)
     result = runner.invoke(app, ["verify", str(export_copy)])

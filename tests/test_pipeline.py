@@ -22,7 +22,7 @@ def test_eval_pipeline_gives_the_shared_preprocessing_pixels(tmp_path, cache):
     files, labels = _files(tmp_path)
     data = load_config(overrides={"data.image_size": 32, "data.batch_size": 5, "data.cache": cache}).data
     ds = make_dataset(files, labels, 2, data, training=False, seed=1, cache_file=tmp_path / "cache")
-    images, onehot = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    images, onehot = zip(*[(x.numpy(), y.numpy()) for x, y in ds], strict=False)
     images, onehot = np.concatenate(images), np.concatenate(onehot)
     assert images.dtype == np.float32 and images.shape == (12, 32, 32, 3)
     expected = np.stack([load_image(f, 32) for f in files]).astype(np.float32)
@@ -34,7 +34,13 @@ def test_augmentation_acts_on_training_batches_only(tmp_path):
     files, labels = _files(tmp_path)
     cfg = load_config(overrides={"data.image_size": 32, "data.batch_size": 12, "data.cache": "none"})
     augment = build_augmenter(cfg.augment, seed=1)
-    assert [l.__class__.__name__ for l in augment.layers] == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast"]
+    assert [layer.__class__.__name__ for layer in augment.layers] == [
+        "RandomFlip",
+        "RandomRotation",
+        "RandomTranslation",
+        "RandomZoom",
+        "RandomContrast",
+    ]
     train = next(iter(make_dataset(files, labels, 2, cfg.data, training=True, seed=1, augment=augment)))[0].numpy()
     plain = np.stack([load_image(f, 32) for f in files]).astype(np.float32)
     assert train.min() >= 0 and train.max() <= 255
@@ -56,13 +62,16 @@ def test_class_sorted_folder_larger_than_the_buffer_gives_mixed_batches(tmp_path
     root = class_folders(tmp_path / "d", classes, 60)
     files = [str(p) for c in classes for p in sorted((root / c).glob("*.png"))]  # class-sorted, 240 files
     labels = [classes.index(Path(f).parent.name) for f in files]
-    data = load_config(overrides={"data.image_size": 32, "data.batch_size": 16, "data.cache": cache,
-                                  "data.shuffle_buffer": 20}).data
+    data = load_config(
+        overrides={"data.image_size": 32, "data.batch_size": 16, "data.cache": cache, "data.shuffle_buffer": 20}
+    ).data
     ds = make_dataset(files, labels, 4, data, training=True, seed=seed, cache_file=tmp_path / "cache")
     epochs = [[y.numpy().argmax(1) for _, y in ds] for _ in range(2)]
     first = np.concatenate(epochs[0][:4])  # the first 64 images of the first epoch
     counts = np.bincount(first, minlength=4)
-    assert counts.min() >= 8 and counts.max() <= 24, f"class histogram of the first 64 images: {counts} (16 each expected)"
+    assert counts.min() >= 8 and counts.max() <= 24, (
+        f"class histogram of the first 64 images: {counts} (16 each expected)"
+    )
     for batch in epochs[0][:4]:
         assert np.bincount(batch, minlength=4).max() <= 10, f"a batch dominated by one class: {batch}"
     # every epoch sees every image once, in another order than the last

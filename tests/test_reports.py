@@ -40,7 +40,9 @@ def test_metrics_match_sklearn_on_random_predictions():
     for avg in ("macro", "weighted"):
         ap, ar, af, _ = sklearn_metrics.precision_recall_fscore_support(labels, pred, average=avg, zero_division=0)
         assert m[avg] == pytest.approx({"precision": ap, "recall": ar, "f1": af})
-    assert m["top5_accuracy"] == pytest.approx(sklearn_metrics.top_k_accuracy_score(labels, probs, k=5, labels=range(7)))
+    assert m["top5_accuracy"] == pytest.approx(
+        sklearn_metrics.top_k_accuracy_score(labels, probs, k=5, labels=range(7))
+    )
     assert np.array_equal(m["confusion_matrix"], sklearn_metrics.confusion_matrix(labels, pred, labels=range(7)))
 
 
@@ -58,22 +60,33 @@ def test_eval_json_equals_an_independent_computation(evaluated):
         assert np.array_equal(matrix, sklearn_metrics.confusion_matrix(labels, pred, labels=range(3)))
         f1 = sklearn_metrics.f1_score(labels, pred, average="macro", zero_division=0)
         assert record["macro"]["f1"] == pytest.approx(f1)
-        assert (run / "reports" / "confusion" / f"{a.name}.csv").read_text().startswith("true\\predicted,bag,sneaker,trouser")
+        assert (
+            (run / "reports" / "confusion" / f"{a.name}.csv")
+            .read_text()
+            .startswith("true\\predicted,bag,sneaker,trouser")
+        )
         assert (run / "reports" / "confusion" / f"{a.name}.png").read_bytes()[:4] == b"\x89PNG"
-    assert data["artifacts"]["keras-fp32"]["delta_points"] == 0 and "top5_accuracy" not in data["artifacts"]["keras-fp32"]
+    assert (
+        data["artifacts"]["keras-fp32"]["delta_points"] == 0 and "top5_accuracy" not in data["artifacts"]["keras-fp32"]
+    )
     # where each number comes from: split, machine, engine and version, kernels, threads
     assert data["split"] == "test" and data["machine"]["cpu"] and data["machine"]["machine"]
     assert data["machine"]["versions"]["tensorflow"].startswith("2.")
     for name, record in data["artifacts"].items():
         assert record["engine"] and record["engine_version"] and record["kernels"] and record["threads"], name
-    assert data["artifacts"]["tflite-fp32"]["engine"] == "LiteRT (XNNPACK)" and data["artifacts"]["tflite-fp32"]["kernels"] == "fast"
+    assert (
+        data["artifacts"]["tflite-fp32"]["engine"] == "LiteRT (XNNPACK)"
+        and data["artifacts"]["tflite-fp32"]["kernels"] == "fast"
+    )
     assert data["artifacts"]["keras-fp32"]["engine_version"].startswith("tensorflow 2.")
 
 
 @pytest.fixture(scope="module")
 def benched(evaluated):
     run, _ = evaluated
-    result = CliRunner().invoke(app, ["bench", str(run), "--runs", "30", "--warmup", "3", "--batch-sizes", "1,4", "--threads", "1"])
+    result = CliRunner().invoke(
+        app, ["bench", str(run), "--runs", "30", "--warmup", "3", "--batch-sizes", "1,4", "--threads", "1"]
+    )
     assert result.exit_code == 0, result.output
     return run, json.loads((run / "reports" / "bench.json").read_text())
 
@@ -81,8 +94,17 @@ def benched(evaluated):
 def test_bench_json_has_every_artifact_and_field(benched):
     run, data = benched
     assert data["schema_version"] == 2
-    assert set(data["spans"]) >= {"import_ms", "load_ms", "first_inference_ms", "invoke_ms", "preprocess_ms", "postprocess_ms"}
-    assert data["inputs"]["split"] == "test" and data["inputs"]["images"] == min(32, len(Run.open(run).dataset.split("test")))
+    assert set(data["spans"]) >= {
+        "import_ms",
+        "load_ms",
+        "first_inference_ms",
+        "invoke_ms",
+        "preprocess_ms",
+        "postprocess_ms",
+    }
+    assert data["inputs"]["split"] == "test" and data["inputs"]["images"] == min(
+        32, len(Run.open(run).dataset.split("test"))
+    )
     assert set(data["artifacts"]) == {"keras-fp32"} | {a.name for a in read_artifacts(run)}
     d = data["device"]
     for key in ("cpu", "cores", "isa_flags", "os", "versions", "threads", "machine"):
@@ -90,8 +112,21 @@ def test_bench_json_has_every_artifact_and_field(benched):
     assert d["threads"] == 1 and "onnxruntime" in d["versions"]
     assert data["decode_ms"] > 0
     for name, r in data["artifacts"].items():
-        for key in ("engine", "load_ms", "first_inference_ms", "preprocess_ms", "postprocess_ms", "import_ms", "engine_version", "kernels", "peak_rss_mb", "file_bytes",
-                    "speedup_vs_keras", "speedup_vs_runtime_fp32", "samples_ms_batch1"):
+        for key in (
+            "engine",
+            "load_ms",
+            "first_inference_ms",
+            "preprocess_ms",
+            "postprocess_ms",
+            "import_ms",
+            "engine_version",
+            "kernels",
+            "peak_rss_mb",
+            "file_bytes",
+            "speedup_vs_keras",
+            "speedup_vs_runtime_fp32",
+            "samples_ms_batch1",
+        ):
             assert key in r, (name, key)
         assert [b["batch"] for b in r["batches"]] == [1, 4]
         for b in r["batches"]:
@@ -129,8 +164,23 @@ def test_gpu_request_without_gpu_is_a_clear_error(exported):
 def test_bench_on_gpu_uses_the_gpu_providers(exported, tmp_path):
     run, _ = exported
     out = tmp_path / "gpu.json"
-    result = CliRunner().invoke(app, ["bench", str(run), "--device", "gpu", "--runs", "10", "--warmup", "2",
-                                      "--batch-sizes", "1", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(run),
+            "--device",
+            "gpu",
+            "--runs",
+            "10",
+            "--warmup",
+            "2",
+            "--batch-sizes",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["device"]["device"] == "gpu"
@@ -156,12 +206,21 @@ def test_report_lists_every_artifact_and_merges_devices(benched, tmp_path):
     assert f"measured on {evaluation['machine']['cpu']}" in md
     merged = md.split("## All devices")[1].split("##")[0]
     pi_rows = [line for line in merged.splitlines() if line.startswith("| Raspberry Pi 5")]
-    own_rows = [line for line in merged.splitlines() if line.startswith("| ") and "Raspberry" not in line and "device" not in line]
+    own_rows = [
+        line
+        for line in merged.splitlines()
+        if line.startswith("| ") and "Raspberry" not in line and "device" not in line
+    ]
     accuracy = "| " + f"{evaluation['artifacts']['keras-fp32']['accuracy']:.2%}" + " |"
     assert len(pi_rows) == len(data["artifacts"]) and all(line.split(" | ")[4] == "-" for line in pi_rows)
     assert any(accuracy in line for line in own_rows)
     assert "accuracy not measured on this device" in md
-    for figure in ("accuracy_vs_latency.png", "latency_distribution.png", "confusion_keras-fp32.png", "training_curves.png"):
+    for figure in (
+        "accuracy_vs_latency.png",
+        "latency_distribution.png",
+        "confusion_keras-fp32.png",
+        "training_curves.png",
+    ):
         assert (tmp_path / "out" / "figures" / figure).is_file() and f"figures/{figure}" in md
     assert page.count("data:image/png;base64,") >= 4 and "src='figures" not in page  # self-contained
 

@@ -45,8 +45,11 @@ def test_predict_cli_without_tensorflow(exported, name):
     run, _ = exported
     images = _test_images(run)[:3]
     artifact = {a.name: a for a in read_artifacts(run)}[name]
-    code = NO_TF + f"sys.argv = ['edgeclf', 'predict', {str(run / artifact.path)!r}, *{images!r}, '--json', '--top-k', '3']; " \
-                   "from edgeclf.cli import main; main()"
+    code = (
+        NO_TF
+        + f"sys.argv = ['edgeclf', 'predict', {str(run / artifact.path)!r}, *{images!r}, '--json', '--top-k', '3']; "
+        "from edgeclf.cli import main; main()"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(proc.stdout)
@@ -100,7 +103,9 @@ def test_default_artifact_is_the_best_validated_int8(exported):
     entries = read_artifacts(run)
     best = default_artifact(entries)
     assert best.precision.startswith("int8")
-    assert best.validation["accuracy"] == max(a.validation["accuracy"] for a in entries if a.precision.startswith("int8"))
+    assert best.validation["accuracy"] == max(
+        a.validation["accuracy"] for a in entries if a.precision.startswith("int8")
+    )
 
 
 def test_same_precision_tflite_and_onnx_agree_on_float(exported):
@@ -122,43 +127,60 @@ def test_reference_kernels_are_portable_and_close_to_the_fast_ones(exported):
     reference = open_classifier(run, "tflite-int8-qat", threads=1, kernels="reference")
     assert reference.engine == "LiteRT (reference kernels)"
     ref = reference.predict_files(images, batch_size=1)
-    assert np.array_equal(ref, open_classifier(run, "tflite-int8-qat", threads=2, kernels="reference").predict_files(images, batch_size=1))
+    assert np.array_equal(
+        ref, open_classifier(run, "tflite-int8-qat", threads=2, kernels="reference").predict_files(images, batch_size=1)
+    )
     fast = open_classifier(run, "tflite-int8-qat").predict_files(images, batch_size=1)
     assert fast.shape == ref.shape
     # How far XNNPACK is from these kernels depends on the model and the CPU (tens of quantization
     # steps on this barely trained QAT model): export measures it (parity kernel_spread), verify uses it.
 
     path = run / {a.name: a for a in read_artifacts(run)}["tflite-int8-qat"].path
-    tf_ref = tf.lite.Interpreter(model_path=str(path), experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    tf_ref = tf.lite.Interpreter(
+        model_path=str(path), experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF
+    )
     tf_ref.allocate_tensors()
     inp, out = tf_ref.get_input_details()[0]["index"], tf_ref.get_output_details()[0]["index"]
     for k, image in enumerate(images):
         pixels = reference.prepare(load_image(image, reference.info.image_size)[None])
         tf_ref.set_tensor(inp, pixels)
         tf_ref.invoke()
-        np.testing.assert_array_equal(reference.finish(tf_ref.get_tensor(out)), ref[k:k + 1])
+        np.testing.assert_array_equal(reference.finish(tf_ref.get_tensor(out)), ref[k : k + 1])
 
 
 def test_reference_kernels_cli(exported):
     run, _ = exported
     image = _test_images(run)[0]
-    ok = CliRunner().invoke(app, ["predict", str(run), image, "--artifact", "tflite-int8-qat", "--kernels", "reference", "--json"])
+    ok = CliRunner().invoke(
+        app, ["predict", str(run), image, "--artifact", "tflite-int8-qat", "--kernels", "reference", "--json"]
+    )
     assert ok.exit_code == 0 and len(json.loads(ok.output)[0]["top_k"]) == 3
-    onnx = CliRunner().invoke(app, ["predict", str(run), image, "--artifact", "onnx-int8-ptq", "--kernels", "reference"])
+    onnx = CliRunner().invoke(
+        app, ["predict", str(run), image, "--artifact", "onnx-int8-ptq", "--kernels", "reference"]
+    )
     assert onnx.exit_code == 2 and "ONNX Runtime has no reference kernels" in onnx.output
     bad = CliRunner().invoke(app, ["predict", str(run), image, "--kernels", "exact"])
     assert bad.exit_code == 2 and "--kernels exact: choose one of fast, reference" in bad.output
 
 
-@pytest.mark.parametrize("name, blocked, message", [
-    ("tflite-int8-qat", ["ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"],
-     "no TFLite interpreter installed; pip install ai-edge-litert"),
-    ("onnx-int8-ptq", ["onnxruntime"], "onnxruntime is not installed; pip install onnxruntime"),
-])
+@pytest.mark.parametrize(
+    "name, blocked, message",
+    [
+        (
+            "tflite-int8-qat",
+            ["ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"],
+            "no TFLite interpreter installed; pip install ai-edge-litert",
+        ),
+        ("onnx-int8-ptq", ["onnxruntime"], "onnxruntime is not installed; pip install onnxruntime"),
+    ],
+)
 def test_a_missing_engine_is_a_one_line_error(exported, name, blocked, message):
     run, _ = exported
     image = _test_images(run)[0]
-    code = NO_TF + "".join(f"sys.modules[{m!r}] = None; " for m in blocked) + \
-        f"sys.argv = ['edgeclf', 'predict', {str(run)!r}, {image!r}, '--artifact', {name!r}]; from edgeclf.cli import main; main()"
+    code = (
+        NO_TF
+        + "".join(f"sys.modules[{m!r}] = None; " for m in blocked)
+        + f"sys.argv = ['edgeclf', 'predict', {str(run)!r}, {image!r}, '--artifact', {name!r}]; from edgeclf.cli import main; main()"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -16,22 +16,42 @@ from edgeclf.train import train
 keras = pytest.importorskip("tf_keras")
 tf = pytest.importorskip("tensorflow")
 
-TINY = {"data.image_size": 32, "data.batch_size": 8, "model.alpha": 0.35, "model.weights": "none",
-        "train.epochs": 1, "train.fine_tune_epochs": 1}
+TINY = {
+    "data.image_size": 32,
+    "data.batch_size": 8,
+    "model.alpha": 0.35,
+    "model.weights": "none",
+    "train.epochs": 1,
+    "train.fine_tune_epochs": 1,
+}
 
 
 def test_tiny_run_writes_the_run_directory(three_classes, tmp_path):
     out = tmp_path / "run"
     result = train(three_classes, out, load_config(overrides=TINY))
     names = {p.name for p in out.iterdir()}
-    assert names == {"config.yaml", "dataset.json", "labels.txt", "model.keras", "history.csv", "curves.png", "metadata.json"}
+    assert names == {
+        "config.yaml",
+        "dataset.json",
+        "labels.txt",
+        "model.keras",
+        "history.csv",
+        "curves.png",
+        "metadata.json",
+    }
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]  # no staging left behind
     assert (out / "labels.txt").read_text().split() == ["bag", "sneaker", "trouser"]
     assert yaml.safe_load((out / "config.yaml").read_text())["data"]["image_size"] == 32
 
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["classes"] == ["bag", "sneaker", "trouser"]
-    assert meta["model"]["input"] == {"name": "image", "shape": [None, 32, 32, 3], "dtype": "float32", "layout": "NHWC", "range": [0, 255]}
+    assert meta["model"]["input"] == {
+        "name": "image",
+        "shape": [None, 32, 32, 3],
+        "dtype": "float32",
+        "layout": "NHWC",
+        "range": [0, 255],
+    }
     assert meta["normalization"]["scale"] == pytest.approx(1 / 127.5) and meta["normalization"]["offset"] == -1.0
     assert meta["weights"]["source"] == "random" and meta["batchnorm_momentum"] == 0.9
     assert meta["preprocessing"]["size"] == [32, 32] and meta["preprocessing"]["resize"]["method"] == "bilinear"
@@ -60,7 +80,9 @@ def test_mixed_precision_without_a_gpu_says_so_and_trains_float32(three_classes,
     from rich.console import Console
 
     out = StringIO()
-    cfg = load_config(overrides={**TINY, "model.name": "small_cnn", "train.fine_tune_epochs": 0, "train.mixed_precision": True})
+    cfg = load_config(
+        overrides={**TINY, "model.name": "small_cnn", "train.fine_tune_epochs": 0, "train.mixed_precision": True}
+    )
     train(three_classes, tmp_path / "run", cfg, console=Console(file=out, width=200))
     assert "mixed precision asked for, but TensorFlow sees no GPU: training in float32" in out.getvalue()
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
@@ -70,13 +92,17 @@ def test_mixed_precision_without_a_gpu_says_so_and_trains_float32(three_classes,
 
 @pytest.mark.skipif(not GPUS, reason="needs a GPU that TensorFlow sees")
 def test_training_uses_the_gpu_with_mixed_precision(three_classes, tmp_path):
-    cfg = load_config(overrides={**TINY, "model.name": "small_cnn", "train.fine_tune_epochs": 0, "train.mixed_precision": True})
+    cfg = load_config(
+        overrides={**TINY, "model.name": "small_cnn", "train.fine_tune_epochs": 0, "train.mixed_precision": True}
+    )
     try:
         train(three_classes, tmp_path / "run", cfg)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
-    assert meta["training"]["mixed_precision"] is True and meta["training"]["devices"][0].startswith("/physical_device:GPU")
+    assert meta["training"]["mixed_precision"] is True and meta["training"]["devices"][0].startswith(
+        "/physical_device:GPU"
+    )
     model = load_model(tmp_path / "run" / "model.keras")
     assert model.layers[-1].dtype == "float32"  # the softmax head stays float32 under mixed precision
 
@@ -109,7 +135,10 @@ def test_same_seed_same_results(three_classes, tmp_path):
     cfg = load_config(overrides={**TINY, "train.fine_tune_epochs": 0, "train.epochs": 2})
     a = train(three_classes, tmp_path / "a", cfg)
     b = train(three_classes, tmp_path / "b", cfg)
-    assert json.loads((tmp_path / "a" / "dataset.json").read_text())["files"] == json.loads((tmp_path / "b" / "dataset.json").read_text())["files"]
+    assert (
+        json.loads((tmp_path / "a" / "dataset.json").read_text())["files"]
+        == json.loads((tmp_path / "b" / "dataset.json").read_text())["files"]
+    )
     ha = [float(r["loss"]) for r in csv.DictReader((tmp_path / "a" / "history.csv").open())]
     hb = [float(r["loss"]) for r in csv.DictReader((tmp_path / "b" / "history.csv").open())]
     np.testing.assert_allclose(ha, hb, rtol=1e-5)
@@ -137,8 +166,14 @@ def test_from_scratch_learns_over_seeds_with_onednn_on_and_off(tmp_path, onednn)
     import sys
 
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn}
-    proc = subprocess.run([sys.executable, "-m", "tests.from_scratch", str(tmp_path), "1,2,3"], capture_output=True,
-                          text=True, env=env, cwd=Path(__file__).resolve().parents[1], timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.from_scratch", str(tmp_path), "1,2,3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     accuracy = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(accuracy) == 3 and all(a >= 0.5 for a in accuracy.values()), f"oneDNN {onednn}: {accuracy} (chance 0.25)"
@@ -159,7 +194,11 @@ def test_precise_batchnorm_sets_population_statistics_of_the_current_weights():
     assert recompute_batchnorm(model, dataset, 10) == 5
     features = [model.get_layer("conv")(b).numpy() for b in batches]
     bn = model.get_layer("bn")
-    np.testing.assert_allclose(bn.moving_mean.numpy(), np.mean([f.mean((0, 1, 2)) for f in features], 0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        bn.moving_mean.numpy(), np.mean([f.mean((0, 1, 2)) for f in features], 0), rtol=1e-4, atol=1e-5
+    )
     # Keras keeps the unbiased batch variance in the moving statistics
-    np.testing.assert_allclose(bn.moving_variance.numpy(), np.mean([f.reshape(-1, 3).var(0, ddof=1) for f in features], 0), rtol=1e-4)
+    np.testing.assert_allclose(
+        bn.moving_variance.numpy(), np.mean([f.reshape(-1, 3).var(0, ddof=1) for f in features], 0), rtol=1e-4
+    )
     assert bn.momentum == 0.99

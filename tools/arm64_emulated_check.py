@@ -53,9 +53,19 @@ from edgeclf.run import Run  # noqa: E402
 from edgeclf.runtime import read_artifacts  # noqa: E402
 from edgeclf.runtime.open import open_classifier  # noqa: E402
 
-BOARDS = {"pi4": ("cortex-a72", HERE / "arm64" / "cpuinfo_pi4.txt"), "pi5": ("cortex-a76", HERE / "arm64" / "cpuinfo_pi5.txt")}
+BOARDS = {
+    "pi4": ("cortex-a72", HERE / "arm64" / "cpuinfo_pi4.txt"),
+    "pi5": ("cortex-a76", HERE / "arm64" / "cpuinfo_pi5.txt"),
+}
 VENV = "/opt/edgeclf-venv"
-ENV = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/root", "LANG=C.UTF-8", "PIP_CERT=/etc/ssl/certs/ca-certificates.crt"]
+ENV = [
+    "env",
+    "-i",
+    "PATH=/usr/local/bin:/usr/bin:/bin",
+    "HOME=/root",
+    "LANG=C.UTF-8",
+    "PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
+]
 
 
 def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -65,8 +75,10 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 def run_in_guest(rootfs: Path, board: str, command: str) -> subprocess.CompletedProcess:
     """Run a shell command in the arm64 rootfs with /proc mounted and the board's cpuinfo over it."""
     cpu, cpuinfo = BOARDS[board]
-    script = (f"mount -t proc proc {rootfs}/proc && mount --bind {cpuinfo} {rootfs}/proc/cpuinfo && "
-              f"chroot {rootfs} {' '.join(ENV)} QEMU_CPU={cpu} sh -c '{command}'")
+    script = (
+        f"mount -t proc proc {rootfs}/proc && mount --bind {cpuinfo} {rootfs}/proc/cpuinfo && "
+        f"chroot {rootfs} {' '.join(ENV)} QEMU_CPU={cpu} sh -c '{command}'"
+    )
     return subprocess.run(["unshare", "--mount", "--fork", "sh", "-c", script], text=True, capture_output=True)
 
 
@@ -101,7 +113,9 @@ def install(rootfs: Path, run: Run) -> dict:
 def verify_in_guest(rootfs: Path, board: str) -> tuple[bool, str]:
     """edgeclf verify on the bundle's export folder in the guest: (passed, its output)."""
     proc = run_in_guest(rootfs, board, f"{VENV}/bin/edgeclf verify /opt/work/bundle/export")
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]  # not onnxruntime's cpuinfo chatter
+    errors = [
+        line for line in proc.stderr.splitlines() if line.startswith("error:")
+    ]  # not onnxruntime's cpuinfo chatter
     return proc.returncode == 0, proc.stdout + "\n".join(errors)
 
 
@@ -124,8 +138,12 @@ class Row:
 
 def guest_probs(rootfs: Path, board: str, name: str, kernels: str, images: list[str], labels: list[str]) -> np.ndarray:
     """Full probability vectors from `edgeclf predict --json` in the guest, in the order of `images`."""
-    out = in_guest(rootfs, board, f"cd /opt/work && {VENV}/bin/edgeclf predict export images --artifact {name} "
-                                  f"--kernels {kernels} --json --top-k {len(labels)}")
+    out = in_guest(
+        rootfs,
+        board,
+        f"cd /opt/work && {VENV}/bin/edgeclf predict export images --artifact {name} "
+        f"--kernels {kernels} --json --top-k {len(labels)}",
+    )
     by_image = {r["image"]: {p["label"]: p["probability"] for p in r["top_k"]} for r in json.loads(out)}
     return np.array([[by_image[i][label] for label in labels] for i in images], dtype=np.float64)
 
@@ -167,8 +185,10 @@ def main() -> None:
     for name in [n for n in args.artifacts.split(",") if n]:
         info = entries[name]
         int8_tflite = info.format == "tflite" and info.precision.startswith("int8")
-        host = {k: open_classifier(run.export_dir, name, kernels=k).predict_files([work / i for i in images], batch_size=1)
-                for k in (("fast", "reference") if int8_tflite else ("fast",))}
+        host = {
+            k: open_classifier(run.export_dir, name, kernels=k).predict_files([work / i for i in images], batch_size=1)
+            for k in (("fast", "reference") if int8_tflite else ("fast",))
+        }
         near_tie = np.zeros(len(images), dtype=bool)
         if int8_tflite:
             step = info.output.scale
@@ -176,8 +196,10 @@ def main() -> None:
             spreads[name] = (int((host["fast"].argmax(1) != host["reference"].argmax(1)).sum()), d)
             ordered = np.sort(host["reference"], axis=1)
             near_tie = (ordered[:, -1] - ordered[:, -2]) / step <= 2 * round(d)
-            print(f"{name}: on x86 alone, fast (XNNPACK) and reference kernels disagree on {spreads[name][0]}/{len(images)} "
-                  f"top-1, max {d:.0f} steps apart; {int(near_tie.sum())} images are near-ties (margin <= {2 * round(d)} steps)")
+            print(
+                f"{name}: on x86 alone, fast (XNNPACK) and reference kernels disagree on {spreads[name][0]}/{len(images)} "
+                f"top-1, max {d:.0f} steps apart; {int(near_tie.sum())} images are near-ties (margin <= {2 * round(d)} steps)"
+            )
         for kernels, probs in host.items():
             for board in BOARDS:
                 guest = guest_probs(args.rootfs, board, name, kernels, images, info.labels)
@@ -185,16 +207,31 @@ def main() -> None:
                 same = int((~differ).sum())
                 allowed = near_tie if (int8_tflite and kernels == "fast") else np.zeros(len(images), dtype=bool)
                 confident = int((differ & ~allowed).sum())
-                row = Row(name, kernels, board, same, len(images), float(np.abs(guest - probs).max()),
-                          float((probs.argmax(1) == truth).mean()), float((guest.argmax(1) == truth).mean()), confident)
+                row = Row(
+                    name,
+                    kernels,
+                    board,
+                    same,
+                    len(images),
+                    float(np.abs(guest - probs).max()),
+                    float((probs.argmax(1) == truth).mean()),
+                    float((guest.argmax(1) == truth).mean()),
+                    confident,
+                )
                 rows.append(row)
                 ok &= confident == 0
-                print(f"{name:16s} {kernels:9s} {board} ({row.cpu}): top-1 equal on {same}/{len(images)}, "
-                      f"{confident} change(s) outside near-ties, max |dp| {row.max_dp:.2e}, "
-                      f"accuracy x86 {row.accuracy_x86:.4f} arm64 {row.accuracy_arm64:.4f}")
+                print(
+                    f"{name:16s} {kernels:9s} {board} ({row.cpu}): top-1 equal on {same}/{len(images)}, "
+                    f"{confident} change(s) outside near-ties, max |dp| {row.max_dp:.2e}, "
+                    f"accuracy x86 {row.accuracy_x86:.4f} arm64 {row.accuracy_arm64:.4f}"
+                )
     if args.bench_out:
-        in_guest(args.rootfs, "pi5", f"cd /opt/work && {VENV}/bin/edgeclf bench export --images images --runs 20 --warmup 2 "
-                                     "--batch-sizes 1 --threads 2 --out /opt/work/bench.json")
+        in_guest(
+            args.rootfs,
+            "pi5",
+            f"cd /opt/work && {VENV}/bin/edgeclf bench export --images images --runs 20 --warmup 2 "
+            "--batch-sizes 1 --threads 2 --out /opt/work/bench.json",
+        )
         data = json.loads((work / "bench.json").read_text())
         data["device"]["board"] = "Raspberry Pi 5 (emulated: qemu-user cortex-a76)"
         data["device"]["emulated"] = "qemu-user; latency under emulation means nothing"
@@ -207,27 +244,53 @@ def main() -> None:
 
 
 def write_markdown(args, commit: str, rows: list[Row], spreads: dict[str, int], ok: bool, verified: dict) -> None:
-    lines = ["# arm64 runner under emulation vs x86", "",
-             f"Command: `python tools/arm64_emulated_check.py {args.run} --split {args.split} --rootfs {args.rootfs}` "
-             f"(runner wheel built from commit {commit[:10]}): the run's device bundle (`edgeclf export --bundle`) unpacked in "
-             "Debian bookworm arm64 under qemu-user and installed by its own `install.sh` (the bundle's wheel, no "
-             "TensorFlow), then `edgeclf verify` on the bundle for each board, then `edgeclf predict --json` on the "
-             f"{rows[0].images if rows else 0} {args.split} images, compared with the same artifact on this x86_64 machine. "
-             "Result: " + ("**pass**." if ok else "**fail**."), "", "## edgeclf verify on the boards", ""]
+    lines = [
+        "# arm64 runner under emulation vs x86",
+        "",
+        f"Command: `python tools/arm64_emulated_check.py {args.run} --split {args.split} --rootfs {args.rootfs}` "
+        f"(runner wheel built from commit {commit[:10]}): the run's device bundle (`edgeclf export --bundle`) unpacked in "
+        "Debian bookworm arm64 under qemu-user and installed by its own `install.sh` (the bundle's wheel, no "
+        "TensorFlow), then `edgeclf verify` on the bundle for each board, then `edgeclf predict --json` on the "
+        f"{rows[0].images if rows else 0} {args.split} images, compared with the same artifact on this x86_64 machine. "
+        "Result: " + ("**pass**." if ok else "**fail**."),
+        "",
+        "## edgeclf verify on the boards",
+        "",
+    ]
     for board, (passed, output) in verified.items():
-        lines += [f"{board} ({BOARDS[board][0]}): **{'pass' if passed else 'fail'}**", "", "```", output.strip(), "```", ""]
-    lines += ["## Predictions on the test split", "",
-             "| artifact | kernels | board | QEMU_CPU | top-1 equal to x86 | changes outside near-ties (must be 0) | "
-             "max abs diff of any probability | accuracy x86 | accuracy arm64 |", "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r.artifact} | {r.kernels} | {r.board} | {r.cpu} | {r.same_top1}/{r.images} | {r.outside_near_ties} | "
-              f"{r.max_dp:.2e} | {r.accuracy_x86:.4f} | {r.accuracy_arm64:.4f} |" for r in rows]
-    lines += ["", "Kernels: *fast* is each engine's default (LiteRT: XNNPACK; ONNX Runtime: its CPU provider); "
-              "*reference* is LiteRT's portable reference kernels (`--kernels reference`). Pass rule (see the script's "
-              "docstring, the same as edgeclf verify's): every row equal on every image, except int8 TFLite on fast "
-              "kernels, where an image may change class only if its reference output's top-1 margin is at most 2 x D "
-              "quantization steps, D being the largest difference between x86's own fast and reference kernels."]
-    lines += [f"On x86 alone, {name}'s fast and reference kernels disagree on {n}/{rows[0].images} top-1 and are at most "
-              f"D = {d:.0f} steps apart." for name, (n, d) in spreads.items()]
+        lines += [
+            f"{board} ({BOARDS[board][0]}): **{'pass' if passed else 'fail'}**",
+            "",
+            "```",
+            output.strip(),
+            "```",
+            "",
+        ]
+    lines += [
+        "## Predictions on the test split",
+        "",
+        "| artifact | kernels | board | QEMU_CPU | top-1 equal to x86 | changes outside near-ties (must be 0) | "
+        "max abs diff of any probability | accuracy x86 | accuracy arm64 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.artifact} | {r.kernels} | {r.board} | {r.cpu} | {r.same_top1}/{r.images} | {r.outside_near_ties} | "
+        f"{r.max_dp:.2e} | {r.accuracy_x86:.4f} | {r.accuracy_arm64:.4f} |"
+        for r in rows
+    ]
+    lines += [
+        "",
+        "Kernels: *fast* is each engine's default (LiteRT: XNNPACK; ONNX Runtime: its CPU provider); "
+        "*reference* is LiteRT's portable reference kernels (`--kernels reference`). Pass rule (see the script's "
+        "docstring, the same as edgeclf verify's): every row equal on every image, except int8 TFLite on fast "
+        "kernels, where an image may change class only if its reference output's top-1 margin is at most 2 x D "
+        "quantization steps, D being the largest difference between x86's own fast and reference kernels.",
+    ]
+    lines += [
+        f"On x86 alone, {name}'s fast and reference kernels disagree on {n}/{rows[0].images} top-1 and are at most "
+        f"D = {d:.0f} steps apart."
+        for name, (n, d) in spreads.items()
+    ]
     args.out.write_text("\n".join(lines) + "\n")
 
 

@@ -60,7 +60,9 @@ def main() -> None:
     ours, bare = [], []
     for _ in range(args.rounds):  # alternate, so that machine noise hits both alike
         ours.append(float(np.median(time_calls(classifier.backend.run, x, args.warmup, args.runs, None))))
-        bare.append(float(np.median(bare_loop(run.path / classifier.info.path, x, args.threads, args.warmup, args.runs))))
+        bare.append(
+            float(np.median(bare_loop(run.path / classifier.info.path, x, args.threads, args.warmup, args.runs)))
+        )
     p_ours, p_bare = float(np.median(ours)), float(np.median(bare))
     ratio = p_ours / p_bare
     lines = [
@@ -73,7 +75,7 @@ def main() -> None:
         "",
         "| round | edgeclf p50 (ms) | bare loop p50 (ms) |",
         "|---|---|---|",
-        *[f"| {i + 1} | {a:.4f} | {b:.4f} |" for i, (a, b) in enumerate(zip(ours, bare))],
+        *[f"| {i + 1} | {a:.4f} | {b:.4f} |" for i, (a, b) in enumerate(zip(ours, bare, strict=False))],
         "",
         f"Median of the round p50s: edgeclf {p_ours:.4f} ms, bare loop {p_bare:.4f} ms, ratio {ratio:.3f} "
         f"({'within' if abs(ratio - 1) <= 0.05 else 'OUTSIDE'} 5%).",

@@ -34,15 +34,23 @@ def write(images: np.ndarray, indices, folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dest", type=Path)
-    parser.add_argument("--per-class", type=int, default=1000, help="training-file images per class (train + val), at most 6000")
+    parser.add_argument(
+        "--per-class", type=int, default=1000, help="training-file images per class (train + val), at most 6000"
+    )
     parser.add_argument("--val-fraction", type=float, default=0.15)
     parser.add_argument("--test-per-class", type=int, default=1000, help="official test images per class, at most 1000")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", type=Path, default=SOURCE)
     args = parser.parse_args()
 
-    train_x, train_y = read_idx(args.source / "train-images-idx3-ubyte.gz"), read_idx(args.source / "train-labels-idx1-ubyte.gz")
-    test_x, test_y = read_idx(args.source / "t10k-images-idx3-ubyte.gz"), read_idx(args.source / "t10k-labels-idx1-ubyte.gz")
+    train_x, train_y = (
+        read_idx(args.source / "train-images-idx3-ubyte.gz"),
+        read_idx(args.source / "train-labels-idx1-ubyte.gz"),
+    )
+    test_x, test_y = (
+        read_idx(args.source / "t10k-images-idx3-ubyte.gz"),
+        read_idx(args.source / "t10k-labels-idx1-ubyte.gz"),
+    )
     if args.dest.exists():
         shutil.rmtree(args.dest)
     rng = np.random.default_rng(args.seed)

@@ -12,9 +12,9 @@ import sys
 
 import mediapipe as mp
 import numpy as np
-from PIL import Image
 from mediapipe.tasks import python as mp_tasks
 from mediapipe.tasks.python import vision
+from PIL import Image
 
 
 def main() -> None:

@@ -9,8 +9,10 @@ import typer
 
 from edgeclf.cli._common import console, user_errors
 
-HELP = ("Evaluate the float Keras model and every exported artifact on a split: accuracy, top-5, per-class "
-        "precision/recall/F1, confusion matrices, agreement with the float model; writes reports/eval.json.")
+HELP = (
+    "Evaluate the float Keras model and every exported artifact on a split: accuracy, top-5, per-class "
+    "precision/recall/F1, confusion matrices, agreement with the float model; writes reports/eval.json."
+)
 EXAMPLE = "Example: edgeclf evaluate runs/demo --split test --artifacts tflite-int8-qat,onnx-int8-ptq"
 
 

@@ -9,13 +9,19 @@ import typer
 
 from edgeclf.cli._common import console, user_errors
 
-HELP = ("Export a run to TFLite and ONNX (float32, float16; with --int8 also full-integer int8), validate each "
-        "artifact on the validation split, and index them in RUN_DIR/export/artifacts.json.")
+HELP = (
+    "Export a run to TFLite and ONNX (float32, float16; with --int8 also full-integer int8), validate each "
+    "artifact on the validation split, and index them in RUN_DIR/export/artifacts.json."
+)
 EXAMPLE = "Example: edgeclf export runs/demo --int8 --max-drop 1.0"
 OPTIONS = {
-    "export.formats": "--formats", "export.float16": "--float16/--no-float16", "export.dynamic": "--dynamic",
-    "export.calibration_images": "--calibration-images", "export.max_drop": "--max-drop",
-    "export.int8_source": "--int8-source", "export.int8_input": "--int8-input",
+    "export.formats": "--formats",
+    "export.float16": "--float16/--no-float16",
+    "export.dynamic": "--dynamic",
+    "export.calibration_images": "--calibration-images",
+    "export.max_drop": "--max-drop",
+    "export.int8_source": "--int8-source",
+    "export.int8_input": "--int8-input",
 }
 
 
@@ -29,15 +35,23 @@ def command(
     int8_source: Optional[str] = typer.Option(None, help="auto | qat | ptq | both (TFLite int8)."),
     int8_input: Optional[str] = typer.Option(None, help="uint8 | int8 image input of the int8 TFLite."),
     calibration_images: Optional[int] = typer.Option(None, help="Class-balanced training images for calibration."),
-    max_drop: Optional[float] = typer.Option(None, help="Fail when int8 validation accuracy drops more than this many points."),
-    bundle: Optional[Path] = typer.Option(None, help="Also pack artifacts.json and the validated files into this .tar.gz for a device."),
+    max_drop: Optional[float] = typer.Option(
+        None, help="Fail when int8 validation accuracy drops more than this many points."
+    ),
+    bundle: Optional[Path] = typer.Option(
+        None, help="Also pack artifacts.json and the validated files into this .tar.gz for a device."
+    ),
 ) -> None:
     from edgeclf.export import export_run
 
     overrides = {
         "export.formats": [f.strip() for f in formats.split(",") if f.strip()] if formats is not None else None,
-        "export.float16": float16, "export.dynamic": dynamic, "export.int8_source": int8_source,
-        "export.int8_input": int8_input, "export.calibration_images": calibration_images, "export.max_drop": max_drop,
+        "export.float16": float16,
+        "export.dynamic": dynamic,
+        "export.int8_source": int8_source,
+        "export.int8_input": int8_input,
+        "export.calibration_images": calibration_images,
+        "export.max_drop": max_drop,
     }
     result = export_run(run_dir, int8=int8, overrides=overrides, option_names=OPTIONS, console=console)
     console.print(f"[bold green]done[/]: {len(result.artifacts)} artifact(s) indexed in {result.index}")

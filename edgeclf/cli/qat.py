@@ -22,6 +22,10 @@ def command(
 ) -> None:
     from edgeclf.qat import run_qat
 
-    result = run_qat(run_dir, overrides={"qat.epochs": epochs, "qat.learning_rate": learning_rate},
-                     option_names=OPTIONS, console=console)
+    result = run_qat(
+        run_dir,
+        overrides={"qat.epochs": epochs, "qat.learning_rate": learning_rate},
+        option_names=OPTIONS,
+        console=console,
+    )
     console.print(f"[bold green]done[/] in {result.seconds:.0f}s: {result.path}")

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from edgeclf.cli._common import console, user_errors
 
-HELP = ("Write report.md and a self-contained report.html: per device one table (size, accuracy, Δ vs float, agreement, "
-        "latency percentiles, throughput, speedups) and plots; several bench files merge into one table with a device column.")
+HELP = (
+    "Write report.md and a self-contained report.html: per device one table (size, accuracy, Δ vs float, agreement, "
+    "latency percentiles, throughput, speedups) and plots; several bench files merge into one table with a device column."
+)
 EXAMPLE = "Example: edgeclf report runs/demo pi4.json pi5.json --out runs/demo/reports"
 
 
 @user_errors
 def command(
     run_dir: Path = typer.Argument(..., help="Run directory (with reports/eval.json)."),
-    more_bench: Optional[List[Path]] = typer.Argument(None, help="bench.json files from other devices."),
+    more_bench: Optional[list[Path]] = typer.Argument(None, help="bench.json files from other devices."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default RUN_DIR/reports)."),
 ) -> None:
     from edgeclf.report import build_report

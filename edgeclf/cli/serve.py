@@ -9,10 +9,14 @@ import typer
 
 from edgeclf.cli._common import console, user_errors
 
-HELP = ("Long-running device mode over HTTP: POST an image file's bytes to /predict[?top_k=N] and get JSON top-k "
-        "with latency; GET /health describes the model. One request at a time; stops cleanly on SIGINT/SIGTERM.")
-EXAMPLE = ("Example: edgeclf serve export/ --host 0.0.0.0 --port 8080, then "
-           "curl --data-binary @photo.jpg 'http://pi.local:8080/predict?top_k=3'")
+HELP = (
+    "Long-running device mode over HTTP: POST an image file's bytes to /predict[?top_k=N] and get JSON top-k "
+    "with latency; GET /health describes the model. One request at a time; stops cleanly on SIGINT/SIGTERM."
+)
+EXAMPLE = (
+    "Example: edgeclf serve export/ --host 0.0.0.0 --port 8080, then "
+    "curl --data-binary @photo.jpg 'http://pi.local:8080/predict?top_k=3'"
+)
 
 
 @user_errors
@@ -34,10 +38,16 @@ def command(
     check_top_k(top_k)
     classifier = open_classifier(model, artifact, threads)
     try:
-        server = make_server(classifier, host, port, top_k, log=None if quiet else lambda line: console.print(line, style="dim"))
+        server = make_server(
+            classifier, host, port, top_k, log=None if quiet else lambda line: console.print(line, style="dim")
+        )
     except OSError as exc:
-        raise EdgeclfError(f"--host {host} --port {port}: cannot listen ({exc.strerror}); choose another port") from None
+        raise EdgeclfError(
+            f"--host {host} --port {port}: cannot listen ({exc.strerror}); choose another port"
+        ) from None
     bound_host, bound_port = server.server_address[:2]
-    console.print(f"serving {classifier.info.name} on http://{bound_host}:{bound_port}/predict; Ctrl-C to stop", style="dim")
+    console.print(
+        f"serving {classifier.info.name} on http://{bound_host}:{bound_port}/predict; Ctrl-C to stop", style="dim"
+    )
     serve(server, Stop())
     console.print("stopped", style="dim")

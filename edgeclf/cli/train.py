@@ -33,10 +33,14 @@ OPTIONS = {
 
 @user_errors
 def command(
-    data_dir: Path = typer.Argument(..., help="Folder with one sub-folder per class, or train/ val/ test/ folders of those."),
+    data_dir: Path = typer.Argument(
+        ..., help="Folder with one sub-folder per class, or train/ val/ test/ folders of those."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to create."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file overriding configs/default.yaml."),
-    model: Optional[str] = typer.Option(None, help="mobilenet_v2 | mobilenet_v3_small | mobilenet_v3_large | small_cnn"),
+    model: Optional[str] = typer.Option(
+        None, help="mobilenet_v2 | mobilenet_v3_small | mobilenet_v3_large | small_cnn"
+    ),
     alpha: Optional[float] = typer.Option(None, help="MobileNet width multiplier."),
     image_size: Optional[int] = typer.Option(None, help="Input size in pixels (square, at least 32)."),
     epochs: Optional[int] = typer.Option(None, help="Phase 1 epochs (head on a frozen backbone)."),
@@ -53,12 +57,21 @@ def command(
     from edgeclf.train import train
 
     overrides = {
-        "model.name": model, "model.alpha": alpha, "model.weights": weights, "data.image_size": image_size,
-        "data.batch_size": batch_size, "train.epochs": epochs, "train.fine_tune_epochs": fine_tune_epochs,
-        "train.fine_tune_layers": fine_tune_layers, "train.learning_rate": learning_rate,
-        "augment.enabled": augment, "seed": seed,
+        "model.name": model,
+        "model.alpha": alpha,
+        "model.weights": weights,
+        "data.image_size": image_size,
+        "data.batch_size": batch_size,
+        "train.epochs": epochs,
+        "train.fine_tune_epochs": fine_tune_epochs,
+        "train.fine_tune_layers": fine_tune_layers,
+        "train.learning_rate": learning_rate,
+        "augment.enabled": augment,
+        "seed": seed,
     }
     cfg = load_config([config] if config else [], overrides, OPTIONS)
     result = train(data_dir, out, cfg, overwrite=overwrite, console=console)
-    console.print(f"[bold green]done[/] in {result.seconds:.0f}s: {result.run_dir}  "
-                  f"(val accuracy {result.val_accuracy:.4f}, best epoch {result.best_epoch}, weights: {result.weights_source})")
+    console.print(
+        f"[bold green]done[/] in {result.seconds:.0f}s: {result.run_dir}  "
+        f"(val accuracy {result.val_accuracy:.4f}, best epoch {result.best_epoch}, weights: {result.weights_source})"
+    )

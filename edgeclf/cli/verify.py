@@ -5,23 +5,25 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from edgeclf.cli._common import console, err_console, user_errors
 
-HELP = ("Re-run every artifact of an export folder (or an unpacked bundle) on the sample images the export "
-        "recorded, and compare with the exporting machine's outputs: fp32 within tolerance; int8 TFLite "
-        "bit-identical on the reference kernels and within the exporter's own kernel spread on the fast ones. "
-        "Exits 1 when any artifact fails.")
+HELP = (
+    "Re-run every artifact of an export folder (or an unpacked bundle) on the sample images the export "
+    "recorded, and compare with the exporting machine's outputs: fp32 within tolerance; int8 TFLite "
+    "bit-identical on the reference kernels and within the exporter's own kernel spread on the fast ones. "
+    "Exits 1 when any artifact fails."
+)
 EXAMPLE = "Example: edgeclf verify ~/edgeclf/export"
 
 
 @user_errors
 def command(
     export_dir: Path = typer.Argument(..., help="Export folder with artifacts.json and parity/ (or a run directory)."),
-    artifact: Optional[List[str]] = typer.Option(None, help="Check only this artifact (repeatable)."),
+    artifact: Optional[list[str]] = typer.Option(None, help="Check only this artifact (repeatable)."),
     threads: int = typer.Option(1, help="Inference threads (the reference outputs were recorded with 1)."),
     as_json: bool = typer.Option(False, "--json", help="The verdicts as JSON."),
 ) -> None:
@@ -29,15 +31,29 @@ def command(
 
     result = verify(export_dir, artifact, threads)
     if as_json:
-        print(json.dumps({"passed": result.passed, "samples": result.samples, "checks": [asdict(c) for c in result.checks],
-                          "reference_machine": result.reference_machine, "machine": result.machine}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "passed": result.passed,
+                    "samples": result.samples,
+                    "checks": [asdict(c) for c in result.checks],
+                    "reference_machine": result.reference_machine,
+                    "machine": result.machine,
+                },
+                indent=2,
+            )
+        )
     else:
         ref = result.reference_machine
-        console.print(f"{result.samples} sample images; outputs recorded on {ref.get('cpu', '?')} ({ref.get('machine', '?')}), "
-                      f"checked on {result.machine['cpu']} ({result.machine['machine']})")
+        console.print(
+            f"{result.samples} sample images; outputs recorded on {ref.get('cpu', '?')} ({ref.get('machine', '?')}), "
+            f"checked on {result.machine['cpu']} ({result.machine['machine']})"
+        )
         for check in result.checks:
-            console.print(f"{'[green]PASS[/]' if check.passed else '[red]FAIL[/]'} {check.artifact}: " + "; ".join(check.details),
-                          markup=True)
+            console.print(
+                f"{'[green]PASS[/]' if check.passed else '[red]FAIL[/]'} {check.artifact}: " + "; ".join(check.details),
+                markup=True,
+            )
     if not result.passed:
         failed = [c.artifact for c in result.checks if not c.passed]
         err_console.print(f"[bold red]error:[/] verification failed for {', '.join(failed)}")

@@ -10,8 +10,10 @@ import typer
 
 from edgeclf.cli._common import console, user_errors
 
-HELP = ("Long-running device mode: classify every new image dropped into FOLDER (or frames from --camera N with "
-        "OpenCV), one line per image with label, probability and latency; stops cleanly on SIGINT/SIGTERM.")
+HELP = (
+    "Long-running device mode: classify every new image dropped into FOLDER (or frames from --camera N with "
+    "OpenCV), one line per image with label, probability and latency; stops cleanly on SIGINT/SIGTERM."
+)
 EXAMPLE = "Example: edgeclf watch export/ incoming/ --json"
 
 
@@ -40,11 +42,15 @@ def command(
         elif "error" in result:
             console.print(f"{result['image']}: [red]{result['error']}[/]")
         else:
-            console.print(f"{result['image']}: {result['label']} {result['probability']:.3f} (invoke {result['invoke_ms']:.2f} ms)")
+            console.print(
+                f"{result['image']}: {result['label']} {result['probability']:.3f} (invoke {result['invoke_ms']:.2f} ms)"
+            )
 
     stop = Stop()
-    console.print(f"watching {folder if folder is not None else f'camera {camera}'} with {classifier.info.name}; "
-                  "Ctrl-C to stop", style="dim")
+    console.print(
+        f"watching {folder if folder is not None else f'camera {camera}'} with {classifier.info.name}; Ctrl-C to stop",
+        style="dim",
+    )
     if folder is not None:
         count = watch_folder(classifier, folder, emit, interval, stop=stop, existing=existing)
     else:

@@ -1,9 +1,9 @@
 """Pack what a device needs into one .tar.gz:
 
-    bundle.json          what the bundle holds: edgeclf version, source commit, the runner wheel's sha256
-    install.sh           installs the runner wheel into a venv, then runs edgeclf verify on export/
-    runner/edgeclf-*.whl the runner, built from this very source tree (pure Python: one wheel, every board)
-    export/              artifacts.json, the validated artifact files and parity/ (edgeclf verify's samples)
+bundle.json          what the bundle holds: edgeclf version, source commit, the runner wheel's sha256
+install.sh           installs the runner wheel into a venv, then runs edgeclf verify on export/
+runner/edgeclf-*.whl the runner, built from this very source tree (pure Python: one wheel, every board)
+export/              artifacts.json, the validated artifact files and parity/ (edgeclf verify's samples)
 """
 
 from __future__ import annotations
@@ -31,13 +31,16 @@ def source_tree() -> Path:
     """The edgeclf source checkout this package runs from (an editable install)."""
     root = Path(edgeclf.__file__).resolve().parents[1]
     if not (root / "pyproject.toml").is_file() or 'name = "edgeclf"' not in (root / "pyproject.toml").read_text():
-        raise EdgeclfError("--bundle builds the runner wheel from the edgeclf source tree, and this edgeclf is not "
-                           "installed from one; install it with pip install -e '.[train]' from a checkout")
+        raise EdgeclfError(
+            "--bundle builds the runner wheel from the edgeclf source tree, and this edgeclf is not "
+            "installed from one; install it with pip install -e '.[train]' from a checkout"
+        )
     return root
 
 
 def source_commit(root: Path) -> dict:
     """{"commit": the checkout's HEAD or None, "dirty": uncommitted changes under edgeclf/ or pyproject.toml}."""
+
     def git(*args) -> str | None:
         proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
         return proc.stdout.strip() if proc.returncode == 0 else None
@@ -50,8 +53,22 @@ def source_commit(root: Path) -> dict:
 def build_runner_wheel(dest: Path) -> Path:
     """Build edgeclf's wheel from the source tree into dest (offline: no build isolation)."""
     root = source_tree()
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                           "--wheel-dir", str(dest), str(root)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(dest),
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+    )
     wheels = sorted(Path(dest).glob(f"edgeclf-{__version__}-*.whl"))
     if proc.returncode != 0 or len(wheels) != 1:
         tail = " ".join(proc.stderr.strip().splitlines()[-2:])[:300]
@@ -69,9 +86,12 @@ def write_bundle(export_dir: Path, out: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="edgeclf-wheel-") as tmp:
         wheel = build_runner_wheel(Path(tmp))
         content = wheel.read_bytes()
-        manifest = {"edgeclf_version": __version__, **source_commit(source_tree()),
-                    "runner": {"file": f"runner/{wheel.name}", "sha256": hashlib.sha256(content).hexdigest()},
-                    "artifacts": [a.name for a in entries]}
+        manifest = {
+            "edgeclf_version": __version__,
+            **source_commit(source_tree()),
+            "runner": {"file": f"runner/{wheel.name}", "sha256": hashlib.sha256(content).hexdigest()},
+            "artifacts": [a.name for a in entries],
+        }
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             _add_bytes(tar, "bundle.json", (json.dumps(manifest, indent=2) + "\n").encode())

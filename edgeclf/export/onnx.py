@@ -13,8 +13,10 @@ from edgeclf.export.errors import ExportError, NotIntegerError
 from edgeclf.runtime.artifact import TensorInfo
 
 TF2ONNX = "tf2onnx.convert.from_keras"
-ORT_QUANT = ("onnxruntime.quantization.quantize_static (QDQ, per-channel int8 weights with reduce_range, "
-             "uint8 activations, MinMax calibration)")
+ORT_QUANT = (
+    "onnxruntime.quantization.quantize_static (QDQ, per-channel int8 weights with reduce_range, "
+    "uint8 activations, MinMax calibration)"
+)
 
 
 def convert_float(model, image_size: int, opset: int) -> bytes:
@@ -41,7 +43,7 @@ def quantize_int8(float_onnx: bytes, calibration: np.ndarray) -> bytes:
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter(calibration[i:i + 1] for i in range(len(calibration)))
+            self.batches = iter(calibration[i : i + 1] for i in range(len(calibration)))
 
         def get_next(self):
             batch = next(self.batches, None)
@@ -52,10 +54,20 @@ def quantize_int8(float_onnx: bytes, calibration: np.ndarray) -> bytes:
         src.write_bytes(float_onnx)
         try:
             quant_pre_process(str(src), str(pre))
-            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            reduce_range=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+            quantize_static(
+                str(pre),
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                reduce_range=True,
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8,
+            )
         except Exception as exc:
-            raise ExportError(f"ONNX int8 quantization (onnxruntime) failed: {' '.join(str(exc).split())[:300]}") from exc
+            raise ExportError(
+                f"ONNX int8 quantization (onnxruntime) failed: {' '.join(str(exc).split())[:300]}"
+            ) from exc
         return out.read_bytes()
 
 
@@ -89,7 +101,9 @@ def check(content: bytes, precision: str) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:
-        raise ExportError(f"ONNX {precision}: onnx.checker rejected the model: {' '.join(str(exc).split())[:300]}") from exc
+        raise ExportError(
+            f"ONNX {precision}: onnx.checker rejected the model: {' '.join(str(exc).split())[:300]}"
+        ) from exc
     if not precision.startswith("int8"):
         return
     graph = model.graph
@@ -103,8 +117,10 @@ def check(content: bytes, precision: str) -> None:
         if source is None or source.data_type != onnx.TensorProto.INT8:
             float_weights.append(node.name)
     if not weighted or float_weights:
-        raise NotIntegerError(f"ONNX {precision}: {len(float_weights)} of {len(weighted)} weighted ops keep float weights "
-                              f"(e.g. {float_weights[0] if float_weights else 'none found'})")
+        raise NotIntegerError(
+            f"ONNX {precision}: {len(float_weights)} of {len(weighted)} weighted ops keep float weights "
+            f"(e.g. {float_weights[0] if float_weights else 'none found'})"
+        )
 
 
 def io_info(content: bytes, expects: str) -> tuple[TensorInfo, TensorInfo]:
@@ -116,7 +132,9 @@ def io_info(content: bytes, expects: str) -> tuple[TensorInfo, TensorInfo]:
     def info(value, **extra):
         t = value.type.tensor_type
         dims = [d.dim_value or None for d in t.shape.dim]
-        return TensorInfo(name=value.name, dtype=names.get(str(t.elem_type), str(t.elem_type)), shape=[None, *dims[1:]], **extra)
+        return TensorInfo(
+            name=value.name, dtype=names.get(str(t.elem_type), str(t.elem_type)), shape=[None, *dims[1:]], **extra
+        )
 
     return info(model.graph.input[0], layout="NHWC", expects=expects), info(model.graph.output[0])
 

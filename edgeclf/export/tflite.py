@@ -3,7 +3,7 @@ the checks that the result is what its name says."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -13,7 +13,9 @@ from edgeclf.runtime.artifact import TensorInfo
 CONVERTER = "tf.lite.TFLiteConverter.from_keras_model"
 
 
-def convert(model, precision: str, representative: Callable[[], Iterable] | None = None, int8_input: str = "uint8") -> bytes:
+def convert(
+    model, precision: str, representative: Callable[[], Iterable] | None = None, int8_input: str = "uint8"
+) -> bytes:
     """precision: fp32 | fp16 | dynamic | int8-qat | int8-ptq. Full-integer conversions need a
     representative dataset (calibration images, already preprocessed as the model expects them)."""
     import tensorflow as tf
@@ -64,8 +66,14 @@ def io_info(content: bytes, expects: str) -> tuple[TensorInfo, TensorInfo]:
     def info(d, **extra):
         scale, zero = d["quantization"]
         quantized = _dtype_name(d["dtype"]) in ("uint8", "int8")
-        return TensorInfo(name=d["name"], dtype=_dtype_name(d["dtype"]), shape=[None, *map(int, d["shape"][1:])],
-                          scale=float(scale) if quantized else None, zero_point=int(zero) if quantized else None, **extra)
+        return TensorInfo(
+            name=d["name"],
+            dtype=_dtype_name(d["dtype"]),
+            shape=[None, *map(int, d["shape"][1:])],
+            scale=float(scale) if quantized else None,
+            zero_point=int(zero) if quantized else None,
+            **extra,
+        )
 
     return info(inp, layout="NHWC", expects=expects), info(out)
 
@@ -81,9 +89,13 @@ def check_precision(content: bytes, precision: str, int8_input: str) -> None:
     if precision.startswith("int8"):
         if io != (int8_input, int8_input):
             raise NotIntegerError(f"TFLite {precision}: input/output are {io[0]}/{io[1]}, expected {int8_input}")
-        floats = [t["name"] for t in interpreter.get_tensor_details() if _dtype_name(t["dtype"]) in ("float32", "float16")]
+        floats = [
+            t["name"] for t in interpreter.get_tensor_details() if _dtype_name(t["dtype"]) in ("float32", "float16")
+        ]
         if floats:
-            raise NotIntegerError(f"TFLite {precision}: {len(floats)} float tensor(s) left (e.g. {floats[0]}): "
-                                  "the model is not full-integer")
+            raise NotIntegerError(
+                f"TFLite {precision}: {len(floats)} float tensor(s) left (e.g. {floats[0]}): "
+                "the model is not full-integer"
+            )
     elif io != ("float32", "float32"):
         raise ExportError(f"TFLite {precision}: input/output are {io[0]}/{io[1]}, expected float32")

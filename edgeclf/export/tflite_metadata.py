@@ -34,8 +34,13 @@ def _table(b: flatbuffers.Builder, fields: list[tuple[int, str, object]]) -> int
     for slot, kind, value in fields:
         if value is None:
             continue
-        {"offset": b.PrependUOffsetTRelativeSlot, "uint32": b.PrependUint32Slot, "int8": b.PrependInt8Slot,
-         "uint8": b.PrependUint8Slot, "int32": b.PrependInt32Slot}[kind](slot, value, 0)
+        {
+            "offset": b.PrependUOffsetTRelativeSlot,
+            "uint32": b.PrependUint32Slot,
+            "int8": b.PrependInt8Slot,
+            "uint8": b.PrependUint8Slot,
+            "int32": b.PrependInt32Slot,
+        }[kind](slot, value, 0)
     return b.EndObject()
 
 
@@ -50,14 +55,26 @@ def _floats(b: flatbuffers.Builder, values: list[float]) -> int:
     return b.CreateNumpyVector(np.asarray(values, dtype=np.float32))
 
 
-def build_metadata(name: str, description: str, image_size: tuple[int, int],
-                   mean: list[float], std: list[float], version: str) -> bytes:
+def build_metadata(
+    name: str, description: str, image_size: tuple[int, int], mean: list[float], std: list[float], version: str
+) -> bytes:
     b = flatbuffers.Builder(1024)
-    strings = {key: b.CreateString(value) for key, value in {
-        "name": name, "description": description, "version": version, "author": "edgeclf",
-        "min": MIN_PARSER_VERSION, "in": "image", "in_desc": "RGB image, NHWC",
-        "out": "probability", "out_desc": "Probabilities of the labels, in labels.txt order",
-        "labels": LABEL_FILE, "labels_desc": "Labels for the output classes, one per line"}.items()}
+    strings = {
+        key: b.CreateString(value)
+        for key, value in {
+            "name": name,
+            "description": description,
+            "version": version,
+            "author": "edgeclf",
+            "min": MIN_PARSER_VERSION,
+            "in": "image",
+            "in_desc": "RGB image, NHWC",
+            "out": "probability",
+            "out_desc": "Probabilities of the labels, in labels.txt order",
+            "labels": LABEL_FILE,
+            "labels_desc": "Labels for the output classes, one per line",
+        }.items()
+    }
 
     size = _table(b, [(0, "uint32", image_size[1]), (1, "uint32", image_size[0])])
     image_props = _table(b, [(0, "int8", _COLOR_RGB), (1, "offset", size)])
@@ -66,27 +83,53 @@ def build_metadata(name: str, description: str, image_size: tuple[int, int],
     unit = _table(b, [(0, "uint8", _PROCESS_NORMALIZATION), (1, "offset", norm)])
     lo, hi = (0.0, 255.0)
     stats = _table(b, [(0, "offset", _floats(b, [hi])), (1, "offset", _floats(b, [lo]))])
-    input_meta = _table(b, [(0, "offset", strings["in"]), (1, "offset", strings["in_desc"]), (3, "offset", input_content),
-                            (4, "offset", _offsets(b, [unit])), (5, "offset", stats)])
+    input_meta = _table(
+        b,
+        [
+            (0, "offset", strings["in"]),
+            (1, "offset", strings["in_desc"]),
+            (3, "offset", input_content),
+            (4, "offset", _offsets(b, [unit])),
+            (5, "offset", stats),
+        ],
+    )
 
     feature = _table(b, [])
     output_content = _table(b, [(0, "uint8", _CONTENT_FEATURE), (1, "offset", feature)])
-    label_file = _table(b, [(0, "offset", strings["labels"]), (1, "offset", strings["labels_desc"]),
-                            (2, "int8", _TENSOR_AXIS_LABELS)])
+    label_file = _table(
+        b, [(0, "offset", strings["labels"]), (1, "offset", strings["labels_desc"]), (2, "int8", _TENSOR_AXIS_LABELS)]
+    )
     out_stats = _table(b, [(0, "offset", _floats(b, [1.0])), (1, "offset", _floats(b, [0.0]))])
-    output_meta = _table(b, [(0, "offset", strings["out"]), (1, "offset", strings["out_desc"]),
-                             (3, "offset", output_content), (5, "offset", out_stats),
-                             (6, "offset", _offsets(b, [label_file]))])
+    output_meta = _table(
+        b,
+        [
+            (0, "offset", strings["out"]),
+            (1, "offset", strings["out_desc"]),
+            (3, "offset", output_content),
+            (5, "offset", out_stats),
+            (6, "offset", _offsets(b, [label_file])),
+        ],
+    )
 
     subgraph = _table(b, [(2, "offset", _offsets(b, [input_meta])), (3, "offset", _offsets(b, [output_meta]))])
-    root = _table(b, [(0, "offset", strings["name"]), (1, "offset", strings["description"]),
-                      (2, "offset", strings["version"]), (3, "offset", _offsets(b, [subgraph])),
-                      (4, "offset", strings["author"]), (7, "offset", strings["min"])])
+    root = _table(
+        b,
+        [
+            (0, "offset", strings["name"]),
+            (1, "offset", strings["description"]),
+            (2, "offset", strings["version"]),
+            (3, "offset", _offsets(b, [subgraph])),
+            (4, "offset", strings["author"]),
+            (7, "offset", strings["min"]),
+        ],
+    )
     b.Finish(root, file_identifier=b"M001")
     return bytes(b.Output())
 
 
-def attach(model_content: bytes, metadata: bytes, labels: list[str], extra_files: dict[str, str] | None = None) -> bytes:
+def attach(
+    model_content: bytes, metadata: bytes, labels: list[str], extra_files: dict[str, str] | None = None
+) -> bytes:
     """The .tflite with metadata in its flatbuffer, and labels.txt (plus extra_files) in an appended
     zip archive."""
     from tensorflow.lite.python import schema_py_generated as schema

@@ -46,6 +46,8 @@ def validate(spec: ArtifactSpec, probs: np.ndarray, ref: Reference, tolerance: f
     else:
         record.update(check="accuracy_drop", max_drop=max_drop, passed=record["drop_points"] <= max_drop)
         if not record["passed"]:
-            record["reason"] = (f"validation accuracy {accuracy:.2%} is {record['drop_points']:.2f} points below the "
-                                f"float model's {ref.float_accuracy:.2%} (--max-drop {max_drop:g})")
+            record["reason"] = (
+                f"validation accuracy {accuracy:.2%} is {record['drop_points']:.2f} points below the "
+                f"float model's {ref.float_accuracy:.2%} (--max-drop {max_drop:g})"
+            )
     return record

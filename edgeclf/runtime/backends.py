@@ -30,14 +30,18 @@ def import_engine(suffix: str):
             try:
                 from tflite_runtime import interpreter
             except ImportError:
-                raise EdgeclfError("no TFLite interpreter installed; pip install ai-edge-litert "
-                                   "(tflite-runtime on 32-bit Arm), or use an .onnx artifact") from None
+                raise EdgeclfError(
+                    "no TFLite interpreter installed; pip install ai-edge-litert "
+                    "(tflite-runtime on 32-bit Arm), or use an .onnx artifact"
+                ) from None
         return interpreter
     if suffix == ".onnx":
         try:
             import onnxruntime
         except ImportError:
-            raise EdgeclfError("onnxruntime is not installed; pip install onnxruntime, or use a .tflite artifact") from None
+            raise EdgeclfError(
+                "onnxruntime is not installed; pip install onnxruntime, or use a .tflite artifact"
+            ) from None
         return onnxruntime
     raise ValueError(f"expected a .tflite or .onnx file, not {suffix!r}")
 
@@ -65,7 +69,9 @@ class LiteRTBackend:
         resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
         self.engine = "LiteRT (reference kernels)" if kernels == "reference" else "LiteRT (XNNPACK)"
         self.version = engine_version(".tflite")
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+        self.interpreter = Interpreter(
+            model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
+        )
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
@@ -106,7 +112,9 @@ def onnx_providers(device: str) -> list[str]:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
-    return [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available] + ["CPUExecutionProvider"]
+    return [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available] + [
+        "CPUExecutionProvider"
+    ]
 
 
 def open_backend(path: Path, threads: int | None = None, device: str = "cpu", kernels: str = "fast"):
@@ -119,7 +127,9 @@ def open_backend(path: Path, threads: int | None = None, device: str = "cpu", ke
         return LiteRTBackend(path, threads, kernels)
     if path.suffix == ".onnx":
         if kernels != "fast":
-            raise EdgeclfError(f"--kernels {kernels}: {path.name} is an ONNX file and ONNX Runtime has no reference "
-                               "kernels; use a .tflite artifact or --kernels fast")
+            raise EdgeclfError(
+                f"--kernels {kernels}: {path.name} is an ONNX file and ONNX Runtime has no reference "
+                "kernels; use a .tflite artifact or --kernels fast"
+            )
         return OnnxBackend(path, threads, onnx_providers(device))
     raise ValueError(f"{path}: expected a .tflite or .onnx file")

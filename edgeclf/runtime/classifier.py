@@ -20,8 +20,9 @@ class Classifier:
     portable kernels). Raises EdgeclfError when the engine is missing or refuses the options.
     """
 
-    def __init__(self, info: ArtifactInfo, file: Path, threads: int | None = None, device: str = "cpu",
-                 kernels: str = "fast"):
+    def __init__(
+        self, info: ArtifactInfo, file: Path, threads: int | None = None, device: str = "cpu", kernels: str = "fast"
+    ):
         self.info = info
         self.threads = threads
         self.kernels = kernels
@@ -48,7 +49,9 @@ class Classifier:
         spec = self.info.input
         values = pixels.astype(np.float32)
         if spec.expects == "normalized":
-            values = values * np.float32(self.info.normalization["scale"]) + np.float32(self.info.normalization["offset"])
+            values = values * np.float32(self.info.normalization["scale"]) + np.float32(
+                self.info.normalization["offset"]
+            )
         if spec.quantized:
             return spec.quantize(values)
         return values.astype(spec.dtype)
@@ -65,8 +68,10 @@ class Classifier:
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Probabilities [N, classes] for uint8 pixel batches."""
-        outputs = [self.finish(self.backend.run(self.prepare(pixels[i:i + batch_size])))
-                   for i in range(0, len(pixels), batch_size)]
+        outputs = [
+            self.finish(self.backend.run(self.prepare(pixels[i : i + batch_size])))
+            for i in range(0, len(pixels), batch_size)
+        ]
         return np.concatenate(outputs)
 
     def timed(self, pixels: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -12,15 +12,46 @@ import numpy as np
 
 from edgeclf import __version__
 
-FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",
-         "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "neon", "vfpv4")
+FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+    "asimd",
+    "asimdhp",
+    "asimddp",
+    "i8mm",
+    "bf16",
+    "sve",
+    "neon",
+    "vfpv4",
+)
 
 # Arm's CPU part numbers (implementer 0x41) on the boards edgeclf targets; /proc/cpuinfo on arm64
 # names no model, only this number.
-ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-             "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd40": "Neoverse-V1",
-             "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd4f": "Neoverse-V2"}
+ARM_PARTS = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1",
+    "0xd0d": "Cortex-A77",
+    "0xd41": "Cortex-A78",
+    "0xd40": "Neoverse-V1",
+    "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710",
+    "0xd4f": "Neoverse-V2",
+}
 
 
 def cpuinfo_fields(text: str) -> dict[str, str]:
@@ -36,7 +67,7 @@ def cpu_name(fields: dict[str, str]) -> str:
     part = fields.get("cpu part", "").lower()
     if fields.get("cpu implementer", "").lower() == "0x41" and part in ARM_PARTS:
         return f"Arm {ARM_PARTS[part]}"
-    return (fields.get("model name") or fields.get("hardware") or part or platform.processor() or "unknown")
+    return fields.get("model name") or fields.get("hardware") or part or platform.processor() or "unknown"
 
 
 def fingerprint(threads: int | None, device: str) -> dict:

@@ -29,8 +29,9 @@ def default_artifact(entries: list[ArtifactInfo]) -> ArtifactInfo:
     return max(pool, key=lambda a: (a.validation.get("accuracy", 0.0), a.format == "tflite"))
 
 
-def open_classifier(target: Path, artifact: str | None = None, threads: int | None = None,
-                    kernels: str = "fast", warm_up: bool = True) -> Classifier:
+def open_classifier(
+    target: Path, artifact: str | None = None, threads: int | None = None, kernels: str = "fast", warm_up: bool = True
+) -> Classifier:
     """A classifier for what the user points at (see the module docstring), warmed up by one
     untimed inference unless warm_up is False. Raises ArtifactNotFound or EdgeclfError."""
     classifier = _open(Path(target), artifact, threads, kernels)
@@ -47,13 +48,17 @@ def _open(target: Path, artifact: str | None, threads: int | None, kernels: str)
     try:
         entries = read_artifacts(target)
     except FileNotFoundError:
-        raise ArtifactNotFound(f"{target}: no artifacts.json (run edgeclf export) and not a .tflite/.onnx file") from None
+        raise ArtifactNotFound(
+            f"{target}: no artifacts.json (run edgeclf export) and not a .tflite/.onnx file"
+        ) from None
     if artifact is None:
         info = default_artifact(entries)
     else:
         by_name = {a.name: a for a in entries}
         if artifact not in by_name:
-            raise ArtifactNotFound(f"--artifact {artifact}: not in artifacts.json; choose one of {', '.join(sorted(by_name))}")
+            raise ArtifactNotFound(
+                f"--artifact {artifact}: not in artifacts.json; choose one of {', '.join(sorted(by_name))}"
+            )
         info = by_name[artifact]
     return Classifier(info, artifact_file(target, info), threads, kernels=kernels)
 
@@ -76,7 +81,9 @@ def describe_file(path: Path) -> ArtifactInfo:
         if "edgeclf.artifact" in props:
             data = json.loads(props["edgeclf.artifact"])
     if data is None:
-        raise ArtifactNotFound(f"{path}: carries no edgeclf description; use the export folder (artifacts.json) instead")
+        raise ArtifactNotFound(
+            f"{path}: carries no edgeclf description; use the export folder (artifacts.json) instead"
+        )
     beside = path.with_name("labels.txt")
     if not data.get("labels") and beside.is_file():
         data["labels"] = beside.read_text(encoding="utf-8").splitlines()
