@@ -1,14 +1,16 @@
 # Everything installs itself into .venv on first use.
 #   make demo   the whole pipeline on the embedded dataset
 #   make test   the full test suite (what CI runs)
-# TensorFlow 2.21's wheels and the pins in pyproject.toml are for Python 3.11: use it where it exists.
-PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
+#   make lint   ruff's linter and formatter check (part of make test)
+# The training side's pins (TensorFlow 2.21, tfmot 0.8.1, tf2onnx 1.17) are tested on Python 3.11, so the
+# development environment is 3.11 and nothing else (the device runner alone takes 3.10 and later).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3.11)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 MP_VENV ?= .venv-mediapipe
 
-.PHONY: demo test test-fast install mediapipe
+.PHONY: demo test test-fast install mediapipe lint
 
 install: $(VENV)/.installed
 
@@ -23,6 +25,8 @@ $(MP_VENV)/.installed:
 	touch $@
 
 $(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || \
+		{ echo "error: $(PYTHON) is not Python 3.11 (the version the training pins are tested on); install python3.11 or pass PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[train,dev]'
@@ -31,7 +35,11 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/edgeclf demo --out runs/demo --overwrite
 
-test: install mediapipe
+lint: install
+	$(BIN)/ruff check edgeclf tests tools
+	$(BIN)/ruff format --check edgeclf tests tools
+
+test: install mediapipe lint
 	$(BIN)/pytest
 
 test-fast: install

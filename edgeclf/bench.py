@@ -10,6 +10,8 @@ count is set and recorded; peak RSS is the worker process's maximum resident set
 from __future__ import annotations
 
 import json
+import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,29 +21,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
+from edgeclf.atomic import atomic_write_json
+from edgeclf.config import BenchConfig
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import load_image
 from edgeclf.keras_baseline import KERAS_NAME
-from edgeclf.rundir import atomic_write_json
+from edgeclf.run_directory import METADATA, MODEL, REPORTS, Run
 from edgeclf.runtime.artifact import read_artifacts
 from edgeclf.runtime.machine import fingerprint
-from edgeclf.runtime.timing import SPANS
+from edgeclf.runtime.timing import SPANS, headline_batch
 
 SCHEMA_VERSION = 2  # 2: spans defined in the file; import outside load; compiled Keras baseline; inputs.split
 MAX_SAMPLES = 2000
 
-
-@dataclass(frozen=True)
-class BenchOptions:
-    threads: int
-    warmup: int
-    runs: int | None
-    seconds: float | None
-    batch_sizes: tuple[int, ...]
-    device: str = "cpu"
+log = logging.getLogger(__name__)
 
 
 def latency_stats(samples_ms: list[float], batch: int) -> dict:
@@ -76,80 +70,66 @@ def time_calls(fn, x, warmup: int, runs: int | None, seconds: float | None) -> l
             return samples
 
 
-def run_bench(
-    target: Path,
-    options: BenchOptions,
-    out: Path | None = None,
-    images: Path | None = None,
-    console: Console | None = None,
-) -> Path:
+@dataclass
+class BenchResult:
+    """Where bench.json was written, and its content: `document` follows the bench.json schema
+    (SCHEMA_VERSION; device, spans, method, inputs, artifacts by name, notes), which is also what
+    edgeclf report reads from other devices."""
+
+    path: Path
+    document: dict
+
+    @property
+    def artifacts(self) -> dict[str, dict]:
+        return self.document["artifacts"]
+
+    @property
+    def notes(self) -> list[str]:
+        return self.document["notes"]
+
+
+def run_bench(target: Path, options: BenchConfig, out: Path | None = None, images: Path | None = None) -> BenchResult:
     """Bench a run directory (the Keras baseline and every artifact, on its test images), or an
-    export folder alone, as on a device (every artifact, on the images under `images`)."""
-    console = console or Console(highlight=False)
+    export folder alone, as on a device (every artifact, on the images under `images`); each
+    measurement runs in its own process. Writes bench.json (default: RUN_DIR/reports/bench.json, or
+    ./bench.json for an export folder). Raises EdgeclfError for a folder that is neither, a missing
+    GPU provider, or a failed measurement."""
     target = Path(target)
     if options.device == "gpu":
         _require_gpu()
-    is_run = (target / "metadata.json").is_file()
-    try:
-        entries = [a for a in read_artifacts(target) if a.status == "ok"]
-    except FileNotFoundError:
-        if not is_run:
-            raise EdgeclfError(f"{target}: neither an edgeclf run nor an export folder with artifacts.json") from None
-        entries = []
+    threads = options.threads or os.cpu_count() or 1
+    is_run = (target / METADATA).is_file()
+    entries = _validated_artifacts(target, is_run)
     files, split = _input_files(target, is_run, images)
-    size = entries[0].image_size if entries else None
-    need = max(options.batch_sizes)
-    files = files[: max(need, 32)]
-    started = time.perf_counter()
-    pixels = np.stack([load_image(f, size or _run_image_size(target)) for f in files])
-    decode_ms = (time.perf_counter() - started) * 1000 / len(files)
-    if len(pixels) < need:
-        pixels = np.resize(pixels, (need, *pixels.shape[1:]))
+    pixels, decode_ms = _decoded(files, entries[0].image_size if entries else _run_image_size(target), options)
+    targets = ([(KERAS_NAME, "keras", "fp32", None)] if is_run else []) + [
+        (a.name, a.format, a.precision, a) for a in entries
+    ]
     results = {}
     with tempfile.TemporaryDirectory(prefix="edgeclf-bench-") as tmp:
         inputs = Path(tmp) / "inputs.npy"
         np.save(inputs, pixels)
-        targets = ([(KERAS_NAME, "keras", "fp32", None)] if is_run else []) + [
-            (a.name, a.format, a.precision, a) for a in entries
-        ]
         for name, fmt, precision, info in targets:
-            console.print(f"  {name}: measuring")
-            job = {
-                "run": str(target),
-                "name": name,
-                "inputs": str(inputs),
-                "threads": options.threads,
-                "warmup": options.warmup,
-                "runs": options.runs,
-                "seconds": options.seconds,
-                "batch_sizes": list(options.batch_sizes),
-                "device": options.device,
-            }
+            log.info(f"  {name}: measuring")
+            job = {"run": str(target), "name": name, "inputs": str(inputs), "threads": threads,
+                   **options.model_dump(include={"warmup", "runs", "seconds", "batch_sizes", "device"})}  # fmt: skip
             result = _worker(job)
-            result.update(
-                name=name,
-                format=fmt,
-                precision=precision,
-                file_bytes=info.bytes if info else (target / "model.keras").stat().st_size,
-            )
-            results[name] = result
+            size = info.bytes if info else (target / MODEL).stat().st_size
+            results[name] = {**result, "name": name, "format": fmt, "precision": precision, "file_bytes": size}
     _speedups(results)
     notes = _notes(results)
     if split == "val":
         notes.append("the run has no test split: the timed inputs are validation images")
     source = str(images) if images is not None else f"the run's {split} split"
-    data = {
+    document = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run": str(target),
-        "device": fingerprint(options.threads, options.device),
+        "device": fingerprint(threads, options.device),
         "spans": SPANS,
         "method": {
-            "warmup": options.warmup,
-            "runs": options.runs,
-            "seconds": options.seconds,
-            "batch_sizes": list(options.batch_sizes),
-            "threads": options.threads,
+            **options.model_dump(include={"warmup", "runs", "seconds", "batch_sizes"}),
+            "threads": threads,
             "timed": "batches[].*_ms are invoke_ms statistics (after warm-up); the other spans are reported apart",
             "keras_baseline": "compiled tf.function of model(x, training=False); predict_on_batch reported apart",
         },
@@ -158,39 +138,53 @@ def run_bench(
             "split": split,
             "source": source,
             "note": "the same decoded images for every artifact",
-        },
+        },  # fmt: skip
         "decode_ms": decode_ms,
         "artifacts": results,
         "notes": notes,
     }
-    path = out or (target / "reports" / "bench.json" if is_run else Path("bench.json"))
+    path = Path(out) if out else (target / REPORTS / "bench.json" if is_run else Path("bench.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, data)
-    print_table(data, console)
-    for note in notes:
-        console.print(f"[yellow]note:[/] {note}")
-    return path
+    return BenchResult(atomic_write_json(path, document), document)
+
+
+def _validated_artifacts(target: Path, is_run: bool) -> list:
+    try:
+        return [a for a in read_artifacts(target) if a.status == "ok"]
+    except FileNotFoundError:
+        if not is_run:
+            raise EdgeclfError(f"{target}: neither an edgeclf run nor an export folder with artifacts.json") from None
+        return []
+
+
+def _decoded(files: list[Path], size, options: BenchConfig) -> tuple[np.ndarray, float]:
+    """(the images every artifact is fed, decoded once: at least the largest batch size, at most 32
+    unless a batch needs more; decode_ms per image)."""
+    need = max(options.batch_sizes)
+    files = files[: max(need, 32)]
+    started = time.perf_counter()
+    pixels = np.stack([load_image(f, size) for f in files])
+    decode_ms = (time.perf_counter() - started) * 1000 / len(files)
+    if len(pixels) < need:
+        pixels = np.resize(pixels, (need, *pixels.shape[1:]))
+    return pixels, decode_ms
 
 
 def _input_files(target: Path, is_run: bool, images: Path | None) -> tuple[list[Path], str | None]:
     """(image files, the run's split they come from: "test", "val" when the run has no test split,
     or None for --images)."""
     if images is not None:
-        from edgeclf.predict import collect_images
+        from edgeclf.images import find_images
 
-        return collect_images([images]), None
+        return find_images([images]), None
     if not is_run:
         raise EdgeclfError(f"{target}: an export folder alone has no test images; pass --images DIR")
-    from edgeclf.run import Run
-
     run = Run.open(target)
     split = "test" if run.dataset.split("test") else "val"
     return [run.dataset.root / r.path for r in run.dataset.split(split)], split
 
 
 def _run_image_size(target: Path) -> int:
-    from edgeclf.run import Run
-
     return Run.open(target).image_size
 
 
@@ -203,11 +197,6 @@ def _worker(job: dict) -> dict:
         tail = " ".join(proc.stderr.strip().splitlines()[-2:])[:300]
         raise EdgeclfError(f"bench of {job['name']} failed: {tail}")
     return json.loads(lines[-1])
-
-
-def headline_batch(result: dict) -> dict:
-    """The batch-1 statistics of a bench result (the first batch size measured when 1 was not)."""
-    return next((b for b in result["batches"] if b["batch"] == 1), result["batches"][0])
 
 
 def _p50(result: dict, batch: int = 1) -> float | None:
@@ -256,42 +245,3 @@ def _require_gpu() -> None:
             f"--device gpu: onnxruntime has no CUDAExecutionProvider here (available: {', '.join(providers)}); "
             "install onnxruntime-gpu on a machine with an NVIDIA GPU, or use --device cpu"
         )
-
-
-def print_table(data: dict, console: Console) -> None:
-    d = data["device"]
-    table = Table(title=f"{d['cpu']} ({d['cores']} cores, {d['threads']} threads, {d['device']})")
-    for column in (
-        "artifact",
-        "size",
-        "load ms",
-        "first ms",
-        "invoke p50",
-        "p90",
-        "p99",
-        "img/s b1",
-        "max img/s",
-        "RSS MB",
-        "× keras",
-        "× fp32",
-    ):
-        table.add_column(column, justify="left" if column == "artifact" else "right")
-    for r in data["artifacts"].values():
-        b1 = headline_batch(r)
-        best = max(b["throughput_ips"] for b in r["batches"])
-        fmt = lambda v: f"{v:.2f}×" if v else "-"  # noqa: E731
-        table.add_row(
-            r["name"],
-            f"{r['file_bytes'] / 1024:.0f} KiB",
-            f"{r['load_ms']:.1f}",
-            f"{r['first_inference_ms']:.2f}",
-            f"{b1['p50_ms']:.3f}",
-            f"{b1['p90_ms']:.3f}",
-            f"{b1['p99_ms']:.3f}",
-            f"{b1['throughput_ips']:.0f}",
-            f"{best:.0f}",
-            f"{r['peak_rss_mb']:.0f}",
-            fmt(r["speedup_vs_keras"]),
-            fmt(r["speedup_vs_runtime_fp32"]),
-        )
-    console.print(table)

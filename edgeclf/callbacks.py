@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
 import tf_keras as keras
-from rich.console import Console
 
 
 class EpochLog(keras.callbacks.Callback):
-    """One line per epoch on the console, and one row per epoch for history.csv."""
+    """One row per epoch for history.csv, and one line per epoch logged to `logger`."""
 
-    def __init__(self, rows: list[dict], phase: str, total: int, console: Console):
+    def __init__(self, rows: list[dict], phase: str, total: int, logger: str = "edgeclf.train"):
         super().__init__()
-        self.rows, self.phase, self.total, self.console = rows, phase, total, console
+        self.rows, self.phase, self.total = rows, phase, total
+        self.log = logging.getLogger(logger)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -32,9 +33,10 @@ class EpochLog(keras.callbacks.Callback):
             "seconds": round(time.perf_counter() - self.started, 3),
         }
         self.rows.append(row)
-        self.console.print(
+        self.log.info(
             f"epoch {row['epoch']:>3}/{self.total} [{self.phase}]  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
-            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  lr {row['learning_rate']:.2e}  {row['seconds']:.1f}s"
+            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
+            f"lr {row['learning_rate']:.2e}  {row['seconds']:.1f}s"
         )
 
 

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edgeclf.errors import ConfigError
 
-MODEL_NAMES = ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "small_cnn")
 ModelName = Literal["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "small_cnn"]
 
 
@@ -106,6 +105,40 @@ class ExportConfig(_Strict):
     parity_spread_images: int = Field(ge=0, le=5000)
 
 
+class BenchConfig(_Strict):
+    threads: int = Field(ge=0, le=1024, description="0: every core")
+    warmup: int = Field(ge=0)
+    runs: int | None = Field(ge=1)
+    seconds: float | None = Field(gt=0)
+    batch_sizes: list[int] = Field(min_length=1)
+    device: Literal["cpu", "gpu"]
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> BenchConfig:
+        if (self.runs is None) == (self.seconds is None):
+            raise ValueError("give either runs or seconds (the other null)")
+        if min(self.batch_sizes) < 1:
+            raise ValueError("batch sizes must be at least 1")
+        return self
+
+
+class PredictConfig(_Strict):
+    top_k: int = Field(ge=1)
+    kernels: Literal["fast", "reference"]
+    threads: int | None = Field(ge=1, le=1024)
+
+
+class WatchConfig(_Strict):
+    interval: float = Field(gt=0)
+    settle: float = Field(ge=0)
+
+
+class ServeConfig(_Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(ge=0, le=65535)
+    max_body_bytes: int = Field(ge=1)
+
+
 class Config(_Strict):
     seed: int = Field(ge=0)
     data: DataConfig
@@ -114,6 +147,10 @@ class Config(_Strict):
     train: TrainConfig
     qat: QatConfig
     export: ExportConfig
+    bench: BenchConfig
+    predict: PredictConfig
+    watch: WatchConfig
+    serve: ServeConfig
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from edgeclf.rundir import atomic_write_bytes, atomic_write_text
+from edgeclf.atomic import atomic_write_bytes, atomic_write_text
 
 COLUMNS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 
@@ -18,11 +18,6 @@ def write_history_csv(rows: list[dict], path: Path) -> None:
     for row in rows:
         writer.writerow({k: row[k] for k in COLUMNS})
     atomic_write_text(path, buf.getvalue())
-
-
-def read_history_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: (v if k == "phase" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def plot_curves(rows: list[dict], path: Path, title: str = "") -> None:

@@ -152,7 +152,9 @@ def discover(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Dataset:
-    """Find the classes and images under root, check every image, and split (or keep the splits)."""
+    """Find the classes and images under root, check every image (progress(done, total) as they
+    are checked), and split them (or keep the folder's own splits). Raises DataError naming the
+    folder and what to do."""
     root = Path(root)
     if not root.exists():
         raise DataError(f"data folder {root} does not exist")
@@ -162,20 +164,7 @@ def discover(
     presplit = "train" in split_dirs
     if presplit and "val" not in split_dirs:
         raise DataError(f"data folder {root} has train/ but no val/: add val/ (and test/), or use one folder per class")
-    sources = split_dirs if presplit else {"": root}
-
-    candidates: list[tuple[str, str, Path]] = []  # (split or "", class, file)
-    ignored: list[SkippedFile] = []
-    if presplit:
-        ignored += _loose_entries(root, root, keep=set(split_dirs.values()))
-    for split_name, base in sources.items():
-        ignored += _loose_entries(base, root, keep=set(_visible_dirs(base)))
-        for class_dir in _visible_dirs(base):
-            for file, hidden in _walk_files(class_dir):
-                if hidden:
-                    ignored.append(SkippedFile(_rel(file, root), "hidden"))
-                else:
-                    candidates.append((split_name, class_dir.name, file))
+    candidates, ignored = _candidates(root, split_dirs if presplit else {"": root})
     class_names = {c for s, c, _ in candidates if s in ("", "train")}
     if presplit:
         extra = sorted({c for s, c, _ in candidates} - class_names)
@@ -187,9 +176,42 @@ def discover(
         raise DataError(f"data folder {root} is empty: expected one sub-folder of images per class")
 
     results = _check_all([f for _, _, f in candidates], workers, progress)
-    skipped = [SkippedFile(_rel(f, root), reason) for (_, _, f), (_, reason) in zip(candidates, results, strict=False) if reason]
-    good = [(s, c, f, sha) for (s, c, f), (sha, _) in zip(candidates, results, strict=False) if sha]
+    pairs = list(zip(candidates, results, strict=True))
+    skipped = [SkippedFile(_rel(f, root), reason) for (_, _, f), (_, reason) in pairs if reason]
+    good = [(s, c, f, sha) for (s, c, f), (sha, _) in pairs if sha]
+    classes = _usable_classes(root, class_names, good)
+    index = {c: i for i, c in enumerate(classes)}
+    if presplit:
+        records = [ImageRecord(_rel(f, root), s, index[c], c, sha) for s, c, f, sha in good]
+        fractions = None
+    else:
+        records = _stratified_split(root, good, index, split, seed)
+        fractions = split.model_dump()
+    records.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.path))
+    layout = "presplit" if presplit else "class-folders"
+    return Dataset(root, classes, records, layout, skipped, ignored, fractions, seed)
 
+
+def _candidates(root: Path, sources: dict[str, Path]) -> tuple[list[tuple[str, str, Path]], list[SkippedFile]]:
+    """([(split or "", class, file)] for every visible file in a class folder, [ignored entries]:
+    hidden files and anything outside class folders)."""
+    candidates: list[tuple[str, str, Path]] = []
+    ignored: list[SkippedFile] = []
+    if "" not in sources:  # presplit: only the split folders belong at the top
+        ignored += _loose_entries(root, root, keep=set(sources.values()))
+    for split_name, base in sources.items():
+        ignored += _loose_entries(base, root, keep=set(_visible_dirs(base)))
+        for class_dir in _visible_dirs(base):
+            for file, hidden in _walk_files(class_dir):
+                if hidden:
+                    ignored.append(SkippedFile(_rel(file, root), "hidden"))
+                else:
+                    candidates.append((split_name, class_dir.name, file))
+    return candidates, ignored
+
+
+def _usable_classes(root: Path, class_names: set[str], good: list[tuple]) -> list[str]:
+    """The sorted class names (the label order); every class folder must hold a readable image."""
     per_class = Counter(c for _, c, _, _ in good)
     classes = sorted(c for c in class_names if per_class[c] > 0)
     if len(classes) < 2:
@@ -201,18 +223,7 @@ def discover(
     empty = sorted(c for c in class_names if per_class[c] == 0)
     if empty:
         raise DataError(f"data folder {root}: class folder(s) {', '.join(empty)} hold no readable images")
-    index = {c: i for i, c in enumerate(classes)}
-
-    if presplit:
-        records = [ImageRecord(_rel(f, root), s, index[c], c, sha) for s, c, f, sha in good]
-        fractions = None
-    else:
-        records = _stratified_split(root, good, index, split, seed)
-        fractions = split.model_dump()
-    records.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.path))
-    return Dataset(
-        root, classes, records, "presplit" if presplit else "class-folders", skipped, ignored, fractions, seed
-    )
+    return classes
 
 
 def _loose_entries(folder: Path, root: Path, keep: set[Path]) -> list[SkippedFile]:

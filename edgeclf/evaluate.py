@@ -1,129 +1,147 @@
 """`edgeclf evaluate`: the float Keras model and every artifact on one split, side by side.
 
-Writes RUN_DIR/reports/eval.json (one record per artifact name, accuracy as a fraction) and, per
-artifact, a confusion matrix as CSV and PNG under reports/confusion/.
+Writes RUN_DIR/reports/eval.json (one record per artifact name, accuracy as a fraction, with the
+machine, engine and kernels each number was measured with) and, per artifact, a confusion matrix
+as CSV and PNG under reports/confusion/. Progress is logged to `edgeclf.evaluate`.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+import numpy as np
 
 from edgeclf import __version__
+from edgeclf.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from edgeclf.errors import EdgeclfError
 from edgeclf.keras_baseline import KERAS_NAME, KerasClassifier
 from edgeclf.metrics import classification_metrics
 from edgeclf.plots import confusion_png
-from edgeclf.run import Run
-from edgeclf.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
-from edgeclf.runtime.artifact import read_artifacts
+from edgeclf.run_directory import ARTIFACTS, REPORTS, Run
+from edgeclf.runtime.artifact import ArtifactInfo, read_artifacts
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.machine import fingerprint
 
-REPORTS = "reports"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArtifactScore:
+    """One artifact's metrics on the split (metrics: classification_metrics' accuracy, top-5,
+    per-class, macro and weighted averages, confusion matrix) and what measured them."""
+
+    name: str
+    format: str
+    precision: str
+    engine: str
+    engine_version: str
+    kernels: str
+    threads: int | str
+    metrics: dict
+    agreement_with_float: float
+    delta_points: float = 0.0
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics["accuracy"]
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "format": self.format,
+            "precision": self.precision,
+            "engine": self.engine,
+            "engine_version": self.engine_version,
+            "kernels": self.kernels,
+            "threads": self.threads,
+            **self.metrics,
+            "agreement_with_float": self.agreement_with_float,
+            "delta_points": self.delta_points,
+        }
 
 
 @dataclass
 class EvalResult:
     path: Path
-    records: dict
+    split: str
+    images: int
+    scores: list[ArtifactScore]  # the Keras float model first
 
 
-def evaluate_run(
-    run_dir: Path, split: str = "test", names: list[str] | None = None, console: Console | None = None
-) -> EvalResult:
-    console = console or Console(highlight=False)
+def evaluate_run(run_dir: Path, split: str = "test", names: list[str] | None = None) -> EvalResult:
+    """Evaluate the float Keras model and the run's artifacts (all, or `names`) on `split`, and
+    write reports/eval.json and the confusion matrices. Raises RunDirError, DataError (no such
+    split), EdgeclfError (an unknown artifact name)."""
     run = Run.open(run_dir)
-    entries = read_artifacts(run.path) if (run.export_dir / "artifacts.json").is_file() else []
-    if names:
-        unknown = sorted(set(names) - {a.name for a in entries})
-        if unknown:
-            raise EdgeclfError(
-                f"--artifacts: {', '.join(unknown)} not in artifacts.json; "
-                f"choose from {', '.join(a.name for a in entries) or '(none: run edgeclf export)'}"
-            )
-        entries = [a for a in entries if a.name in names]
-    pixels, labels, paths = run.images(split)
-    console.print(f"evaluating on the {split} split: {len(labels)} images, {len(run.classes)} classes")
+    entries = _chosen(run, names)
+    pixels, labels, _ = run.images(split)
+    log.info(f"evaluating on the {split} split: {len(labels)} images, {len(run.classes)} classes")
     keras = KerasClassifier(run.model_path, run.classes)
     float_probs = keras.predict_pixels(pixels)
-    float_top1 = float_probs.argmax(1)
-    records = {KERAS_NAME: _record(KERAS_NAME, "keras", "fp32", labels, float_probs, float_top1, run.classes, keras)}
+    scores = [_score(KERAS_NAME, "keras", "fp32", keras, labels, float_probs, float_probs, run.classes)]
     for info in entries:
         classifier = Classifier.from_run(run.path, info)
         probs = classifier.predict_pixels(pixels)
-        records[info.name] = _record(
-            info.name, info.format, info.precision, labels, probs, float_top1, run.classes, classifier
+        scores.append(
+            _score(info.name, info.format, info.precision, classifier, labels, probs, float_probs, run.classes)
         )
-    float_acc = records[KERAS_NAME]["accuracy"]
-    for record in records.values():
-        record["delta_points"] = round((record["accuracy"] - float_acc) * 100, 4)
+    for score in scores:
+        score.delta_points = round((score.accuracy - scores[0].accuracy) * 100, 4)
+    path = _write(run, split, len(labels), scores)
+    return EvalResult(path, split, len(labels), scores)
 
+
+def _chosen(run: Run, names: list[str] | None) -> list[ArtifactInfo]:
+    entries = read_artifacts(run.path) if (run.export_dir / ARTIFACTS).is_file() else []
+    if not names:
+        return entries
+    unknown = sorted(set(names) - {a.name for a in entries})
+    if unknown:
+        raise EdgeclfError(
+            f"--artifacts: {', '.join(unknown)} not in artifacts.json; "
+            f"choose from {', '.join(a.name for a in entries) or '(none: run edgeclf export)'}"
+        )
+    return [a for a in entries if a.name in names]
+
+
+def _score(name, fmt, precision, classifier, labels, probs, float_probs, classes) -> ArtifactScore:
+    return ArtifactScore(
+        name, fmt, precision, classifier.engine, classifier.version, classifier.kernels,
+        getattr(classifier, "threads", None) or "engine default",
+        classification_metrics(labels, probs, classes),
+        float((probs.argmax(1) == np.asarray(float_probs).argmax(1)).mean()),
+    )  # fmt: skip
+
+
+def _write(run: Run, split: str, images: int, scores: list[ArtifactScore]) -> Path:
     out = run.path / REPORTS
     (out / "confusion").mkdir(parents=True, exist_ok=True)
-    for name, record in records.items():
-        atomic_write_text(out / "confusion" / f"{name}.csv", _confusion_csv(record["confusion_matrix"], run.classes))
-        atomic_write_bytes(
-            out / "confusion" / f"{name}.png",
-            confusion_png(record["confusion_matrix"], run.classes, f"{name} on {split} ({record['accuracy']:.2%})"),
-        )
-    path = atomic_write_json(
+    for score in scores:
+        matrix = score.metrics["confusion_matrix"]
+        title = f"{score.name} on {split} ({score.accuracy:.2%})"
+        atomic_write_text(out / "confusion" / f"{score.name}.csv", _confusion_csv(matrix, run.classes))
+        atomic_write_bytes(out / "confusion" / f"{score.name}.png", confusion_png(matrix, run.classes, title))
+    return atomic_write_json(
         out / "eval.json",
         {
             "edgeclf_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "split": split,
-            "images": int(len(labels)),
+            "images": images,
             "machine": fingerprint(None, "cpu"),  # where these accuracies were measured
             "classes": run.classes,
-            "artifacts": records,
+            "artifacts": {s.name: s.to_json() for s in scores},
         },
     )
-    print_table(records, split, console)
-    return EvalResult(path, records)
-
-
-def _record(name, fmt, precision, labels, probs, float_top1, classes, classifier) -> dict:
-    metrics = classification_metrics(labels, probs, classes)
-    return {
-        "name": name,
-        "format": fmt,
-        "precision": precision,
-        "engine": classifier.engine,
-        "engine_version": classifier.version,
-        "kernels": classifier.kernels,
-        "threads": getattr(classifier, "threads", None) or "engine default",
-        **metrics,
-        "agreement_with_float": float((probs.argmax(1) == float_top1).mean()),
-    }
 
 
 def _confusion_csv(matrix, classes) -> str:
     buf = io.StringIO()
     buf.write("true\\predicted," + ",".join(classes) + "\n")
-    for name, row in zip(classes, matrix, strict=False):
+    for name, row in zip(classes, matrix, strict=True):
         buf.write(name + "," + ",".join(str(v) for v in row) + "\n")
     return buf.getvalue()
-
-
-def print_table(records: dict, split: str, console: Console) -> None:
-    table = Table(title=f"{split} split")
-    for column in ("artifact", "precision", "accuracy", "top-5", "macro F1", "Δ pts", "agreement"):
-        table.add_column(column, justify="left" if column in ("artifact", "precision") else "right")
-    for r in records.values():
-        top5 = f"{r['top5_accuracy']:.2%}" if "top5_accuracy" in r else "-"
-        table.add_row(
-            r["name"],
-            r["precision"],
-            f"{r['accuracy']:.2%}",
-            top5,
-            f"{r['macro']['f1']:.4f}",
-            f"{r['delta_points']:+.2f}",
-            f"{r['agreement_with_float']:.2%}",
-        )
-    console.print(table)

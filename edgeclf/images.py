@@ -1,8 +1,10 @@
-"""Image decoding and resizing: the one preprocessing function shared by training and every runner.
+"""Images: finding them, decoding and resizing them (the one preprocessing shared by training and
+every runner), and the pixel normalisation the model core expects.
 
 Training, export calibration, evaluation and the on-device runner all call `load_image`, so every
-stage sees the same pixels. Only Pillow and NumPy are needed (no TensorFlow). What this module does
-is described by PREPROCESSING, which is written into each run's metadata.
+stage sees the same pixels; `normalize` is the one place where pixels become the values a model
+without its `normalize` layer takes (QAT models, their TFLite files). Only Pillow and NumPy are
+needed (no TensorFlow). PREPROCESSING describes `load_image` and is written into each run's metadata.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
+
+from edgeclf.errors import EdgeclfError
 
 # Pillow format names we accept (MPO is how Pillow names some camera JPEGs).
 FORMATS = {"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP"}
@@ -31,12 +35,43 @@ PREPROCESSING = {
 }
 
 
+def normalize(pixels, normalization: dict):
+    """pixels (0..255; NumPy or TensorFlow) -> pixels * scale + offset in float32, with scale and
+    offset from the run's metadata (MobileNet: x / 127.5 - 1)."""
+    if isinstance(pixels, np.ndarray):
+        pixels = pixels.astype(np.float32, copy=False)
+    return pixels * np.float32(normalization["scale"]) + np.float32(normalization["offset"])
+
+
+def find_images(targets: list[Path]) -> list[Path]:
+    """Image files named directly, and image files under named folders (recursively, sorted; hidden
+    files and folders skipped). Raises EdgeclfError for a missing target or when nothing is found."""
+    files: list[Path] = []
+    for target in map(Path, targets):
+        if target.is_dir():
+            files += sorted(
+                p
+                for p in target.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(target).parts)
+            )
+        elif target.is_file():
+            files.append(target)
+        else:
+            raise EdgeclfError(f"{target}: no such file or folder")
+    if not files:
+        raise EdgeclfError(f"no images found in {', '.join(map(str, targets))}")
+    return files
+
+
 class ImageError(Exception):
     """The file is not an image we can decode; the message is the reason."""
 
 
 def open_rgb(path: str | Path | BinaryIO) -> Image.Image:
-    """Decode an image file (a path or a binary file object) into an 8-bit RGB PIL image, upright according to its EXIF orientation."""
+    """Decode an image file (a path or a binary file object) into an 8-bit RGB PIL image, upright
+    according to its EXIF orientation. Raises ImageError with the reason it cannot be used."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(path) as img:

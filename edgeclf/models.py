@@ -10,16 +10,19 @@ tensorflow-model-optimization refuses nested models.
 
 from __future__ import annotations
 
-import os
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeclf.atomic import replacing
 from edgeclf.config import ModelConfig
 from edgeclf.errors import WeightsError
 from edgeclf.weights import WeightsRequest, WeightsSource, how_to_place, imagenet_file_name
 
 NORMALIZATION = {"layer": "normalize", "scale": 1 / 127.5, "offset": -1.0, "input_range": [0, 255]}
 HEAD_LAYERS = ("head_pool", "head_dropout", "head_dense")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,8 +32,9 @@ class BuiltModel:
     weights: WeightsSource
 
 
-def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int, log=print) -> BuiltModel:
-    """Build the classifier and load its backbone weights as cfg.model.weights asks."""
+def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int) -> BuiltModel:
+    """Build the classifier and load its backbone weights as cfg.weights asks; falling back to
+    random weights (weights auto, ImageNet unavailable) is logged as a warning. Raises WeightsError."""
     request = WeightsRequest.parse(cfg.weights)
     if cfg.name == "small_cnn":
         if request.kind == "imagenet":
@@ -41,15 +45,15 @@ def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int, log=pr
             raise WeightsError(
                 "--weights: a Keras .h5 backbone file fits MobileNet only; small_cnn takes an earlier small_cnn run"
             )
-    keras_weights, source = _keras_weights(cfg, image_size, request, log)
+    keras_weights, source = _keras_weights(cfg, image_size, request)
     try:
         built = _build(cfg, num_classes, image_size, keras_weights)
     except WeightsError:
         raise
     except Exception as exc:
         if keras_weights == "imagenet" and request.kind == "auto":
-            log(
-                f"[bold yellow]WARNING[/]: ImageNet weights unavailable ({_short(exc)}); "
+            log.warning(
+                f"ImageNet weights unavailable ({_short(exc)}); "
                 "training from RANDOM initialisation. To use them offline, "
                 + how_to_place(cfg.name, cfg.alpha, image_size)
             )
@@ -74,14 +78,13 @@ def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int, log=pr
     return BuiltModel(model, backbone, source)
 
 
-def _keras_weights(cfg: ModelConfig, image_size: int, request: WeightsRequest, log):
+def _keras_weights(cfg: ModelConfig, image_size: int, request: WeightsRequest):
     """(the `weights=` argument for tf_keras.applications, the source it stands for)."""
     has_imagenet = cfg.name != "small_cnn" and imagenet_file_name(cfg.name, cfg.alpha, image_size) is not None
     if request.kind == "none" or (request.kind == "auto" and not has_imagenet):
         if request.kind == "auto" and cfg.name != "small_cnn":
-            log(
-                f"[bold yellow]WARNING[/]: Keras has no ImageNet weights for {cfg.name} alpha {cfg.alpha}; "
-                "training from RANDOM initialisation"
+            log.warning(
+                f"Keras has no ImageNet weights for {cfg.name} alpha {cfg.alpha}; training from RANDOM initialisation"
             )
         note = "" if request.kind == "none" else f"no ImageNet weights for {cfg.name} alpha {cfg.alpha}"
         return None, WeightsSource(cfg.weights, "random", False, note=note)
@@ -105,7 +108,7 @@ def _build(cfg: ModelConfig, num_classes: int, image_size: int, keras_weights):
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image", dtype="float32")
     x = keras.layers.Rescaling(NORMALIZATION["scale"], offset=NORMALIZATION["offset"], name="normalize")(inputs)
     if cfg.name == "small_cnn":
-        features = _small_cnn(keras, x)
+        features = _small_cnn(keras, x, cfg.alpha)
     else:
         factory = {
             "mobilenet_v2": keras.applications.MobileNetV2,
@@ -131,9 +134,11 @@ def _build(cfg: ModelConfig, num_classes: int, image_size: int, keras_weights):
     return model, backbone
 
 
-def _small_cnn(keras, x):
-    """Three conv blocks: the from-scratch baseline (fast, no pretrained weights)."""
-    for i, filters in enumerate((32, 64, 128), start=1):
+def _small_cnn(keras, x, alpha: float = 1.0):
+    """Three conv blocks of 32, 64 and 128 filters times alpha (at least 4): the from-scratch
+    baseline (fast, no pretrained weights)."""
+    for i, base in enumerate((32, 64, 128), start=1):
+        filters = max(4, round(base * alpha))
         for j in (1, 2):
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv{j}")(x)
             x = keras.layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
@@ -214,12 +219,8 @@ def save_model(model, path: Path) -> Path:
     """Save a model (.keras, or .h5 for tfmot QAT models, which .keras does not round-trip) under a
     temporary name with the same suffix, then rename it into place."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
+    with replacing(path) as tmp:
         model.save(str(tmp), **({"include_optimizer": False} if path.suffix == ".h5" else {}))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -32,9 +32,9 @@ import numpy as np
 from PIL import Image
 
 from edgeclf import __version__
+from edgeclf.atomic import atomic_write_bytes, atomic_write_json
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import ImageError, load_image
-from edgeclf.rundir import atomic_write_bytes, atomic_write_json
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, read_artifacts
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.machine import fingerprint
@@ -193,7 +193,10 @@ def _file_matches(index: Path, info: ArtifactInfo, recorded: dict) -> str | None
         return f"{path.name} has {path.stat().st_size} bytes, artifacts.json records {info.bytes}: changed since export"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != info.sha256 or digest != recorded.get("sha256"):
-        return f"{path.name}: sha256 {digest[:12]}... differs from the exported file's {info.sha256[:12]}...: changed since export"
+        return (
+            f"{path.name}: sha256 {digest[:12]}... differs from the exported file's {info.sha256[:12]}...: "
+            "changed since export"
+        )
     return None
 
 
@@ -221,7 +224,8 @@ def _check(
             steps = int(np.abs(got - want).max())
             ok = steps == 0
             check.details.append(
-                f"reference kernels: raw outputs {'bit-identical' if ok else f'differ by up to {steps} quantization steps (must be identical)'}"
+                "reference kernels: raw outputs "
+                + ("bit-identical" if ok else f"differ by up to {steps} quantization steps (must be identical)")
             )
         else:
             changed = np.flatnonzero(got.argmax(1) != want.argmax(1))
@@ -272,7 +276,8 @@ def verify(export_dir: Path, names: list[str] | None = None, threads: int | None
         unknown = sorted(set(names) - {a.name for a in entries})
         if unknown:
             raise EdgeclfError(
-                f"--artifact: {', '.join(unknown)} not in artifacts.json; choose from {', '.join(a.name for a in entries)}"
+                f"--artifact: {', '.join(unknown)} not in artifacts.json; "
+                f"choose from {', '.join(a.name for a in entries)}"
             )
         entries = [a for a in entries if a.name in names]
     if not entries:

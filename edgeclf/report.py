@@ -9,12 +9,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeclf.bench import headline_batch
+from edgeclf.atomic import atomic_write_bytes, atomic_write_text
 from edgeclf.errors import EdgeclfError
 from edgeclf.keras_baseline import KERAS_NAME
 from edgeclf.plots import accuracy_latency_png, latency_distribution_png
-from edgeclf.run import Run
-from edgeclf.rundir import atomic_write_bytes, atomic_write_text
+from edgeclf.run_directory import Run
+from edgeclf.runtime.timing import headline_batch
 
 COLUMNS = (
     "device",
@@ -202,7 +202,8 @@ def _html_table(table_rows: list[dict], columns) -> str:
 def _html(ctx, images) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>edgeclf report</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}",
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}",
+        "table{border-collapse:collapse;margin:1em 0}",
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}",
         "img{max-width:100%;margin:1em 0;display:block}</style></head><body><h1>edgeclf report</h1>",
     ]
@@ -216,7 +217,8 @@ def _html(ctx, images) -> str:
     parts.append("<h2>Figures</h2>")
     for name, data in images.items():
         parts.append(
-            f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+            f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' "
+            f"src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
         )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -4,41 +4,14 @@ latency per image, until SIGINT or SIGTERM. TensorFlow-free."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import EXTENSIONS, ImageError, resize, to_rgb8
-from edgeclf.predict import classify, decode
+from edgeclf.runtime.answers import decode_timed, top1
 from edgeclf.runtime.classifier import Classifier
-
-
-class Stop:
-    """Set by SIGINT/SIGTERM; the loops check it between images and exit cleanly."""
-
-    def __init__(self):
-        self.event = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.event.set())
-
-    def wait(self, seconds: float) -> bool:
-        return self.event.wait(seconds)
-
-    @property
-    def stopped(self) -> bool:
-        return self.event.is_set()
-
-
-def _result(classifier: Classifier, source: str, pixels: np.ndarray, decode_ms: float | None = None) -> dict:
-    """{"image", "label", "probability", and the spans (decode_ms, preprocess_ms, invoke_ms,
-    postprocess_ms)}: the top-1 answer for one image."""
-    answer = classify(classifier, pixels, 1, decode_ms)
-    top = answer.pop("top_k")[0]
-    return {"image": source, **top, **answer}
+from edgeclf.signals import StopSignal
 
 
 def watch_folder(
@@ -47,7 +20,7 @@ def watch_folder(
     emit: Callable[[dict], None],
     interval: float = 0.5,
     settle: float = 0.2,
-    stop: Stop | None = None,
+    stop: StopSignal | None = None,
     existing: bool = False,
 ) -> int:
     """Poll folder for new image files (ignoring those present at start unless `existing`); a file
@@ -55,7 +28,7 @@ def watch_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgeclfError(f"{folder}: no such folder to watch")
-    stop = stop or Stop()
+    stop = stop or StopSignal()
     seen: set[Path] = set() if existing else {p for p in folder.iterdir() if p.is_file()}
     sizes: dict[Path, int] = {}
     count = 0
@@ -70,7 +43,7 @@ def watch_folder(
                 continue
             seen.add(path)
             try:
-                emit(_result(classifier, str(path), *decode(path, classifier.info.image_size)))
+                emit(top1(classifier, str(path), *decode_timed(path, classifier.info.image_size)))
                 count += 1
             except ImageError as exc:
                 emit({"image": str(path), "error": str(exc)})
@@ -79,7 +52,11 @@ def watch_folder(
 
 
 def watch_camera(
-    classifier: Classifier, device: int, emit: Callable[[dict], None], every: float = 0.0, stop: Stop | None = None
+    classifier: Classifier,
+    device: int,
+    emit: Callable[[dict], None],
+    every: float = 0.0,
+    stop: StopSignal | None = None,
 ) -> int:
     """Classify frames from an OpenCV camera (pip install opencv-python-headless)."""
     try:
@@ -88,7 +65,7 @@ def watch_camera(
         raise EdgeclfError("--camera needs OpenCV: pip install 'edgeclf[camera]' (opencv-python-headless)") from None
     from PIL import Image
 
-    stop = stop or Stop()
+    stop = stop or StopSignal()
     capture = cv2.VideoCapture(device)
     if not capture.isOpened():
         raise EdgeclfError(f"--camera {device}: cannot open the camera")
@@ -99,7 +76,7 @@ def watch_camera(
             if not ok:
                 raise EdgeclfError(f"--camera {device}: no frame")
             rgb = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            emit(_result(classifier, f"camera:{device}#{count}", resize(to_rgb8(rgb), classifier.info.image_size)))
+            emit(top1(classifier, f"camera:{device}#{count}", resize(to_rgb8(rgb), classifier.info.image_size)))
             count += 1
             if every:
                 stop.wait(every)

@@ -104,7 +104,8 @@ def test_cli_options_override_config_file_and_are_saved(tmp_path):
 
 def test_runtime_side_imports_without_tensorflow():
     code = (
-        "import sys, edgeclf.cli, edgeclf.images, edgeclf.dataset, edgeclf.config, edgeclf.runtime, edgeclf.run; "
+        "import sys, edgeclf.cli, edgeclf.images, edgeclf.dataset, edgeclf.config, edgeclf.runtime, "
+        "edgeclf.run_directory, edgeclf.signals, edgeclf.predict, edgeclf.serve, edgeclf.watch; "
         "print('tensorflow' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from edgeclf.cli import app
 from edgeclf.export.bundle import write_bundle
-from edgeclf.run import Run
+from edgeclf.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import open_classifier
 

@@ -13,10 +13,10 @@ from edgeclf.config import load_config
 from edgeclf.errors import EdgeclfError
 from edgeclf.export.errors import NotIntegerError
 from edgeclf.export.formats import select
-from edgeclf.export.tflite_metadata import read_labels
 from edgeclf.qat import QatUnsupported, run_qat
-from edgeclf.run import Run
+from edgeclf.run_directory import Run
 from edgeclf.runtime import Classifier, read_artifacts
+from edgeclf.runtime.embedded import tflite_labels
 from tests.conftest import CLASSES
 
 pytest.importorskip("tensorflow_model_optimization")
@@ -85,7 +85,7 @@ def test_labels_and_metadata_inside_the_files(exported):
     for a in read_artifacts(run):
         content = (run / a.path).read_bytes()
         if a.format == "tflite":
-            assert read_labels(content) == CLASSES
+            assert tflite_labels(content) == CLASSES
             from tensorflow.lite.tools import flatbuffer_utils
 
             model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))

@@ -19,7 +19,14 @@ TRAINING_PACKAGES = {
 # What `edgeclf predict/watch/serve/verify` run on a device (the plain install). bench and its worker
 # also run there, on an export folder; their Keras branch (edgeclf.keras_baseline) is taken only for a
 # run directory, and the plain-install test runs them without TensorFlow.
-DEVICE_MODULES = ["edgeclf.runtime", "edgeclf.predict", "edgeclf.watch", "edgeclf.serve", "edgeclf.parity"]
+DEVICE_MODULES = [
+    "edgeclf.runtime",
+    "edgeclf.predict",
+    "edgeclf.watch",
+    "edgeclf.serve",
+    "edgeclf.parity",
+    "edgeclf.signals",
+]
 TRAINING_MODULES = {
     "edgeclf.train",
     "edgeclf.models",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeclf.run import Run
+from edgeclf.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from tests.conftest import CLASSES
 

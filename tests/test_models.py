@@ -33,7 +33,7 @@ def no_network(monkeypatch):
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "small_cnn"])
 def test_every_backbone_is_one_flat_graph(name):
-    built = build_classifier(cfg(name), num_classes=3, image_size=32, log=lambda *_: None)
+    built = build_classifier(cfg(name), num_classes=3, image_size=32)
     model = built.model
     assert not any(isinstance(layer, keras.Model) for layer in model.layers), "nested sub-model"
     assert [layer.name for layer in model.layers[:2]] == ["image", "normalize"]
@@ -47,7 +47,7 @@ def test_every_backbone_is_one_flat_graph(name):
 
 
 def test_model_takes_raw_pixels_and_normalises_to_minus_one_one():
-    model = build_classifier(cfg(), 3, 32, log=lambda *_: None).model
+    model = build_classifier(cfg(), 3, 32).model
     normalize = keras.Model(model.input, model.get_layer("normalize").output)
     out = normalize(np.array([0, 127.5, 255], "float32").reshape(1, 1, 1, 3) * np.ones((1, 32, 32, 1), "float32"))
     assert np.allclose(out.numpy()[0, 0, 0], [-1, 0, 1])
@@ -55,19 +55,19 @@ def test_model_takes_raw_pixels_and_normalises_to_minus_one_one():
 
 def test_imagenet_offline_is_a_clear_error(no_network):
     with pytest.raises(WeightsError) as info:
-        build_classifier(cfg(weights="imagenet"), 3, 96, log=lambda *_: None)
+        build_classifier(cfg(weights="imagenet"), 3, 96)
     message = str(info.value)
     name = imagenet_file_name("mobilenet_v2", 0.35, 96)
     assert name == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"
     assert f"copy {name} into {keras_cache_dir()}" in message and "--weights /path/to/" in message
 
 
-def test_auto_falls_back_to_random_loudly(no_network):
-    said = []
-    built = build_classifier(cfg(weights="auto"), 3, 96, log=said.append)
+def test_auto_falls_back_to_random_loudly(no_network, caplog):
+    built = build_classifier(cfg(weights="auto"), 3, 96)
     assert built.weights.source == "random" and not built.weights.pretrained
     assert "imagenet unavailable" in built.weights.note
-    assert any("RANDOM" in line for line in said)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == "edgeclf.models"]
+    assert any("RANDOM" in line for line in warnings)
 
 
 def _fake_imagenet_file(tmp_path, alpha=0.35, size=96):
@@ -84,7 +84,7 @@ def test_auto_uses_weights_in_keras_cache(tmp_path, no_network):
     path, base = _fake_imagenet_file(tmp_path)
     keras_cache_dir().mkdir(parents=True)
     path.rename(keras_cache_dir() / path.name)
-    built = build_classifier(cfg(weights="auto"), 3, 96, log=lambda *_: None)
+    built = build_classifier(cfg(weights="auto"), 3, 96)
     assert built.weights.source == "imagenet" and built.weights.pretrained
     np.testing.assert_allclose(
         built.model.get_layer("Conv1").get_weights()[0], base.get_layer("Conv1").get_weights()[0]
@@ -95,7 +95,7 @@ def test_auto_uses_weights_in_keras_cache(tmp_path, no_network):
 
 def test_local_h5_and_earlier_run_weights(tmp_path):
     path, base = _fake_imagenet_file(tmp_path)
-    from_file = build_classifier(cfg(weights=str(path)), 3, 96, log=lambda *_: None)
+    from_file = build_classifier(cfg(weights=str(path)), 3, 96)
     assert from_file.weights.source == "file"
     np.testing.assert_allclose(
         from_file.model.get_layer("Conv1").get_weights()[0], base.get_layer("Conv1").get_weights()[0]
@@ -103,24 +103,24 @@ def test_local_h5_and_earlier_run_weights(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     from_file.model.save(str(run / "model.keras"))
-    from_run = build_classifier(cfg(weights=str(run)), 5, 96, log=lambda *_: None)
+    from_run = build_classifier(cfg(weights=str(run)), 5, 96)
     assert from_run.weights.source == "run" and from_run.weights.pretrained
     np.testing.assert_allclose(
         from_run.model.get_layer("Conv_1").get_weights()[0], base.get_layer("Conv_1").get_weights()[0]
     )
     with pytest.raises(WeightsError, match="other shapes|match"):
-        build_classifier(cfg(weights=str(run), alpha=0.5), 3, 96, log=lambda *_: None)
+        build_classifier(cfg(weights=str(run), alpha=0.5), 3, 96)
 
 
 @pytest.mark.parametrize("value, message", [("missing.h5", "no such file"), ("imagenet", "small_cnn has no ImageNet")])
 def test_weights_errors(value, message):
     with pytest.raises(WeightsError, match=message):
-        build_classifier(cfg("small_cnn", weights=value), 3, 32, log=lambda *_: None)
+        build_classifier(cfg("small_cnn", weights=value), 3, 32)
 
 
 def test_fine_tune_unfreezes_top_layers_but_not_batchnorm(tmp_path):
     path, _ = _fake_imagenet_file(tmp_path)
-    built = build_classifier(cfg(weights=str(path)), 3, 96, log=lambda *_: None)
+    built = build_classifier(cfg(weights=str(path)), 3, 96)
     assert set_trainable(built, "head", 20) == 0
     assert all(not built.model.get_layer(n).trainable for n in built.backbone_layers)
     assert built.model.get_layer("head_dense").trainable

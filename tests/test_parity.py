@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from edgeclf.cli import app
 from edgeclf.parity import PARITY_DIR, REFERENCE, sample_indices, verify
-from edgeclf.run import Run
+from edgeclf.run_directory import Run
 from edgeclf.runtime import read_artifacts
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from edgeclf.cli import app
 from edgeclf.metrics import classification_metrics
-from edgeclf.run import Run
+from edgeclf.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import open_classifier
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from edgeclf.cli import app
 from edgeclf.images import load_image
-from edgeclf.run import Run
+from edgeclf.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import default_artifact, describe_file, open_classifier
 from tests.conftest import CLASSES
@@ -160,7 +160,7 @@ def test_reference_kernels_cli(exported):
     )
     assert onnx.exit_code == 2 and "ONNX Runtime has no reference kernels" in onnx.output
     bad = CliRunner().invoke(app, ["predict", str(run), image, "--kernels", "exact"])
-    assert bad.exit_code == 2 and "--kernels exact: choose one of fast, reference" in bad.output
+    assert bad.exit_code == 2 and "--kernels 'exact': Input should be 'fast' or 'reference'" in bad.output
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,8 @@ def test_a_missing_engine_is_a_one_line_error(exported, name, blocked, message):
     code = (
         NO_TF
         + "".join(f"sys.modules[{m!r}] = None; " for m in blocked)
-        + f"sys.argv = ['edgeclf', 'predict', {str(run)!r}, {image!r}, '--artifact', {name!r}]; from edgeclf.cli import main; main()"
+        + f"sys.argv = ['edgeclf', 'predict', {str(run)!r}, {image!r}, '--artifact', {name!r}]; "
+        + "from edgeclf.cli import main; main()"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

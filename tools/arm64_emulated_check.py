@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from edgeclf.run import Run  # noqa: E402
+from edgeclf.run_directory import Run  # noqa: E402
 from edgeclf.runtime import read_artifacts  # noqa: E402
 from edgeclf.runtime.open import open_classifier  # noqa: E402
 
@@ -197,8 +197,9 @@ def main() -> None:
             ordered = np.sort(host["reference"], axis=1)
             near_tie = (ordered[:, -1] - ordered[:, -2]) / step <= 2 * round(d)
             print(
-                f"{name}: on x86 alone, fast (XNNPACK) and reference kernels disagree on {spreads[name][0]}/{len(images)} "
-                f"top-1, max {d:.0f} steps apart; {int(near_tie.sum())} images are near-ties (margin <= {2 * round(d)} steps)"
+                f"{name}: on x86 alone, fast (XNNPACK) and reference kernels disagree on "
+                f"{spreads[name][0]}/{len(images)} top-1, max {d:.0f} steps apart; "
+                f"{int(near_tie.sum())} images are near-ties (margin <= {2 * round(d)} steps)"
             )
         for kernels, probs in host.items():
             for board in BOARDS:
@@ -248,7 +249,8 @@ def write_markdown(args, commit: str, rows: list[Row], spreads: dict[str, int], 
         "# arm64 runner under emulation vs x86",
         "",
         f"Command: `python tools/arm64_emulated_check.py {args.run} --split {args.split} --rootfs {args.rootfs}` "
-        f"(runner wheel built from commit {commit[:10]}): the run's device bundle (`edgeclf export --bundle`) unpacked in "
+        f"(runner wheel built from commit {commit[:10]}): the run's device bundle (`edgeclf export --bundle`) "
+        "unpacked in "
         "Debian bookworm arm64 under qemu-user and installed by its own `install.sh` (the bundle's wheel, no "
         "TensorFlow), then `edgeclf verify` on the bundle for each board, then `edgeclf predict --json` on the "
         f"{rows[0].images if rows else 0} {args.split} images, compared with the same artifact on this x86_64 machine. "

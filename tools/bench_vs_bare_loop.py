@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeclf.bench import time_calls
-from edgeclf.run import Run
+from edgeclf.run_directory import Run
 from edgeclf.runtime.open import open_classifier
 
 
@@ -70,7 +70,8 @@ def main() -> None:
         "",
         f"Command: `python tools/bench_vs_bare_loop.py {args.run} --artifact {args.artifact} --threads {args.threads} "
         f"--runs {args.runs} --rounds {args.rounds}`",
-        f"Machine: {platform.processor() or platform.machine()}, {platform.platform()}; batch 1, {args.threads} thread(s); "
+        f"Machine: {platform.processor() or platform.machine()}, {platform.platform()}; "
+        f"batch 1, {args.threads} thread(s); "
         f"{args.rounds} alternating rounds of {args.runs} timed runs after {args.warmup} warm-up runs.",
         "",
         "| round | edgeclf p50 (ms) | bare loop p50 (ms) |",

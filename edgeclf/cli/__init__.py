@@ -2,7 +2,7 @@
 
 import typer
 
-from edgeclf.cli import bench, demo, evaluate, export, predict, qat, report, serve, train, verify, watch
+from edgeclf.cli import bench, demo, evaluate, export, predict, qat, report, serve, train, validate, verify, watch
 
 app = typer.Typer(
     name="edgeclf",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.command("train", help=train.HELP, epilog=train.EXAMPLE)(train.command)
 app.command("qat", help=qat.HELP, epilog=qat.EXAMPLE)(qat.command)
 app.command("export", help=export.HELP, epilog=export.EXAMPLE)(export.command)
+app.command("validate", help=validate.HELP, epilog=validate.EXAMPLE)(validate.command)
 app.command("evaluate", help=evaluate.HELP, epilog=evaluate.EXAMPLE)(evaluate.command)
 app.command("predict", help=predict.HELP, epilog=predict.EXAMPLE)(predict.command)
 app.command("bench", help=bench.HELP, epilog=bench.EXAMPLE)(bench.command)

@@ -1,9 +1,14 @@
-"""What every command shares: the consoles and the translation of user errors into one line."""
+"""What every command shares: the consoles, stage messages on the console, the translation of user
+errors into one line, and options that override a configuration key (each declared once)."""
 
 from __future__ import annotations
 
 import functools
+import inspect
+import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -15,11 +20,31 @@ console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isat
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+class ConsoleHandler(logging.Handler):
+    """Stage messages (the `edgeclf` loggers) as plain lines on the console; warnings in yellow."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            console.print(f"warning: {text}", style="yellow", markup=False)
+        else:
+            console.print(text, markup=False)
+
+
+def show_stage_messages() -> None:
+    """Send the stages' log messages (INFO and up) to the console, once per process."""
+    logger = logging.getLogger("edgeclf")
+    if not any(isinstance(h, ConsoleHandler) for h in logger.handlers):
+        logger.addHandler(ConsoleHandler())
+    logger.setLevel(logging.INFO)
+
+
 def user_errors(fn):
-    """Print an EdgeclfError as `error: ...` on stderr and exit 2; Ctrl-C exits 130."""
+    """Show stage messages; print an EdgeclfError as `error: ...` on stderr and exit 2; Ctrl-C exits 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        show_stage_messages()
         try:
             return fn(*args, **kwargs)
         except EdgeclfError as exc:
@@ -30,3 +55,40 @@ def user_errors(fn):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def setting(key: str, help: str, *decls: str, convert: Callable[[Any], Any] | None = None) -> Any:
+    """An option that overrides the configuration key `key` (dotted, e.g. "data.image_size").
+    Its default is None (not given: the configuration decides); `convert` turns what was typed
+    into the configuration's type (e.g. "1,8" -> [1, 8])."""
+    option = typer.Option(None, *decls, help=help)
+    option.config_key = key
+    option.convert = convert
+    return option
+
+
+def overrides(command: Callable, given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """For the setting() options of command and the values it received (its locals()):
+    ({config key: value or None}, {config key: the option as the user types it})."""
+    values, names = {}, {}
+    for name, param in inspect.signature(command).parameters.items():
+        key = getattr(param.default, "config_key", None)
+        if key is None:
+            continue
+        value = given[name]
+        convert = param.default.convert
+        values[key] = convert(value) if value is not None and convert else value
+        names[key] = param.default.param_decls[0] if param.default.param_decls else "--" + name.replace("_", "-")
+    return values, names
+
+
+def comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def comma_ints(text: str) -> list[int] | str:
+    """ "1,8" -> [1, 8]; anything else is passed on as typed, for the configuration to refuse by name."""
+    try:
+        return [int(part) for part in comma_list(text)]
+    except ValueError:
+        return text

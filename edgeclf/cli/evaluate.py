@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from edgeclf.cli._common import console, user_errors
+from edgeclf.cli._common import comma_list, console, user_errors
 
 HELP = (
     "Evaluate the float Keras model and every exported artifact on a split: accuracy, top-5, per-class "
@@ -20,10 +19,11 @@ EXAMPLE = "Example: edgeclf evaluate runs/demo --split test --artifacts tflite-i
 def command(
     run_dir: Path = typer.Argument(..., help="Run directory."),
     split: str = typer.Option("test", help="train | val | test"),
-    artifacts: Optional[str] = typer.Option(None, help="Comma-separated artifact names (default: all)."),
+    artifacts: str | None = typer.Option(None, help="Comma-separated artifact names (default: all)."),
 ) -> None:
+    from edgeclf.cli import render
     from edgeclf.evaluate import evaluate_run
 
-    names = [a.strip() for a in artifacts.split(",") if a.strip()] if artifacts else None
-    result = evaluate_run(run_dir, split, names, console=console)
+    result = evaluate_run(run_dir, split, comma_list(artifacts) if artifacts else None)
+    render.eval_table(result)
     console.print(f"[bold green]done[/]: {result.path}")

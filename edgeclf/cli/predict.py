@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
-from rich.table import Table
 
-from edgeclf.cli._common import console, user_errors
+from edgeclf.cli._common import overrides, setting, user_errors
 
 HELP = (
     "Classify images with a run's artifact (default: the best int8) or a bare .tflite/.onnx; "
@@ -22,33 +20,24 @@ EXAMPLE = "Example: edgeclf predict runs/demo photo.jpg more_photos/ --top-k 3 -
 def command(
     model: Path = typer.Argument(..., help="Run directory, export folder, or a .tflite/.onnx file."),
     images: list[Path] = typer.Argument(..., help="Image files and/or folders."),
-    artifact: Optional[str] = typer.Option(None, help="Artifact name from artifacts.json (e.g. tflite-int8-qat)."),
-    top_k: int = typer.Option(5, "--top-k", help="Labels per image."),
+    artifact: str | None = typer.Option(None, help="Artifact name from artifacts.json (e.g. tflite-int8-qat)."),
+    top_k: int | None = setting("predict.top_k", "Labels per image.", "--top-k"),
     as_json: bool = typer.Option(False, "--json", help="One JSON array, an object per image."),
-    threads: Optional[int] = typer.Option(None, help="Inference threads."),
-    kernels: str = typer.Option(
-        "fast",
-        help="fast (the engine's default) or reference: LiteRT's portable kernels, "
-        "slow but bit-identical on every CPU (for checking a device against a workstation).",
+    threads: int | None = setting("predict.threads", "Inference threads."),
+    kernels: str | None = setting(
+        "predict.kernels",
+        "fast (the engine's default) or reference: LiteRT's portable kernels, slow but bit-identical on every "
+        "CPU (for checking a device against a workstation).",
     ),
 ) -> None:
+    from edgeclf.cli import render
+    from edgeclf.config import load_config
     from edgeclf.predict import predict
 
-    name, results = predict(model, images, artifact, top_k, threads, kernels)
+    values, names = overrides(command, locals())
+    options = load_config([], values, names).predict
+    result = predict(model, images, artifact, options.top_k, options.threads, options.kernels)
     if as_json:
-        print(json.dumps(results, indent=2))
-        return
-    table = Table(title=f"{name}")
-    table.add_column("image")
-    table.add_column("top-k (probability)")
-    table.add_column("invoke ms", justify="right")
-    for r in results:
-        if "error" in r:
-            table.add_row(r["image"], f"[red]{r['error']}[/]", "")
-        else:
-            table.add_row(
-                r["image"],
-                ", ".join(f"{p['label']} ({p['probability']:.3f})" for p in r["top_k"]),
-                f"{r['invoke_ms']:.3f}",
-            )
-    console.print(table)
+        print(json.dumps(result.results, indent=2))
+    else:
+        render.predict_table(result)

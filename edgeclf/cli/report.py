@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -11,7 +10,8 @@ from edgeclf.cli._common import console, user_errors
 
 HELP = (
     "Write report.md and a self-contained report.html: per device one table (size, accuracy, Δ vs float, agreement, "
-    "latency percentiles, throughput, speedups) and plots; several bench files merge into one table with a device column."
+    "latency percentiles, throughput, speedups) and plots; several bench files merge into one table with a device "
+    "column."
 )
 EXAMPLE = "Example: edgeclf report runs/demo pi4.json pi5.json --out runs/demo/reports"
 
@@ -19,8 +19,8 @@ EXAMPLE = "Example: edgeclf report runs/demo pi4.json pi5.json --out runs/demo/r
 @user_errors
 def command(
     run_dir: Path = typer.Argument(..., help="Run directory (with reports/eval.json)."),
-    more_bench: Optional[list[Path]] = typer.Argument(None, help="bench.json files from other devices."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default RUN_DIR/reports)."),
+    more_bench: list[Path] | None = typer.Argument(None, help="bench.json files from other devices."),
+    out: Path | None = typer.Option(None, help="Output folder (default RUN_DIR/reports)."),
 ) -> None:
     from edgeclf.report import build_report
 

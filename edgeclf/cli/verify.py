@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from edgeclf.cli._common import console, err_console, user_errors
+from edgeclf.cli._common import err_console, user_errors
 
 HELP = (
     "Re-run every artifact of an export folder (or an unpacked bundle) on the sample images the export "
@@ -23,7 +22,7 @@ EXAMPLE = "Example: edgeclf verify ~/edgeclf/export"
 @user_errors
 def command(
     export_dir: Path = typer.Argument(..., help="Export folder with artifacts.json and parity/ (or a run directory)."),
-    artifact: Optional[list[str]] = typer.Option(None, help="Check only this artifact (repeatable)."),
+    artifact: list[str] | None = typer.Option(None, help="Check only this artifact (repeatable)."),
     threads: int = typer.Option(1, help="Inference threads (the reference outputs were recorded with 1)."),
     as_json: bool = typer.Option(False, "--json", help="The verdicts as JSON."),
 ) -> None:
@@ -44,16 +43,9 @@ def command(
             )
         )
     else:
-        ref = result.reference_machine
-        console.print(
-            f"{result.samples} sample images; outputs recorded on {ref.get('cpu', '?')} ({ref.get('machine', '?')}), "
-            f"checked on {result.machine['cpu']} ({result.machine['machine']})"
-        )
-        for check in result.checks:
-            console.print(
-                f"{'[green]PASS[/]' if check.passed else '[red]FAIL[/]'} {check.artifact}: " + "; ".join(check.details),
-                markup=True,
-            )
+        from edgeclf.cli import render
+
+        render.verify_lines(result)
     if not result.passed:
         failed = [c.artifact for c in result.checks if not c.passed]
         err_console.print(f"[bold red]error:[/] verification failed for {', '.join(failed)}")

@@ -1,45 +1,62 @@
 """`edgeclf export`: a run's float (and QAT) Keras models -> TFLite and ONNX artifacts, each
-validated against its source on the validation split and indexed in RUN_DIR/artifacts.json."""
+validated against its source on the validation split and indexed in RUN_DIR/export/artifacts.json.
+
+Two public steps, as Hugging Face Optimum's exporters have them: `convert` (edgeclf.export.convert:
+write the file and describe it) and `validate` (edgeclf.export.validate: run it against the float
+model and return a typed verdict). `export_run` does both for every artifact the format table
+selects; `revalidate_run` does the second again for files already there (after copying or editing
+one). An artifact that fails is kept on disk, marked "failed" in artifacts.json, and raised as the
+typed error of its verdict once the index is written. Progress is logged to `edgeclf.export`.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
-
 from edgeclf import __version__
+from edgeclf.atomic import atomic_write_json, replacing
+from edgeclf.config import Config
+from edgeclf.export.convert import Sources, convert, describe
 from edgeclf.export.errors import ExportError, ValidationFailed
-from edgeclf.export.formats import ArtifactSpec, select
-from edgeclf.export.validate import Reference, validate
+from edgeclf.export.formats import select, spec_named
+from edgeclf.export.validate import Reference, Verdict, validate
 from edgeclf.parity import record_parity, sample_indices
-from edgeclf.run import ARTIFACTS, Run
-from edgeclf.rundir import atomic_write_json
-from edgeclf.runtime.artifact import ARTIFACTS_VERSION, ArtifactInfo, read_artifacts
-from edgeclf.runtime.classifier import Classifier
+from edgeclf.run_directory import ARTIFACTS, Run
+from edgeclf.runtime.artifact import ARTIFACTS_VERSION, ArtifactInfo, artifact_file, read_artifacts
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ExportResult", "convert", "export_run", "revalidate_run", "validate"]
 
 
 @dataclass
 class ExportResult:
+    """The artifacts written (or re-validated), with their verdicts in .validation and .status,
+    the index that lists them, and the reference they were judged against."""
+
     artifacts: list[ArtifactInfo]
     index: Path
+    images: int  # validation images
+    float_accuracy: float
+    changed: list[str] = field(default_factory=list)  # re-validation: files that differ from the export's
+
+    @property
+    def failed(self) -> list[ArtifactInfo]:
+        return [a for a in self.artifacts if a.status != "ok"]
 
 
 def export_run(
-    run_dir: Path,
-    *,
-    int8: bool,
-    overrides: dict | None = None,
-    option_names: dict | None = None,
-    console: Console | None = None,
+    run_dir: Path, *, int8: bool, overrides: dict | None = None, option_names: dict | None = None
 ) -> ExportResult:
-    console = console or Console(highlight=False)
+    """Convert and validate every artifact the format table selects for this run (float ones
+    always, int8 ones with int8=True), write artifacts.json and the parity samples. overrides:
+    dotted export.* config keys from the command line, option_names: how the user typed them.
+    Raises ExportError when a conversion fails, and the verdict's ValidationFailed subclass (with
+    .result set) when an artifact fails validation."""
     run = Run.open(run_dir)
     cfg = run.config(overrides, option_names)
     specs = select(cfg.export, int8, run.has_qat)
@@ -47,155 +64,125 @@ def export_run(
         raise ExportError(
             f"--int8-source qat: the run {run.path} has no {run.qat_model_path.name}; run edgeclf qat first"
         )
-    from edgeclf.models import load_model, load_qat_model
-
-    console.print(f"exporting {', '.join(s.name for s in specs)}")
-    model = load_model(run.model_path)
-    qat_model = load_qat_model(run.qat_model_path) if any(s.source == "qat" for s in specs) else None
-    val_pixels, val_labels, _ = run.images("val")
-    ref = Reference(
-        val_labels,
-        model.predict(val_pixels.astype(np.float32), verbose=0),
-        _qat_predict(qat_model, val_pixels, run) if qat_model is not None else None,
-    )
+    log.info(f"exporting {', '.join(s.name for s in specs)}")
+    model, qat_model = _load_models(run, need_qat=any(s.source == "qat" for s in specs))
+    reference = Reference.compute(run, model, qat_model)
     calibration = (
         run.calibration_images(cfg.export.calibration_images, cfg.seed) if any(s.integer for s in specs) else None
     )
+    sources = Sources(run, model, qat_model, calibration)
     run.export_dir.mkdir(exist_ok=True)
-
-    written: list[ArtifactInfo] = []
-    float_onnx: bytes | None = None
+    written = []
     for spec in specs:
-        console.print(f"  {spec.name}: converting")
-        content, expects, produced_by, source_model = _convert(
-            spec, run, cfg, model, qat_model, calibration, float_onnx
-        )
-        if spec.name == "onnx-fp32":
-            float_onnx = content
-        info = _describe(spec, run, content, expects, produced_by, source_model)
-        content = _embed(spec, run, content, info)
-        info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
-        final = run.path / info.path
-        tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}{final.suffix}")
-        tmp.write_bytes(content)
-        try:
-            probs = Classifier(info, tmp).predict_pixels(val_pixels)
-            tolerance = cfg.export.fp16_tolerance if spec.precision == "fp16" else cfg.export.fp32_tolerance
-            info.validation = validate(spec, probs, ref, tolerance, cfg.export.max_drop)
-            info.status = "ok" if info.validation["passed"] else "failed"
-            os.replace(tmp, final)  # kept when it fails validation, marked failed in artifacts.json
-        finally:
-            tmp.unlink(missing_ok=True)
+        log.info(f"  {spec.name}: converting and validating")
+        with replacing(run.path / run.export_dir.name / spec.filename) as tmp:
+            info = convert(spec, sources, cfg.export, tmp)
+            _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
         written.append(info)
+    return _finish(run, cfg, written, reference)
 
-    index = _write_index(run, written)
+
+def revalidate_run(
+    run_dir: Path, names: list[str] | None = None, *, overrides: dict | None = None, option_names: dict | None = None
+) -> ExportResult:
+    """Validate the artifacts already in the run's export folder again (all, or `names`), as they
+    are on disk now: each entry's size, sha256 and I/O description are read from its file, its
+    verdict replaces the old one, and the parity samples are recorded again. Raises ExportError
+    for a missing export or file, and ValidationFailed as export_run does."""
+    run = Run.open(run_dir)
+    cfg = run.config(overrides, option_names)
+    index = run.export_dir / ARTIFACTS
+    if not index.is_file():
+        raise ExportError(f"{index}: not found; run edgeclf export {run.path} first")
+    entries = read_artifacts(index)
+    chosen = _choose(entries, names)
+    model, qat_model = _load_models(run, need_qat=any(spec_named(a.name).source == "qat" for a in chosen))
+    reference = Reference.compute(run, model, qat_model)
+    checked, changed = [], []
+    for old in chosen:
+        file = artifact_file(index, old)
+        if not file.is_file():
+            raise ExportError(f"{file}: missing; re-export with edgeclf export {run.path}")
+        content = file.read_bytes()
+        info = describe(spec_named(old.name), run, content, old.input.expects)
+        info.produced_by, info.source_model = old.produced_by, old.source_model
+        info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
+        if info.sha256 != old.sha256:
+            changed.append(old.name)
+            log.warning(f"{old.name}: {file.name} differs from the exported file (sha256); validating it as it is now")
+        limits = (
+            cfg.export.model_copy(update={"int8_input": old.input.dtype})
+            if info.precision.startswith("int8")
+            else cfg.export
+        )
+        log.info(f"  {info.name}: validating")
+        _record(info, validate(info, file, reference, limits))
+        checked.append(info)
+    result = _finish(run, cfg, checked, reference, raise_failures=False)
+    result.changed = changed
+    _raise_failures(result)
+    return result
+
+
+def _choose(entries: list[ArtifactInfo], names: list[str] | None) -> list[ArtifactInfo]:
+    if not names:
+        return entries
+    unknown = sorted(set(names) - {a.name for a in entries})
+    if unknown:
+        raise ExportError(
+            f"--artifact: {', '.join(unknown)} not in artifacts.json; choose from {', '.join(a.name for a in entries)}"
+        )
+    return [a for a in entries if a.name in names]
+
+
+def _load_models(run: Run, need_qat: bool):
+    from edgeclf.models import load_model, load_qat_model
+
+    model = load_model(run.model_path)
+    return model, (load_qat_model(run.qat_model_path) if need_qat and run.has_qat else None)
+
+
+def _record(info: ArtifactInfo, verdict: Verdict) -> None:
+    info.validation = verdict.to_json()
+    info.status = "ok" if verdict.passed else "failed"
+
+
+def _finish(
+    run: Run, cfg: Config, artifacts: list[ArtifactInfo], reference: Reference, raise_failures: bool = True
+) -> ExportResult:
+    """Write the index and the parity samples; raise for failed artifacts (after both are written)."""
+    index = _write_index(run, artifacts)
+    pixels, labels = reference.pixels, reference.labels
     record_parity(
         run.export_dir,
-        val_pixels[sample_indices(val_labels, cfg.export.parity_images)],
-        val_pixels[sample_indices(val_labels, cfg.export.parity_spread_images)],
+        pixels[sample_indices(labels, cfg.export.parity_images)],
+        pixels[sample_indices(labels, cfg.export.parity_spread_images)],
         {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance},
     )
-    print_table(written, ref, console)
-    failed = [a for a in written if a.status != "ok"]
-    if failed:
-        raise ValidationFailed("; ".join(f"{a.name} failed validation: {a.validation['reason']}" for a in failed))
-    return ExportResult(written, index)
+    result = ExportResult(artifacts, index, len(labels), reference.float_accuracy)
+    if raise_failures:
+        _raise_failures(result)
+    return result
 
 
-def _qat_predict(qat_model, pixels: np.ndarray, run: Run) -> np.ndarray:
-    norm = run.metadata["normalization"]
-    return qat_model.predict(pixels.astype(np.float32) * norm["scale"] + norm["offset"], verbose=0)
-
-
-def _convert(spec: ArtifactSpec, run: Run, cfg, model, qat_model, calibration, float_onnx):
-    """(file content, what the input expects, which converter path produced it, the source model file)."""
-    from edgeclf.export import onnx as onnx_export
-    from edgeclf.export import tflite
-
-    norm = run.metadata["normalization"]
-    if spec.format == "tflite":
-        if spec.source == "qat":
-            # The QAT model starts after `normalize`: it takes normalised values; its uint8 input
-            # quantization (scale 1/127.5, zero point 128) absorbs the normalisation.
-            source, expects, rep = (
-                qat_model,
-                "normalized",
-                tflite.representative_dataset(calibration, norm["scale"], norm["offset"]),
-            )
-            source_model, note = run.qat_model_path.name, "tfmot QAT model"
-        else:
-            source, expects, source_model, note = model, "pixels", run.model_path.name, "float Keras model"
-            rep = tflite.representative_dataset(calibration) if calibration is not None else None
-        content = tflite.convert(source, spec.precision, rep, cfg.export.int8_input)
-        tflite.check_precision(content, spec.precision, cfg.export.int8_input)
-        produced_by = f"{tflite.CONVERTER} ({spec.precision}) from the {note}; metadata and labels.txt attached"
-        return content, expects, produced_by, source_model
-    if spec.integer:
-        calib = calibration.astype(np.float32)
-        content = onnx_export.quantize_int8(
-            float_onnx or onnx_export.convert_float(model, run.image_size, cfg.export.onnx_opset), calib
-        )
-        produced_by = f"{onnx_export.ORT_QUANT} of the float ONNX"
-    else:
-        content = onnx_export.convert_float(model, run.image_size, cfg.export.onnx_opset)
-        produced_by = f"{onnx_export.TF2ONNX} (opset {cfg.export.onnx_opset}) from the float Keras model"
-    return content, "pixels", produced_by, run.model_path.name
-
-
-def _embed(spec: ArtifactSpec, run: Run, content: bytes, info: ArtifactInfo) -> bytes:
-    """Labels, preprocessing and the artifact's own description inside the file, so that a bare
-    .tflite/.onnx is self-describing (TFLite metadata + zip; ONNX metadata_props)."""
-    from edgeclf.export import onnx as onnx_export
-    from edgeclf.export import tflite_metadata
-    from edgeclf.runtime.open import DESCRIPTION
-
-    description = json.dumps(
-        {k: v for k, v in info.to_json().items() if k not in ("bytes", "sha256", "validation", "status")}
+def _raise_failures(result: ExportResult) -> None:
+    """One failed artifact: its verdict's typed error; several: ValidationFailed naming each."""
+    failed = result.failed
+    if not failed:
+        return
+    message = "; ".join(f"{a.name} failed validation: {a.validation['reason']}" for a in failed)
+    kinds = {a.validation.get("failure") for a in failed}
+    error = (
+        Verdict(False, "", 0, failure=kinds.pop(), reason=message).error()
+        if len(kinds) == 1
+        else ValidationFailed(message)
     )
-    if spec.format == "tflite":
-        float_input = not spec.integer
-        mean, std = ([0.0], [1.0]) if (float_input or info.input.expects == "pixels") else ([127.5], [127.5])
-        metadata = tflite_metadata.build_metadata(
-            name=f"edgeclf {run.metadata['model']['name']} {spec.precision}",
-            description=f"Image classifier ({len(run.classes)} classes) exported by edgeclf {__version__}",
-            image_size=(run.image_size, run.image_size),
-            mean=mean,
-            std=std,
-            version=__version__,
-        )
-        return tflite_metadata.attach(content, metadata, run.classes, {DESCRIPTION: description})
-    props = onnx_export.metadata_props(
-        run.classes, run.metadata["preprocessing"], run.metadata["normalization"], info.input.expects
-    )
-    content = onnx_export.add_metadata(content, {**props, "edgeclf.artifact": description})
-    onnx_export.check(content, spec.precision)
-    return content
-
-
-def _describe(
-    spec: ArtifactSpec, run: Run, content: bytes, expects: str, produced_by: str, source_model: str
-) -> ArtifactInfo:
-    from edgeclf.export import onnx as onnx_export
-    from edgeclf.export import tflite
-
-    inp, out = (tflite if spec.format == "tflite" else onnx_export).io_info(content, expects)
-    return ArtifactInfo(
-        name=spec.name,
-        format=spec.format,
-        precision=spec.precision,
-        path=f"{run.export_dir.name}/{spec.filename}",
-        input=inp,
-        output=out,
-        labels=run.classes,
-        preprocessing=run.metadata["preprocessing"],
-        normalization=run.metadata["normalization"],
-        source_model=source_model,
-        produced_by=produced_by,
-    )
+    error.result = result
+    raise error
 
 
 def _write_index(run: Run, written: list[ArtifactInfo]) -> Path:
-    """artifacts.json in the export folder: this export's entries replace those of the same name."""
+    """artifacts.json in the export folder: these entries replace those of the same name."""
     path = run.export_dir / ARTIFACTS
     kept = [a for a in (read_artifacts(path) if path.is_file() else []) if a.name not in {w.name for w in written}]
     entries = sorted(kept + written, key=lambda a: a.name)
@@ -212,23 +199,3 @@ def _write_index(run: Run, written: list[ArtifactInfo]) -> Path:
         },
     )
     return path
-
-
-def print_table(artifacts: list[ArtifactInfo], ref: Reference, console: Console) -> None:
-    table = Table(title=f"validation split: {len(ref.labels)} images, float Keras accuracy {ref.float_accuracy:.2%}")
-    for column in ("artifact", "precision", "size", "accuracy", "Δ pts", "agreement", "check", "status"):
-        table.add_column(column, justify="left" if column in ("artifact", "precision", "check", "status") else "right")
-    for a in artifacts:
-        v = a.validation
-        check = f"max|Δp| {v['max_abs_diff']:.1e}" if v["check"] == "max_abs_diff" else f"drop ≤ {v['max_drop']:g}"
-        table.add_row(
-            a.name,
-            a.precision,
-            f"{a.bytes / 1024:.0f} KiB",
-            f"{v['accuracy']:.2%}",
-            f"{-v['drop_points']:+.2f}",
-            f"{v['agreement_with_float']:.2%}",
-            check,
-            "[green]ok[/]" if a.status == "ok" else "[red]FAILED[/]",
-        )
-    console.print(table)

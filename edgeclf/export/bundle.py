@@ -19,9 +19,9 @@ from pathlib import Path
 
 import edgeclf
 from edgeclf import __version__
+from edgeclf.atomic import atomic_write_bytes
 from edgeclf.errors import EdgeclfError
 from edgeclf.parity import PARITY_DIR
-from edgeclf.rundir import atomic_write_bytes
 from edgeclf.runtime.artifact import artifact_file, locate_artifacts, read_artifacts
 
 INSTALL_SCRIPT = Path(edgeclf.__file__).parent / "deploy" / "install.sh"

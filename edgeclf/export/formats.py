@@ -61,3 +61,8 @@ def select(cfg: ExportConfig, int8: bool, has_qat: bool) -> list[ArtifactSpec]:
         elif spec.precision in wanted:
             chosen.append(spec)
     return chosen
+
+
+def spec_named(name: str) -> ArtifactSpec:
+    """The format table's row for an artifact name (KeyError when there is none)."""
+    return {spec.name: spec for spec in SPECS}[name]

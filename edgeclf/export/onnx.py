@@ -11,6 +11,7 @@ import numpy as np
 
 from edgeclf.export.errors import ExportError, NotIntegerError
 from edgeclf.runtime.artifact import TensorInfo
+from edgeclf.runtime.embedded import ONNX_LABELS
 
 TF2ONNX = "tf2onnx.convert.from_keras"
 ORT_QUANT = (
@@ -85,28 +86,33 @@ def add_metadata(content: bytes, props: dict[str, str]) -> bytes:
 
 def metadata_props(labels: list[str], preprocessing: dict, normalization: dict, expects: str) -> dict[str, str]:
     return {
-        "edgeclf.labels": json.dumps(labels),
+        ONNX_LABELS: json.dumps(labels),
         "edgeclf.preprocessing": json.dumps(preprocessing),
         "edgeclf.normalization": json.dumps(normalization),
         "edgeclf.input_expects": expects,
     }
 
 
-def check(content: bytes, precision: str) -> None:
-    """onnx.checker with full_check; for int8, every Conv/Gemm/MatMul weight must be an int8 initializer
-    behind a DequantizeLinear (not a float weight that is quantized at run time)."""
+def check_model(content: bytes, precision: str) -> None:
+    """onnx.checker with full_check; raises ExportError."""
     import onnx
 
-    model = onnx.load_from_string(content)
     try:
-        onnx.checker.check_model(model, full_check=True)
+        onnx.checker.check_model(onnx.load_from_string(content), full_check=True)
     except Exception as exc:
         raise ExportError(
             f"ONNX {precision}: onnx.checker rejected the model: {' '.join(str(exc).split())[:300]}"
         ) from exc
+
+
+def check_precision(content: bytes, precision: str) -> None:
+    """For int8, every Conv/Gemm/MatMul weight must be an int8 initializer behind a DequantizeLinear
+    (not a float weight that is quantized at run time); raises NotIntegerError."""
+    import onnx
+
     if not precision.startswith("int8"):
         return
-    graph = model.graph
+    graph = onnx.load_from_string(content).graph
     init = {t.name: t for t in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
     weighted = [n for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
@@ -137,10 +143,3 @@ def io_info(content: bytes, expects: str) -> tuple[TensorInfo, TensorInfo]:
         )
 
     return info(model.graph.input[0], layout="NHWC", expects=expects), info(model.graph.output[0])
-
-
-def int8_initializer_count(content: bytes) -> int:
-    import onnx
-
-    model = onnx.load_from_string(content)
-    return sum(1 for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8)

@@ -42,12 +42,13 @@ def convert(
         raise ExportError(f"TFLite {precision} conversion failed: {' '.join(str(exc).split())[:300]}") from exc
 
 
-def representative_dataset(images: np.ndarray, scale: float = 1.0, offset: float = 0.0):
-    """A representative_dataset callable over calibration images (uint8), mapped by x*scale+offset."""
+def representative_dataset(images: np.ndarray):
+    """A representative_dataset callable over calibration images, already as the model takes them
+    (pixels for the float model, normalised values for the QAT model), one float32 image per step."""
 
     def generate():
         for image in images:
-            yield [(image[None].astype(np.float32) * np.float32(scale) + np.float32(offset))]
+            yield [image[None].astype(np.float32)]
 
     return generate
 

@@ -17,8 +17,9 @@ import zipfile
 import flatbuffers
 import numpy as np
 
+from edgeclf.runtime.embedded import LABEL_FILE
+
 METADATA_NAME = "TFLITE_METADATA"
-LABEL_FILE = "labels.txt"
 MIN_PARSER_VERSION = "1.0.0"
 
 _CONTENT_IMAGE = 2  # ContentProperties.ImageProperties
@@ -150,12 +151,3 @@ def attach(
         for name, text in (extra_files or {}).items():
             archive.writestr(name, text)
     return data.getvalue()
-
-
-def read_labels(model_content: bytes) -> list[str] | None:
-    """labels.txt from a .tflite's appended zip archive, or None (no TensorFlow needed)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(model_content)) as archive:
-            return archive.read(LABEL_FILE).decode("utf-8").splitlines()
-    except (zipfile.BadZipFile, KeyError):
-        return None

@@ -1,53 +1,143 @@
-"""Validation at export: every artifact runs on the validation split and is compared with the
-Keras model it came from, before it counts as written."""
+"""Step 2 of an export: run an artifact's file on the validation split and compare it with the
+Keras model it came from, returning a typed verdict (edgeclf.export.errors names each failure).
+
+The checks, in order: the file is what its precision says (no float tensors in an int8 TFLite,
+int8 weights in an int8 ONNX, the I/O dtypes described); the output has one probability per class
+for every image; then, by the format table's `check` column, either the probabilities are within a
+tolerance of the source model's ("close": fp32, fp16), or the accuracy falls at most max_drop
+points below the float model's ("accuracy": dynamic-range and int8).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from edgeclf.export.formats import ArtifactSpec
+from edgeclf.config import ExportConfig
+from edgeclf.export.errors import (
+    AccuracyDropTooLarge,
+    ExportError,
+    NotIntegerError,
+    OutputMismatch,
+    ToleranceExceeded,
+    ValidationFailed,
+)
+from edgeclf.export.formats import spec_named
+from edgeclf.images import normalize
+from edgeclf.runtime.artifact import ArtifactInfo
+from edgeclf.runtime.classifier import Classifier
+
+FAILURES = {
+    "not_integer": NotIntegerError,
+    "output": OutputMismatch,
+    "tolerance": ToleranceExceeded,
+    "accuracy_drop": AccuracyDropTooLarge,
+}
 
 
 @dataclass
 class Reference:
-    """The float model's validation predictions (and the QAT model's, when there is one)."""
+    """The validation split and the float model's predictions on it (and the QAT model's, when
+    the run has one): what every artifact is compared with."""
 
+    pixels: np.ndarray  # uint8 [N,H,W,3], the shared preprocessing's output
     labels: np.ndarray
     float_probs: np.ndarray
     qat_probs: np.ndarray | None = None
+
+    @classmethod
+    def compute(cls, run, model, qat_model=None) -> Reference:
+        """Predict the run's validation split with the float model (and the QAT model)."""
+        pixels, labels, _ = run.images("val")
+        float_probs = model.predict(pixels.astype(np.float32), verbose=0)
+        qat_probs = None
+        if qat_model is not None:
+            qat_probs = qat_model.predict(normalize(pixels, run.metadata["normalization"]), verbose=0)
+        return cls(pixels, labels, float_probs, qat_probs)
 
     @property
     def float_accuracy(self) -> float:
         return float((self.float_probs.argmax(1) == self.labels).mean())
 
 
-def validate(spec: ArtifactSpec, probs: np.ndarray, ref: Reference, tolerance: float, max_drop: float) -> dict:
-    """The validation record written into artifacts.json; `passed` says whether the artifact counts."""
+@dataclass
+class Verdict:
+    """Whether an artifact counts, and the numbers behind it. failure is None when it passed, else
+    one of FAILURES' keys; reason says why in one line."""
+
+    passed: bool
+    check: str  # max_abs_diff | accuracy_drop | integer | output
+    images: int
+    accuracy: float | None = None
+    float_accuracy: float | None = None
+    drop_points: float | None = None
+    agreement_with_float: float | None = None
+    agreement_with_source: float | None = None
+    max_abs_diff: float | None = None
+    tolerance: float | None = None
+    max_drop: float | None = None
+    failure: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict:
+        """The validation record written into artifacts.json (fields that do not apply are left out)."""
+        return {"split": "val", **{k: v for k, v in asdict(self).items() if v is not None}}
+
+    def error(self) -> ValidationFailed | None:
+        """The typed error for a failed verdict (None when it passed)."""
+        return None if self.passed else FAILURES[self.failure](self.reason)
+
+
+def validate(info: ArtifactInfo, file: Path, ref: Reference, limits: ExportConfig) -> Verdict:
+    """Validate the artifact described by info, stored at file, against ref (see the module
+    docstring for the checks). Never raises for a bad artifact: the verdict says what is wrong."""
+    spec = spec_named(info.name)
+    content = Path(file).read_bytes()
+    try:
+        _check_precision(info, content, limits.int8_input)
+    except ExportError as exc:
+        return Verdict(False, "integer", len(ref.labels), failure="not_integer", reason=str(exc))
+    probs = Classifier(info, Path(file)).predict_pixels(ref.pixels)
+    if probs.shape != ref.float_probs.shape:
+        return Verdict(False, "output", len(ref.labels), failure="output",
+                       reason=f"output shape {probs.shape}, expected {ref.float_probs.shape}")  # fmt: skip
     top1 = probs.argmax(1)
     accuracy = float((top1 == ref.labels).mean())
-    record = {
-        "split": "val",
-        "images": int(len(ref.labels)),
-        "accuracy": accuracy,
-        "float_accuracy": ref.float_accuracy,
-        "drop_points": round((ref.float_accuracy - accuracy) * 100, 4),
-        "agreement_with_float": float((top1 == ref.float_probs.argmax(1)).mean()),
-    }
+    verdict = Verdict(
+        True, "", len(ref.labels), accuracy=accuracy, float_accuracy=ref.float_accuracy,
+        drop_points=round((ref.float_accuracy - accuracy) * 100, 4),
+        agreement_with_float=float((top1 == ref.float_probs.argmax(1)).mean()),
+    )  # fmt: skip
     source = ref.qat_probs if spec.source == "qat" else ref.float_probs
     if spec.source == "qat" and source is not None:
-        record["agreement_with_source"] = float((top1 == source.argmax(1)).mean())
+        verdict.agreement_with_source = float((top1 == source.argmax(1)).mean())
     if spec.check == "close":
+        tolerance = limits.fp16_tolerance if spec.precision == "fp16" else limits.fp32_tolerance
         diff = float(np.abs(probs - source).max())
-        record.update(check="max_abs_diff", max_abs_diff=diff, tolerance=tolerance, passed=diff <= tolerance)
-        if not record["passed"]:
-            record["reason"] = f"max |p - p_keras| = {diff:.3g} > tolerance {tolerance:g}"
+        verdict.check, verdict.max_abs_diff, verdict.tolerance = "max_abs_diff", diff, tolerance
+        if diff > tolerance:
+            verdict.passed, verdict.failure = False, "tolerance"
+            verdict.reason = f"max |p - p_keras| = {diff:.3g} > tolerance {tolerance:g}"
     else:
-        record.update(check="accuracy_drop", max_drop=max_drop, passed=record["drop_points"] <= max_drop)
-        if not record["passed"]:
-            record["reason"] = (
-                f"validation accuracy {accuracy:.2%} is {record['drop_points']:.2f} points below the "
-                f"float model's {ref.float_accuracy:.2%} (--max-drop {max_drop:g})"
+        verdict.check, verdict.max_drop = "accuracy_drop", limits.max_drop
+        if verdict.drop_points > limits.max_drop:
+            verdict.passed, verdict.failure = False, "accuracy_drop"
+            verdict.reason = (
+                f"validation accuracy {accuracy:.2%} is {verdict.drop_points:.2f} points below the "
+                f"float model's {ref.float_accuracy:.2%} (--max-drop {limits.max_drop:g})"
             )
-    return record
+    return verdict
+
+
+def _check_precision(info: ArtifactInfo, content: bytes, int8_input: str) -> None:
+    """Raise NotIntegerError (or ExportError) when the file is not what its precision says."""
+    if info.format == "tflite":
+        from edgeclf.export import tflite
+
+        tflite.check_precision(content, info.precision, int8_input)
+    else:
+        from edgeclf.export import onnx as onnx_export
+
+        onnx_export.check_precision(content, info.precision)

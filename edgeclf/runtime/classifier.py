@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeclf.images import load_image
+from edgeclf.images import load_image, normalize
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.backends import open_backend
 from edgeclf.runtime.timing import span
@@ -49,9 +49,7 @@ class Classifier:
         spec = self.info.input
         values = pixels.astype(np.float32)
         if spec.expects == "normalized":
-            values = values * np.float32(self.info.normalization["scale"]) + np.float32(
-                self.info.normalization["offset"]
-            )
+            values = normalize(values, self.info.normalization)
         if spec.quantized:
             return spec.quantize(values)
         return values.astype(spec.dtype)

@@ -3,20 +3,13 @@ folder with artifacts.json, or a bare .tflite/.onnx that carries its own descrip
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from pathlib import Path
 
-from edgeclf.errors import EdgeclfError
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, read_artifacts
 from edgeclf.runtime.classifier import Classifier
+from edgeclf.runtime.embedded import ArtifactNotFound, describe_file
 
-DESCRIPTION = "edgeclf.json"  # inside a .tflite's appended zip, beside labels.txt
-
-
-class ArtifactNotFound(EdgeclfError):
-    """The requested artifact or model file is not there; the message says what is."""
+__all__ = ["ArtifactNotFound", "default_artifact", "describe_file", "open_classifier"]
 
 
 def default_artifact(entries: list[ArtifactInfo]) -> ArtifactInfo:
@@ -61,31 +54,3 @@ def _open(target: Path, artifact: str | None, threads: int | None, kernels: str)
             )
         info = by_name[artifact]
     return Classifier(info, artifact_file(target, info), threads, kernels=kernels)
-
-
-def describe_file(path: Path) -> ArtifactInfo:
-    """The ArtifactInfo a bare model file carries: edgeclf.json in a .tflite's zip, or an ONNX's
-    metadata_props; labels.txt beside the file fills in labels when the file has none."""
-    content = path.read_bytes()
-    data = None
-    if path.suffix == ".tflite":
-        try:
-            with zipfile.ZipFile(io.BytesIO(content)) as archive:
-                data = json.loads(archive.read(DESCRIPTION))
-        except (zipfile.BadZipFile, KeyError):
-            data = None
-    else:
-        import onnxruntime as ort
-
-        props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-        if "edgeclf.artifact" in props:
-            data = json.loads(props["edgeclf.artifact"])
-    if data is None:
-        raise ArtifactNotFound(
-            f"{path}: carries no edgeclf description; use the export folder (artifacts.json) instead"
-        )
-    beside = path.with_name("labels.txt")
-    if not data.get("labels") and beside.is_file():
-        data["labels"] = beside.read_text(encoding="utf-8").splitlines()
-    data["path"] = path.name
-    return ArtifactInfo.from_json(data)

@@ -1,5 +1,6 @@
 """The timed spans: one definition of each, used by bench, predict, watch and serve, and written
-into bench.json. Every span is wall-clock time (time.perf_counter) in milliseconds."""
+into bench.json (every span is wall-clock time, time.perf_counter, in milliseconds); and which of a
+bench record's batch statistics is the headline latency."""
 
 from __future__ import annotations
 
@@ -31,3 +32,9 @@ def span(into: dict, name: str):
         yield
     finally:
         into[name] = into.get(name, 0.0) + (time.perf_counter() - started) * 1000
+
+
+def headline_batch(record: dict) -> dict:
+    """The batch-1 invoke_ms statistics of a bench.json artifact record (the first batch size
+    measured when 1 was not): the latency every table and ratio reports."""
+    return next((b for b in record["batches"] if b["batch"] == 1), record["batches"][0])

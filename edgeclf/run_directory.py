@@ -1,4 +1,6 @@
-"""An existing run directory, as the stages after training see it (qat, export, evaluate, bench)."""
+"""The run directory: the names of the files a run holds, the check that a new one may be
+created, and `Run`, an existing run as the stages after training see it (qat, export, evaluate,
+bench, report)."""
 
 from __future__ import annotations
 
@@ -15,10 +17,27 @@ from edgeclf.dataset import Dataset
 from edgeclf.errors import DataError, RunDirError
 from edgeclf.images import load_image
 
+METADATA = "metadata.json"
+CONFIG = "config.yaml"
+DATASET = "dataset.json"
+LABELS = "labels.txt"
+MODEL = "model.keras"
 QAT_MODEL = "qat_model.h5"  # tfmot QAT models do not round-trip through .keras
 QAT_SUMMARY = "qat.json"
 EXPORT_DIR = "export"
 ARTIFACTS = "artifacts.json"
+REPORTS = "reports"
+
+
+def check_out_dir(out: Path, overwrite: bool, option: str = "--out") -> None:
+    """Refuse an --out that is a file, or a folder that already holds something, unless overwriting."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{option} {out}: is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise RunDirError(
+            f"{option} {out}: already holds a run; pass --overwrite to replace it, or choose another folder"
+        )
 
 
 @dataclass
@@ -30,26 +49,25 @@ class Run:
         path = Path(path)
         if not path.is_dir():
             raise RunDirError(f"run directory {path} does not exist; create one with edgeclf train")
-        for name in ("metadata.json", "config.yaml", "dataset.json", "model.keras"):
+        for name in (METADATA, CONFIG, DATASET, MODEL):
             if not (path / name).is_file():
                 raise RunDirError(f"run directory {path} has no {name}: not a complete edgeclf run")
         return cls(path)
 
     @cached_property
     def metadata(self) -> dict[str, Any]:
-        return json.loads((self.path / "metadata.json").read_text(encoding="utf-8"))
+        return json.loads((self.path / METADATA).read_text(encoding="utf-8"))
 
     def config(self, overrides: dict[str, Any] | None = None, option_names: dict[str, str] | None = None) -> Config:
         """The run's resolved config.yaml, with command-line overrides on top."""
-        return load_config([self.path / "config.yaml"], overrides, option_names)
+        return load_config([self.path / CONFIG], overrides, option_names)
 
     @cached_property
     def dataset(self) -> Dataset:
-        data = Dataset.load(self.path / "dataset.json")
+        data = Dataset.load(self.path / DATASET)
         if not data.root.is_dir():
             raise DataError(
-                f"the run's data folder {data.root} (from {self.path / 'dataset.json'}) is gone; "
-                "put it back where it was"
+                f"the run's data folder {data.root} (from {self.path / DATASET}) is gone; put it back where it was"
             )
         return data
 
@@ -63,7 +81,7 @@ class Run:
 
     @property
     def model_path(self) -> Path:
-        return self.path / "model.keras"
+        return self.path / MODEL
 
     @property
     def qat_model_path(self) -> Path:

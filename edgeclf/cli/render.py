@@ -1,0 +1,137 @@
+"""How the command line shows what the stages return: tables, progress bars and summaries.
+The stages compute and return typed results; only this module (and the command modules) print."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from edgeclf.cli._common import console
+
+MAX_LISTED = 50  # skipped or ignored files listed by name (all of them are in dataset.json)
+
+
+@contextmanager
+def counting(what: str) -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar; yields the progress(done, total) callback a stage calls."""
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def dataset_summary(data) -> None:
+    """Images per class and split, then the files skipped (with the reason) and ignored."""
+    counts = data.counts()
+    table = Table(title=f"{data.root} ({data.layout})", show_footer=True)
+    table.add_column("class", footer="total")
+    for split in counts:
+        table.add_column(split, justify="right", footer=str(sum(counts[split].values())))
+    for name in data.classes:
+        table.add_row(name, *(str(counts[s][name]) for s in counts))
+    console.print(table)
+    for title, entries in (("skipped", data.skipped), ("ignored", data.ignored)):
+        if not entries:
+            continue
+        why = ":" if title == "skipped" else " (hidden, or outside class folders):"
+        console.print(f"[yellow]{title} {len(entries)} file(s)[/]{why}")
+        for entry in entries[:MAX_LISTED]:
+            console.print(f"  {entry.path}: {entry.reason}", markup=False)
+        if len(entries) > MAX_LISTED:
+            console.print(f"  ... and {len(entries) - MAX_LISTED} more, listed in dataset.json")
+
+
+def export_table(result) -> None:
+    """One row per artifact: size, validation accuracy, change from float, agreement, check, status."""
+    table = Table(title=f"validation split: {result.images} images, float Keras accuracy {result.float_accuracy:.2%}")
+    for column in ("artifact", "precision", "size", "accuracy", "Δ pts", "agreement", "check", "status"):
+        table.add_column(column, justify="left" if column in ("artifact", "precision", "check", "status") else "right")
+    for a in result.artifacts:
+        v = a.validation
+        if "accuracy" not in v:  # failed before it ran (not integer, wrong output)
+            table.add_row(a.name, a.precision, f"{a.bytes / 1024:.0f} KiB", "-", "-", "-", v["check"], "[red]FAILED[/]")
+            continue
+        check = f"max|Δp| {v['max_abs_diff']:.1e}" if v["check"] == "max_abs_diff" else f"drop ≤ {v['max_drop']:g}"
+        status = "[green]ok[/]" if a.status == "ok" else "[red]FAILED[/]"
+        table.add_row(
+            a.name, a.precision, f"{a.bytes / 1024:.0f} KiB", f"{v['accuracy']:.2%}", f"{-v['drop_points']:+.2f}",
+            f"{v['agreement_with_float']:.2%}", check, status,
+        )  # fmt: skip
+    console.print(table)
+
+
+def eval_table(result) -> None:
+    table = Table(title=f"{result.split} split ({result.images} images)")
+    for column in ("artifact", "precision", "accuracy", "top-5", "macro F1", "Δ pts", "agreement"):
+        table.add_column(column, justify="left" if column in ("artifact", "precision") else "right")
+    for s in result.scores:
+        top5 = f"{s.metrics['top5_accuracy']:.2%}" if "top5_accuracy" in s.metrics else "-"
+        table.add_row(
+            s.name, s.precision, f"{s.accuracy:.2%}", top5, f"{s.metrics['macro']['f1']:.4f}",
+            f"{s.delta_points:+.2f}", f"{s.agreement_with_float:.2%}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def bench_table(document: dict) -> None:
+    """Per artifact: size, load, first inference, invoke percentiles at batch 1, throughput, peak
+    memory and speedups; then bench's notes."""
+    from edgeclf.runtime.timing import headline_batch
+
+    d = document["device"]
+    table = Table(title=f"{d['cpu']} ({d['cores']} cores, {d['threads']} threads, {d['device']})")
+    columns = ("artifact", "size", "load ms", "first ms", "invoke p50", "p90", "p99", "img/s b1", "max img/s",
+               "RSS MB", "× keras", "× fp32")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "artifact" else "right")
+
+    def times(value):
+        return f"{value:.2f}×" if value else "-"
+
+    for r in document["artifacts"].values():
+        b1 = headline_batch(r)
+        best = max(b["throughput_ips"] for b in r["batches"])
+        table.add_row(
+            r["name"], f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['load_ms']:.1f}", f"{r['first_inference_ms']:.2f}",
+            f"{b1['p50_ms']:.3f}", f"{b1['p90_ms']:.3f}", f"{b1['p99_ms']:.3f}", f"{b1['throughput_ips']:.0f}",
+            f"{best:.0f}", f"{r['peak_rss_mb']:.0f}", times(r["speedup_vs_keras"]), times(r["speedup_vs_runtime_fp32"]),
+        )  # fmt: skip
+    console.print(table)
+    for note in document["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def predict_table(result) -> None:
+    table = Table(title=f"{result.artifact} ({result.engine})")
+    table.add_column("image")
+    table.add_column("top-k (probability)")
+    table.add_column("invoke ms", justify="right")
+    for r in result.results:
+        if "error" in r:
+            table.add_row(r["image"], f"[red]{r['error']}[/]", "")
+        else:
+            labels = ", ".join(f"{p['label']} ({p['probability']:.3f})" for p in r["top_k"])
+            table.add_row(r["image"], labels, f"{r['invoke_ms']:.3f}")
+    console.print(table)
+
+
+def watch_line(result: dict) -> None:
+    if "error" in result:
+        console.print(f"{result['image']}: [red]{result['error']}[/]")
+    else:
+        console.print(
+            f"{result['image']}: {result['label']} {result['probability']:.3f} (invoke {result['invoke_ms']:.2f} ms)"
+        )
+
+
+def verify_lines(result) -> None:
+    ref, here = result.reference_machine, result.machine
+    console.print(
+        f"{result.samples} sample images; outputs recorded on {ref.get('cpu', '?')} ({ref.get('machine', '?')}), "
+        f"checked on {here['cpu']} ({here['machine']})"
+    )
+    for check in result.checks:
+        verdict = "[green]PASS[/]" if check.passed else "[red]FAIL[/]"
+        console.print(f"{verdict} {check.artifact}: " + "; ".join(check.details), markup=True)
