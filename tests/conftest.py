@@ -32,36 +32,21 @@ def _private_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    """Shared by the export and MediaPipe tests. A tiny MobileNetV2 run (alpha 0.35, 32 px, 3 classes), QAT for one epoch, every artifact."""
-    pytest.importorskip("tensorflow_model_optimization")
-    from edgeclf.config import load_config
-    from edgeclf.export import export_run
-    from edgeclf.qat import run_qat
-    from edgeclf.train import train
+def tiny_run(tmp_path_factory):
+    """The committed fixture run (tests/fixtures/tiny_run: small_cnn at 32 px on bag/sneaker/trouser,
+    QAT, every artifact, made by the real pipeline: see tests/fixtures/make_tiny_run.py), installed
+    in a temporary folder. For the fast tests, which must not train or export; shared by the
+    session, so a test that changes it works on a copy."""
+    from tests.fixtures.make_tiny_run import HERE, install
 
-    tmp = tmp_path_factory.mktemp("export")
-    data = class_folders(tmp / "data", CLASSES, 14)
-    run = tmp / "run"
-    train(
-        data,
-        run,
-        load_config(
-            overrides={
-                "data.image_size": 32,
-                "data.batch_size": 8,
-                "model.alpha": 0.35,
-                "model.weights": "none",
-                "train.epochs": 2,
-                "train.fine_tune_epochs": 0,
-                "export.calibration_images": 20,
-                "export.max_drop": 100.0,
-                # two epochs on 42 images: an ill-conditioned model whose fp16 weights
-                # move probabilities by up to 0.022 (measured), above the 0.02 default
-                "export.fp16_tolerance": 0.05,
-            }
-        ),
-    )
-    run_qat(run, overrides={"qat.epochs": 1})
-    result = export_run(run, int8=True, overrides={"export.int8_source": "both", "export.dynamic": True})
-    return run, result
+    return install(HERE / "tiny_run", tmp_path_factory.mktemp("fixture") / "run")
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A fresh run made now by the real pipeline (train, QAT, export of every artifact under the
+    default gates) with the committed fixture's recipe: for the slow tests of training and export."""
+    pytest.importorskip("tensorflow_model_optimization")
+    from tests.fixtures.make_tiny_run import make
+
+    return make(tmp_path_factory.mktemp("export") / "run")

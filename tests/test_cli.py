@@ -85,7 +85,35 @@ def test_error_in_a_real_process_goes_to_stderr_without_traceback(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_options_override_config_file_and_are_saved(tmp_path):
+def test_cli_options_override_the_config_file(tmp_path, monkeypatch):
+    """--config FILE beats configs/default.yaml and options beat both; what train receives is the
+    resolved config (train is replaced here: checking options must not train)."""
+    import edgeclf.train
+
+    data = class_folders(tmp_path / "data", ["bag", "sneaker"], 8)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  image_size: 48\n  batch_size: 4\nmodel:\n  name: small_cnn\n")
+    received = {}
+
+    def fake_train(dataset, out, config, *, overwrite=False):
+        received.update(classes=dataset.classes, config=config)
+        return edgeclf.train.TrainResult(out, dataset.classes, 1, 0.5, 1.0, "random", 0.1)
+
+    monkeypatch.setattr(edgeclf.train, "train", fake_train)
+    result = runner.invoke(
+        app, ["train", str(data), "--out", str(tmp_path / "run"), "--config", str(cfg), *TINY, "--seed", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    resolved = received["config"]
+    assert resolved.model.name == "small_cnn"  # from the file
+    assert (resolved.data.image_size, resolved.data.batch_size, resolved.seed) == (32, 8, 4)  # the options won
+    assert (resolved.model.alpha, resolved.model.weights, resolved.train.epochs) == (0.35, "none", 1)
+    assert received["classes"] == ["bag", "sneaker"] and "done in" in result.output
+    assert "bag" in result.output and "total" in result.output  # the dataset summary table
+
+
+@pytest.mark.slow
+def test_cli_trains_and_saves_the_resolved_config(tmp_path):
     data = class_folders(tmp_path / "data", ["bag", "sneaker"], 8)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data:\n  image_size: 48\n  batch_size: 4\nmodel:\n  name: small_cnn\n")

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bundle(exported, tmp_path_factory):
-    run, _ = exported
+def bundle(tiny_run, tmp_path_factory):
+    run = tiny_run
     tmp = tmp_path_factory.mktemp("device")
     archive = write_bundle(run / "export", tmp / "bundle.tar.gz")
     with tarfile.open(archive) as tar:

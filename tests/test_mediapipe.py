@@ -19,7 +19,7 @@ PYTHON = Path(os.environ.get("EDGECLF_MEDIAPIPE_PYTHON", ROOT / ".venv-mediapipe
 
 @pytest.mark.skipif(not PYTHON.exists(), reason=f"no MediaPipe environment at {PYTHON}")
 @pytest.mark.parametrize("name", ["tflite-fp32", "tflite-int8-qat", "tflite-int8-ptq"])
-def test_mediapipe_image_classifier_gives_our_labels_and_our_answers(exported, name, tmp_path):
+def test_mediapipe_image_classifier_gives_our_labels_and_our_answers(tiny_run, name, tmp_path):
     """MediaPipe reads the labels (and a float model's normalisation) from the file's metadata and,
     given the same pixels, answers as edgeclf does. The images are handed over already at the input
     size (edgeclf's own preprocessing), so that MediaPipe's resize kernel, which is not ours, does
@@ -29,7 +29,7 @@ def test_mediapipe_image_classifier_gives_our_labels_and_our_answers(exported, n
     from edgeclf.images import load_image
     from edgeclf.runtime.open import open_classifier
 
-    run, _ = exported
+    run = tiny_run
     artifact = {a.name: a for a in read_artifacts(run)}[name]
     dataset = Run.open(run).dataset
     images = []
@@ -47,16 +47,19 @@ def test_mediapipe_image_classifier_gives_our_labels_and_our_answers(exported, n
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(results) == len(images)
     ours = open_classifier(run, name).predict_files(images, batch_size=1)
-    for result, probs in zip(results, ours, strict=False):
+    confident = 0
+    for result, probs in zip(results, ours, strict=True):
         names = [label for label, _ in result["categories"]]
         assert len(names) == 3 and set(names) == set(CLASSES)  # our labels, from the file's metadata
         scores = dict(result["categories"])
         assert sum(scores.values()) == pytest.approx(1.0, abs=0.02)
         if artifact.precision == "fp32":  # the same probabilities, so the same answer
-            for label, p in zip(CLASSES, probs, strict=False):
+            for label, p in zip(CLASSES, probs, strict=True):
                 assert abs(scores[label] - p) <= 1e-4, (result["image"], label, scores[label], float(p))
-            if sorted(probs)[-1] - sorted(probs)[-2] > 2e-4:
-                assert names[0] == CLASSES[int(probs.argmax())], result["image"]
-        # int8: MediaPipe runs its own TFLite build; on this barely trained fixture the int8 outputs of
-        # two integer kernel sets differ by up to 0.41 (measured), so only the labels are compared
-        # here. On a trained model (the demo) MediaPipe's int8 top-1 equalled ours on 9 of 10 images.
+        # MediaPipe runs its own TFLite build, whose integer kernels may round a few 1/256 steps
+        # apart from ours: its top-1 must be ours wherever ours is not a near-tie
+        top, runner_up = sorted(probs)[-1], sorted(probs)[-2]
+        if top - runner_up > (2e-4 if artifact.precision == "fp32" else 0.05):
+            assert names[0] == CLASSES[int(probs.argmax())], (result["image"], result["categories"], probs)
+            confident += 1
+    assert confident >= len(images) * 0.8  # the fixture model is confident on most images: the check bites

@@ -16,8 +16,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def export_copy(exported, tmp_path):
-    run, _ = exported
+def export_copy(tiny_run, tmp_path):
+    run = tiny_run
     return shutil.copytree(run / "export", tmp_path / "export")
 
 
@@ -35,8 +35,8 @@ def test_sample_indices_spread_over_classes():
     assert sample_indices(labels, 100) == list(range(23))
 
 
-def test_verify_passes_on_the_exporting_machine(exported):
-    run, _ = exported
+def test_verify_passes_on_the_exporting_machine(tiny_run):
+    run = tiny_run
     names = {a.name for a in read_artifacts(run) if a.status == "ok"}
     result = runner.invoke(app, ["verify", str(run / "export")])
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""evaluate, bench and report on the tiny exported run."""
+"""evaluate, bench and report on the committed fixture run (tests/fixtures/tiny_run)."""
 
 import json
 from pathlib import Path
@@ -17,8 +17,8 @@ sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 
 @pytest.fixture(scope="module")
-def evaluated(exported):
-    run, _ = exported
+def evaluated(tiny_run):
+    run = tiny_run
     result = CliRunner().invoke(app, ["evaluate", str(run)])
     assert result.exit_code == 0, result.output
     return run, json.loads((run / "reports" / "eval.json").read_text())
@@ -154,15 +154,15 @@ def _onnx_has_cuda() -> bool:
 
 
 @pytest.mark.skipif(_onnx_has_cuda(), reason="this machine has onnxruntime's CUDA provider")
-def test_gpu_request_without_gpu_is_a_clear_error(exported):
-    run, _ = exported
+def test_gpu_request_without_gpu_is_a_clear_error(tiny_run):
+    run = tiny_run
     result = CliRunner().invoke(app, ["bench", str(run), "--device", "gpu"])
     assert result.exit_code == 2 and "--device gpu: onnxruntime has no CUDAExecutionProvider" in result.output
 
 
 @pytest.mark.skipif(not _onnx_has_cuda(), reason="needs onnxruntime-gpu and an NVIDIA GPU")
-def test_bench_on_gpu_uses_the_gpu_providers(exported, tmp_path):
-    run, _ = exported
+def test_bench_on_gpu_uses_the_gpu_providers(tiny_run, tmp_path):
+    run = tiny_run
     out = tmp_path / "gpu.json"
     result = CliRunner().invoke(
         app,
@@ -225,10 +225,10 @@ def test_report_lists_every_artifact_and_merges_devices(benched, tmp_path):
     assert page.count("data:image/png;base64,") >= 4 and "src='figures" not in page  # self-contained
 
 
-def test_report_without_eval_is_a_clear_error(tmp_path, exported):
+def test_report_without_eval_is_a_clear_error(tmp_path, tiny_run):
     import shutil
 
-    run, _ = exported
+    run = tiny_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("reports"))
     result = CliRunner().invoke(app, ["report", str(copy)])

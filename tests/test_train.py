@@ -26,6 +26,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_the_run_directory(three_classes, tmp_path):
     out = tmp_path / "run"
     result = train(three_classes, out, load_config(overrides=TINY))
@@ -74,6 +75,7 @@ GPUS = tf.config.list_physical_devices("GPU")
 
 
 @pytest.mark.skipif(bool(GPUS), reason="this machine has a GPU")
+@pytest.mark.slow
 def test_mixed_precision_without_a_gpu_says_so_and_trains_float32(three_classes, tmp_path, caplog):
     cfg = load_config(
         overrides={**TINY, "model.name": "small_cnn", "train.fine_tune_epochs": 0, "train.mixed_precision": True}
@@ -86,6 +88,7 @@ def test_mixed_precision_without_a_gpu_says_so_and_trains_float32(three_classes,
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GPUS, reason="needs a GPU that TensorFlow sees")
 def test_training_uses_the_gpu_with_mixed_precision(three_classes, tmp_path):
     cfg = load_config(
@@ -104,14 +107,31 @@ def test_training_uses_the_gpu_with_mixed_precision(three_classes, tmp_path):
 
 
 def test_existing_run_is_refused_unless_overwrite(three_classes, tmp_path):
+    from edgeclf.train import prepare
+
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
+    cfg = load_config(overrides=TINY)
     with pytest.raises(RunDirError, match="already holds a run; pass --overwrite"):
-        train(three_classes, out, load_config(overrides=TINY))
+        prepare(three_classes, out, cfg)
+    with pytest.raises(RunDirError, match="already holds a run; pass --overwrite"):
+        train(three_classes, out, cfg)
     assert (out / "keep.txt").read_text() == "mine"
-    train(three_classes, out, load_config(overrides={**TINY, "train.fine_tune_epochs": 0}), overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "model.keras").exists()
+    assert prepare(three_classes, out, cfg, overwrite=True).classes == ["bag", "sneaker", "trouser"]
+
+
+def test_mixed_precision_is_used_only_with_a_gpu(caplog):
+    from edgeclf.train import use_mixed_precision
+
+    asked = load_config(overrides={**TINY, "train.mixed_precision": True})
+    assert use_mixed_precision(asked, ["/physical_device:GPU:0"]) is True
+    assert not caplog.records
+    assert use_mixed_precision(asked, []) is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "mixed precision asked for, but TensorFlow sees no GPU: training in float32"
+    ]
+    assert use_mixed_precision(load_config(overrides=TINY), ["/physical_device:GPU:0"]) is False
 
 
 def test_a_failed_run_leaves_nothing(three_classes, tmp_path, monkeypatch):
@@ -127,6 +147,7 @@ def test_a_failed_run_leaves_nothing(three_classes, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "home"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_results(three_classes, tmp_path):
     cfg = load_config(overrides={**TINY, "train.fine_tune_epochs": 0, "train.epochs": 2})
     a = train(three_classes, tmp_path / "a", cfg)
@@ -141,6 +162,7 @@ def test_same_seed_same_results(three_classes, tmp_path):
     assert a.val_accuracy == b.val_accuracy
 
 
+@pytest.mark.slow
 def test_from_scratch_mobilenet_really_learns(tmp_path):
     """A from-scratch MobileNetV2 on 4 classes x 42 training images must be well above chance on
     held-out images. Without PreciseBN this seed stays at chance (0.25): the moving BatchNorm

@@ -1,0 +1,125 @@
+"""Validation as its own step (edgeclf validate / revalidate_run) on the committed fixture run: the
+int8 gate on a real checkpoint whose drop is known, and each typed verdict on a real bad file."""
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeclf.cli import app
+from edgeclf.export import revalidate_run
+from edgeclf.export.errors import AccuracyDropTooLarge, NotIntegerError, ToleranceExceeded
+from edgeclf.run_directory import Run
+from edgeclf.runtime import Classifier, read_artifacts
+
+pytest.importorskip("tf_keras")
+runner = CliRunner()
+INT8 = ["onnx-int8-ptq", "tflite-int8-ptq", "tflite-int8-qat"]
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    return shutil.copytree(tiny_run, tmp_path / "run")
+
+
+def _entries(run):
+    return {a.name: a for a in read_artifacts(run)}
+
+
+def test_the_int8_gate_on_a_checkpoint_whose_drop_is_known(run_copy):
+    """The fixture's int8 files drop 0.0 points against its float model on the 27 validation images
+    (recorded by its export under the default 1-point gate): recomputed here without the exporter,
+    and re-validated at the strictest gate, 0 points."""
+    from edgeclf.models import load_model
+
+    run = Run.open(run_copy)
+    pixels, labels, _ = run.images("val")
+    float_accuracy = float(
+        (load_model(run.model_path).predict(pixels.astype(np.float32), verbose=0).argmax(1) == labels).mean()
+    )
+    recorded = _entries(run_copy)
+    for name in INT8:
+        accuracy = float(
+            (Classifier.from_run(run_copy, recorded[name]).predict_pixels(pixels).argmax(1) == labels).mean()
+        )
+        known = round((float_accuracy - accuracy) * 100, 4)
+        assert known == recorded[name].validation["drop_points"] == 0.0, name
+    result = runner.invoke(app, ["validate", str(run_copy), "--max-drop", "0"])
+    assert result.exit_code == 0, result.output
+    for name in INT8:
+        v = _entries(run_copy)[name].validation
+        assert v["passed"] and v["max_drop"] == 0 and v["drop_points"] == 0.0 and v["check"] == "accuracy_drop"
+
+
+def test_an_accuracy_drop_over_the_gate_fails_keeps_the_file_and_marks_it(run_copy, monkeypatch):
+    labels = Run.open(run_copy).images("val")[1]
+    real = Classifier.predict_pixels
+
+    def wrong_int8(self, pixels, batch_size=32):
+        if self.info.precision.startswith("int8"):
+            return np.eye(3, dtype=np.float32)[(labels + 1) % 3]  # every image in the wrong class
+        return real(self, pixels, batch_size)
+
+    monkeypatch.setattr(Classifier, "predict_pixels", wrong_int8)
+    with pytest.raises(AccuracyDropTooLarge, match=r"tflite-int8-ptq failed validation: validation accuracy 0\.00%"):
+        revalidate_run(run_copy, ["tflite-int8-ptq"])
+    result = runner.invoke(app, ["validate", str(run_copy), "--artifact", "tflite-int8-qat", "--max-drop", "5"])
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()[-1]
+    assert (
+        message.startswith("error: tflite-int8-qat failed validation: validation accuracy 0.00%")
+        and "--max-drop 5" in message
+    )
+    entry = _entries(run_copy)["tflite-int8-qat"]
+    assert (
+        entry.status == "failed"
+        and entry.validation["failure"] == "accuracy_drop"
+        and entry.validation["drop_points"] > 90
+    )
+    assert (run_copy / entry.path).is_file()
+    assert _entries(run_copy)["tflite-fp32"].status == "ok"  # the others keep their verdicts
+
+
+def test_float_tensors_in_an_int8_file_are_a_not_integer_verdict(run_copy):
+    export = run_copy / "export"
+    exported_sha = _entries(run_copy)["tflite-int8-ptq"].sha256
+    shutil.copy(export / "model_dynamic.tflite", export / "model_int8_ptq.tflite")  # float I/O, int8 weights
+    with pytest.raises(
+        NotIntegerError, match=r"tflite-int8-ptq failed validation: TFLite int8-ptq: input/output are float32"
+    ) as info:
+        revalidate_run(run_copy, ["tflite-int8-ptq"])
+    assert info.value.result.changed == ["tflite-int8-ptq"]
+    entry = _entries(run_copy)["tflite-int8-ptq"]
+    assert entry.status == "failed" and entry.validation["failure"] == "not_integer"
+    assert entry.input.dtype == "float32"  # the entry now describes the file as it is
+    now = hashlib.sha256((export / "model_int8_ptq.tflite").read_bytes()).hexdigest()
+    assert entry.sha256 == now != exported_sha
+
+
+def test_probabilities_beyond_the_tolerance_are_a_tolerance_verdict(run_copy):
+    export = run_copy / "export"
+    shutil.copy(export / "model_fp16.tflite", export / "model_fp32.tflite")  # fp16 weights: ~6e-4 from Keras
+    result = runner.invoke(app, ["validate", str(run_copy), "--artifact", "tflite-fp32"])
+    assert result.exit_code == 2 and "tflite-fp32 failed validation: max |p - p_keras| = " in result.output
+    assert "> tolerance 0.0001" in result.output
+    entry = _entries(run_copy)["tflite-fp32"]
+    assert entry.validation["failure"] == "tolerance" and entry.validation["max_abs_diff"] > 1e-4
+    with pytest.raises(ToleranceExceeded):
+        revalidate_run(run_copy, ["tflite-fp32"])
+
+
+def test_an_unchanged_export_revalidates_to_the_same_verdicts(run_copy):
+    before = _entries(run_copy)
+    result = revalidate_run(run_copy)
+    assert result.changed == [] and not result.failed and len(result.artifacts) == len(before)
+    for name, entry in _entries(run_copy).items():
+        assert entry.sha256 == before[name].sha256 and entry.status == "ok"
+        assert entry.validation["accuracy"] == before[name].validation["accuracy"], name
+
+
+def test_validate_without_an_export_says_what_to_do(run_copy):
+    shutil.rmtree(run_copy / "export")
+    result = runner.invoke(app, ["validate", str(run_copy)])
+    assert result.exit_code == 2 and "run edgeclf export" in result.output
