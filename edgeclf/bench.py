@@ -101,6 +101,7 @@ def run_bench(target: Path, options: BenchConfig, out: Path | None = None, image
     is_run = (target / METADATA).is_file()
     entries = _validated_artifacts(target, is_run)
     files, split = _input_files(target, is_run, images)
+    files = files[: max(*options.batch_sizes, 32)]  # at least the largest batch; 32 images are enough to time
     pixels, decode_ms = _decoded(files, entries[0].image_size if entries else _run_image_size(target), options)
     targets = ([(KERAS_NAME, "keras", "fp32", None)] if is_run else []) + [
         (a.name, a.format, a.precision, a) for a in entries
@@ -117,11 +118,20 @@ def run_bench(target: Path, options: BenchConfig, out: Path | None = None, image
             size = info.bytes if info else (target / MODEL).stat().st_size
             results[name] = {**result, "name": name, "format": fmt, "precision": precision, "file_bytes": size}
     _speedups(results)
+    document = _document(target, options, threads, results, len(files), split, images, decode_ms)
+    path = Path(out) if out else (target / REPORTS / "bench.json" if is_run else Path("bench.json"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return BenchResult(atomic_write_json(path, document), document)
+
+
+def _document(target, options: BenchConfig, threads, results, images_used, split, images, decode_ms) -> dict:
+    """bench.json: the machine, the spans' definitions, the method, the inputs, every artifact's
+    measurements and the notes a reader needs."""
     notes = _notes(results)
     if split == "val":
         notes.append("the run has no test split: the timed inputs are validation images")
     source = str(images) if images is not None else f"the run's {split} split"
-    document = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run": str(target),
@@ -134,7 +144,7 @@ def run_bench(target: Path, options: BenchConfig, out: Path | None = None, image
             "keras_baseline": "compiled tf.function of model(x, training=False); predict_on_batch reported apart",
         },
         "inputs": {
-            "images": len(files),
+            "images": images_used,
             "split": split,
             "source": source,
             "note": "the same decoded images for every artifact",
@@ -143,9 +153,6 @@ def run_bench(target: Path, options: BenchConfig, out: Path | None = None, image
         "artifacts": results,
         "notes": notes,
     }
-    path = Path(out) if out else (target / REPORTS / "bench.json" if is_run else Path("bench.json"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return BenchResult(atomic_write_json(path, document), document)
 
 
 def _validated_artifacts(target: Path, is_run: bool) -> list:
@@ -158,10 +165,9 @@ def _validated_artifacts(target: Path, is_run: bool) -> list:
 
 
 def _decoded(files: list[Path], size, options: BenchConfig) -> tuple[np.ndarray, float]:
-    """(the images every artifact is fed, decoded once: at least the largest batch size, at most 32
-    unless a batch needs more; decode_ms per image)."""
+    """(the images every artifact is fed, decoded once and repeated up to the largest batch size;
+    decode_ms per image)."""
     need = max(options.batch_sizes)
-    files = files[: max(need, 32)]
     started = time.perf_counter()
     pixels = np.stack([load_image(f, size) for f in files])
     decode_ms = (time.perf_counter() - started) * 1000 / len(files)

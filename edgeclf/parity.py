@@ -200,64 +200,79 @@ def _file_matches(index: Path, info: ArtifactInfo, recorded: dict) -> str | None
     return None
 
 
+class Malformed(Exception):
+    """The recorded reference for an artifact cannot be used; the message says what to do."""
+
+
 def _check(
     info: ArtifactInfo, file: Path, recorded: dict, pixels: np.ndarray, tolerances: dict, threads: int | None
 ) -> ParityCheck:
+    """Run the artifact on the samples with each kernel set it was recorded with, and judge each
+    by the rule in the module docstring."""
     check = ParityCheck(info.name, True)
-    expected_shape = (len(pixels), len(info.labels))
-    for kernels in _kernel_sets(info):
-        try:
-            want = np.asarray(recorded["outputs"][kernels], dtype=np.float64)
-        except (KeyError, TypeError, ValueError):
-            return ParityCheck(info.name, False, [f"no usable {kernels}-kernel outputs recorded; re-export"])
-        if want.shape != expected_shape:
-            return ParityCheck(
-                info.name, False, [f"recorded outputs have shape {want.shape}, expected {expected_shape}; re-export"]
-            )
-        got = _raw_outputs(Classifier(info, file, threads, kernels=kernels), pixels).astype(np.float64)
-        if not info.precision.startswith("int8"):
-            tolerance = tolerances["fp32" if info.precision == "fp32" else "fp16"]
-            diff = float(np.abs(got - want).max())
-            ok = diff <= tolerance
-            check.details.append(f"{kernels} kernels: max |Δ| {diff:.2e} {'≤' if ok else '>'} tolerance {tolerance:g}")
-        elif kernels == "reference":
-            steps = int(np.abs(got - want).max())
-            ok = steps == 0
-            check.details.append(
-                "reference kernels: raw outputs "
-                + ("bit-identical" if ok else f"differ by up to {steps} quantization steps (must be identical)")
-            )
-        else:
-            changed = np.flatnonzero(got.argmax(1) != want.argmax(1))
-            gap = np.abs(got - want).max()
-            size = f"max {int(gap)} quantization steps" if info.output.quantized else f"max |Δp| {gap:.2e}"
-            if "reference" not in recorded["outputs"]:  # ONNX Runtime: no portable kernels to judge near-ties by
-                ok = len(changed) == 0
-                check.details.append(
-                    f"fast kernels: top-1 differs on {len(changed)}/{len(pixels)} samples "
-                    f"(ONNX Runtime has no reference kernels: every top-1 must hold); {size}"
+    try:
+        for kernels in _kernel_sets(info):
+            want = _recorded_outputs(recorded, kernels, (len(pixels), len(info.labels)))
+            got = _raw_outputs(Classifier(info, file, threads, kernels=kernels), pixels).astype(np.float64)
+            if not info.precision.startswith("int8"):
+                ok, detail = _judge_float(
+                    kernels, got, want, tolerances["fp32" if info.precision == "fp32" else "fp16"]
                 )
+            elif kernels == "reference":
+                ok, detail = _judge_reference(got, want)
             else:
-                try:
-                    limit = 2 * int(recorded["kernel_spread"]["max_steps"])
-                    reference = np.sort(np.asarray(recorded["outputs"]["reference"], dtype=np.float64), axis=1)
-                except (KeyError, TypeError, ValueError):
-                    return ParityCheck(info.name, False, ["the recorded kernel_spread is malformed; re-export"])
-                margins = reference[:, -1] - reference[:, -2]
-                confident = [int(i) for i in changed if margins[i] > limit]
-                ok = not confident
-                check.details.append(
-                    f"fast kernels: top-1 differs on {len(changed)}/{len(pixels)} samples"
-                    + (
-                        f", {len(confident)} of them confident (reference margin > 2 x {limit // 2} steps: samples "
-                        f"{', '.join(map(str, confident))})"
-                        if confident
-                        else f" (allowed: near-ties within 2 x {limit // 2} steps of the reference output)"
-                    )
-                    + f"; {size}"
-                )
-        check.passed &= ok
+                ok, detail = _judge_fast(info, got, want, recorded)
+            check.passed &= ok
+            check.details.append(detail)
+    except Malformed as exc:
+        return ParityCheck(info.name, False, [str(exc)])
     return check
+
+
+def _recorded_outputs(recorded: dict, kernels: str, shape: tuple[int, int]) -> np.ndarray:
+    try:
+        want = np.asarray(recorded["outputs"][kernels], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise Malformed(f"no usable {kernels}-kernel outputs recorded; re-export") from None
+    if want.shape != shape:
+        raise Malformed(f"recorded outputs have shape {want.shape}, expected {shape}; re-export")
+    return want
+
+
+def _judge_float(kernels: str, got: np.ndarray, want: np.ndarray, tolerance: float) -> tuple[bool, str]:
+    diff = float(np.abs(got - want).max())
+    ok = diff <= tolerance
+    return ok, f"{kernels} kernels: max |Δ| {diff:.2e} {'≤' if ok else '>'} tolerance {tolerance:g}"
+
+
+def _judge_reference(got: np.ndarray, want: np.ndarray) -> tuple[bool, str]:
+    steps = int(np.abs(got - want).max())
+    if steps == 0:
+        return True, "reference kernels: raw outputs bit-identical"
+    return False, f"reference kernels: raw outputs differ by up to {steps} quantization steps (must be identical)"
+
+
+def _judge_fast(info: ArtifactInfo, got: np.ndarray, want: np.ndarray, recorded: dict) -> tuple[bool, str]:
+    """A top-1 may change only on a near-tie of the reference output (TFLite), or never (ONNX)."""
+    changed = np.flatnonzero(got.argmax(1) != want.argmax(1))
+    gap = np.abs(got - want).max()
+    size = f"max {int(gap)} quantization steps" if info.output.quantized else f"max |Δp| {gap:.2e}"
+    differs = f"fast kernels: top-1 differs on {len(changed)}/{len(got)} samples"
+    if "reference" not in recorded["outputs"]:  # ONNX Runtime: no portable kernels to judge near-ties by
+        return len(changed) == 0, f"{differs} (ONNX Runtime has no reference kernels: every top-1 must hold); {size}"
+    try:
+        limit = 2 * int(recorded["kernel_spread"]["max_steps"])
+        reference = np.sort(np.asarray(recorded["outputs"]["reference"], dtype=np.float64), axis=1)
+    except (KeyError, TypeError, ValueError):
+        raise Malformed("the recorded kernel_spread is malformed; re-export") from None
+    margins = reference[:, -1] - reference[:, -2]
+    confident = [int(i) for i in changed if margins[i] > limit]
+    if confident:
+        return False, (
+            f"{differs}, {len(confident)} of them confident (reference margin > 2 x {limit // 2} steps: samples "
+            f"{', '.join(map(str, confident))}); {size}"
+        )
+    return True, f"{differs} (allowed: near-ties within 2 x {limit // 2} steps of the reference output); {size}"
 
 
 def verify(export_dir: Path, names: list[str] | None = None, threads: int | None = 1) -> VerifyResult:

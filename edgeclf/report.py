@@ -13,7 +13,7 @@ from edgeclf.atomic import atomic_write_bytes, atomic_write_text
 from edgeclf.errors import EdgeclfError
 from edgeclf.keras_baseline import KERAS_NAME
 from edgeclf.plots import accuracy_latency_png, latency_distribution_png
-from edgeclf.run_directory import Run
+from edgeclf.run_directory import REPORTS, Run
 from edgeclf.runtime.timing import headline_batch
 
 COLUMNS = (
@@ -93,63 +93,80 @@ def rows(bench: dict, evaluation: dict | None, accuracy_here: bool = True) -> li
 
 
 def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = None) -> ReportResult:
+    """report.md and a self-contained report.html (figures embedded) in `out` (default
+    RUN_DIR/reports) from the run's eval.json, its own bench.json and the bench.json files of other
+    devices; one table per device, merged into one when there are several. Raises EdgeclfError
+    when eval.json or every bench.json is missing."""
     run = Run.open(run_dir)
-    reports = run.path / "reports"
+    reports = run.path / REPORTS
     evaluation = _load_json(reports / "eval.json", f"run edgeclf evaluate {run.path} first")
     own = [reports / "bench.json"] if (reports / "bench.json").is_file() else []
     benches = [_load_json(p, "give a bench.json written by edgeclf bench") for p in [*own, *map(Path, more_bench)]]
     if not benches:
         raise EdgeclfError(f"{reports / 'bench.json'}: not found; run edgeclf bench {run.path} first")
     out = Path(out or reports)
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    images = _figures(run, evaluation, benches[0])
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for name, data in images.items():
+        atomic_write_bytes(out / "figures" / name, data)
+    context = _context(run, evaluation, benches, own_bench=bool(own))
+    md = atomic_write_text(out / "report.md", _markdown(context, images))
+    page = atomic_write_text(out / "report.html", _html(context, images))
+    return ReportResult(md, page, [label for label, _ in context["tables"]])
 
-    first = benches[0]
+
+def _best_int8(evaluation: dict) -> str | None:
+    int8 = [n for n, r in evaluation["artifacts"].items() if r["precision"].startswith("int8")]
+    return max(int8, key=lambda n: evaluation["artifacts"][n]["accuracy"]) if int8 else None
+
+
+def _figures(run: Run, evaluation: dict, first: dict) -> dict[str, bytes]:
+    """PNG name -> content: accuracy vs latency and the latency distribution on the first device,
+    the confusion matrices of the float model and the best int8 artifact, the training curves."""
     points = [
         (name, headline_batch(r)["p50_ms"], evaluation["artifacts"][name]["accuracy"])
         for name, r in first["artifacts"].items()
         if name in evaluation["artifacts"]
     ]
+    samples = {n: r["samples_ms_batch1"] for n, r in first["artifacts"].items() if r.get("samples_ms_batch1")}
     images = {
         "accuracy_vs_latency.png": accuracy_latency_png(points, f"accuracy vs latency on {device_label(first)}"),
         "latency_distribution.png": latency_distribution_png(
-            {n: r["samples_ms_batch1"] for n, r in first["artifacts"].items() if r.get("samples_ms_batch1")},
-            f"latency distribution, batch 1, {device_label(first)}",
+            samples, f"latency distribution, batch 1, {device_label(first)}"
         ),
     }
-    int8 = [n for n, r in evaluation["artifacts"].items() if r["precision"].startswith("int8")]
-    best_int8 = max(int8, key=lambda n: evaluation["artifacts"][n]["accuracy"]) if int8 else None
-    for name in [KERAS_NAME, best_int8]:
-        if name and (reports / "confusion" / f"{name}.png").is_file():
-            images[f"confusion_{name}.png"] = (reports / "confusion" / f"{name}.png").read_bytes()
+    confusion = run.path / REPORTS / "confusion"
+    for name in [KERAS_NAME, _best_int8(evaluation)]:
+        if name and (confusion / f"{name}.png").is_file():
+            images[f"confusion_{name}.png"] = (confusion / f"{name}.png").read_bytes()
     if (run.path / "curves.png").is_file():
         images["training_curves.png"] = (run.path / "curves.png").read_bytes()
-    for name, data in images.items():
-        atomic_write_bytes(figures / name, data)
+    return images
 
-    here = [same_machine(evaluation, b, own=bool(own) and i == 0) for i, b in enumerate(benches)]
-    tables = [(device_label(b), rows(b, evaluation, h)) for b, h in zip(benches, here, strict=False)]
-    merged = [row for _, device_rows in tables for row in device_rows] if len(benches) > 1 else None
-    context = {
+
+def _context(run: Run, evaluation: dict, benches: list[dict], own_bench: bool) -> dict:
+    """What the markdown and HTML writers show: tables per device (accuracy only where it was
+    measured), the merged table, and the notes."""
+    here = [same_machine(evaluation, b, own=own_bench and i == 0) for i, b in enumerate(benches)]
+    tables = [(device_label(b), rows(b, evaluation, h)) for b, h in zip(benches, here, strict=True)]
+    notes = [
+        f"{device_label(b)}: accuracy not measured on this device (shown as -); "
+        "edgeclf verify checks that its outputs match the exporting machine's"
+        for b, h in zip(benches, here, strict=True)
+        if not h
+    ]
+    notes += [f"{device_label(b)}: {b['device']['emulated']}" for b in benches if b["device"].get("emulated")]
+    notes += [f"{device_label(b)}: {n}" for b in benches for n in b.get("notes", [])]
+    return {
         "run": run,
         "evaluation": evaluation,
         "benches": benches,
         "tables": tables,
-        "merged": merged,
-        "best_int8": best_int8,
+        "merged": [row for _, device_rows in tables for row in device_rows] if len(benches) > 1 else None,
+        "best_int8": _best_int8(evaluation),
         "accuracy_on": _accuracy_source(evaluation),
-        "notes": [
-            f"{device_label(b)}: accuracy not measured on this device (shown as -); "
-            "edgeclf verify checks that its outputs match the exporting machine's"
-            for b, h in zip(benches, here, strict=False)
-            if not h
-        ]
-        + [f"{device_label(b)}: {b['device']['emulated']}" for b in benches if b["device"].get("emulated")]
-        + [f"{device_label(b)}: {n}" for b in benches for n in b.get("notes", [])],
+        "notes": notes,
     }
-    md = atomic_write_text(out / "report.md", _markdown(context, images))
-    page = atomic_write_text(out / "report.html", _html(context, images))
-    return ReportResult(md, page, [label for label, _ in tables])
 
 
 def _md_table(table_rows: list[dict], columns) -> str:

@@ -23,8 +23,11 @@ def watch_folder(
     stop: StopSignal | None = None,
     existing: bool = False,
 ) -> int:
-    """Poll folder for new image files (ignoring those present at start unless `existing`); a file
-    is read once its size has stopped changing for `settle` seconds. Returns images classified."""
+    """Poll folder every `interval` seconds for new image files (ignoring those present at start
+    unless `existing`); a file is read once its size has stopped changing for `settle` seconds, and
+    emit() gets its top-1 answer (or {"image", "error"} when it is not a usable image). Runs until
+    `stop` is set (SIGINT/SIGTERM by default); returns the number of images classified. Raises
+    EdgeclfError when the folder does not exist."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgeclfError(f"{folder}: no such folder to watch")
@@ -58,7 +61,9 @@ def watch_camera(
     every: float = 0.0,
     stop: StopSignal | None = None,
 ) -> int:
-    """Classify frames from an OpenCV camera (pip install opencv-python-headless)."""
+    """Classify frames from OpenCV camera `device` (pip install 'edgeclf[camera]'), emitting each
+    frame's top-1 answer, until `stop` is set; returns the number of frames classified. Raises
+    EdgeclfError when OpenCV is missing or the camera cannot be opened or read."""
     try:
         import cv2
     except ImportError:

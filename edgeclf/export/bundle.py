@@ -77,7 +77,9 @@ def build_runner_wheel(dest: Path) -> Path:
 
 
 def write_bundle(export_dir: Path, out: Path) -> Path:
-    """out (.tar.gz) as described above; unpack it anywhere on the device and run install.sh."""
+    """Write out (.tar.gz, as described above) for the validated artifacts of export_dir; unpack it
+    anywhere on the device and run install.sh. Returns out. Raises EdgeclfError when the export has
+    no parity data or the runner wheel cannot be built."""
     index = locate_artifacts(export_dir)
     entries = [a for a in read_artifacts(index) if a.status == "ok"]
     parity = index.parent / PARITY_DIR

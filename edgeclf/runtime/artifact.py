@@ -16,6 +16,9 @@ ARTIFACTS_VERSION = 1
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """A model input or output as the file has it: dtype, shape and, for uint8/int8 tensors, the
+    quantization (real = (q - zero_point) * scale) that quantize() and dequantize() apply."""
+
     name: str
     dtype: str  # float32 | float16 | uint8 | int8
     shape: list
@@ -38,6 +41,9 @@ class TensorInfo:
 
 @dataclass
 class ArtifactInfo:
+    """One entry of artifacts.json: the artifact's file, I/O, labels, preprocessing and
+    normalisation (what every runner reads instead of guessing), and its validation verdict."""
+
     name: str
     format: str  # tflite | onnx
     precision: str  # fp32 | fp16 | int8-qat | int8-ptq | dynamic

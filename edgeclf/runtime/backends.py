@@ -60,6 +60,10 @@ def engine_version(suffix: str) -> str:
 
 
 class LiteRTBackend:
+    """A .tflite file on LiteRT: run(batch) -> raw output (the input tensor is resized to the batch
+    when it changes). kernels "fast" uses XNNPACK, "reference" LiteRT's portable kernels. Raises
+    EdgeclfError when no TFLite interpreter is installed or the file does not load."""
+
     def __init__(self, path: Path, threads: int | None = None, kernels: str = "fast"):
         try:
             lite = import_engine(".tflite")
@@ -88,6 +92,9 @@ class LiteRTBackend:
 
 
 class OnnxBackend:
+    """An .onnx file on ONNX Runtime with the given execution providers (CPU by default):
+    run(batch) -> raw output. Raises EdgeclfError when onnxruntime is not installed."""
+
     def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None):
         try:
             ort = import_engine(".onnx")
