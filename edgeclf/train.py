@@ -152,7 +152,6 @@ def _fit(data: Dataset, cfg: Config, run: Path) -> Fitted:
 def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed: bool) -> Fitted:
     from edgeclf.callbacks import PreciseBatchNorm
     from edgeclf.models import build_classifier, save_model
-    from edgeclf.pipeline import build_augmenter, make_dataset
 
     built = build_classifier(cfg.model, len(data.classes), cfg.data.image_size)
     model = built.model
@@ -161,13 +160,7 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed
 
     cache = run / "cache"
     cache.mkdir()
-    common = dict(num_classes=len(data.classes), data=cfg.data, seed=cfg.seed)
-    augment = build_augmenter(cfg.augment, cfg.seed)
-    train_files, train_labels = data.files_and_labels("train")
-    train_ds = make_dataset(
-        train_files, train_labels, training=True, augment=augment, cache_file=cache / "train", **common
-    )
-    val_ds = make_dataset(*data.files_and_labels("val"), training=False, cache_file=cache / "val", **common)
+    train_ds, val_ds = _datasets(data, cfg, cache)
 
     checkpoint = run / "checkpoints" / "best.weights.h5"
     checkpoint.parent.mkdir()
@@ -201,6 +194,20 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed
     best = fitted.best
     log.info(f"best epoch {best['epoch']} ({best['phase']}): val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}")
     return fitted
+
+
+def _datasets(data: Dataset, cfg: Config, cache: Path):
+    """(training, validation) tf.data pipelines, decoded images cached under `cache` as configured."""
+    from edgeclf.pipeline import build_augmenter, make_dataset
+
+    common = dict(num_classes=len(data.classes), data=cfg.data, seed=cfg.seed)
+    augment = build_augmenter(cfg.augment, cfg.seed)
+    train_files, train_labels = data.files_and_labels("train")
+    train_ds = make_dataset(
+        train_files, train_labels, training=True, augment=augment, cache_file=cache / "train", **common
+    )
+    val_ds = make_dataset(*data.files_and_labels("val"), training=False, cache_file=cache / "val", **common)
+    return train_ds, val_ds
 
 
 def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: Path, rows: list, extra: list) -> None:
