@@ -17,12 +17,11 @@ import numpy as np
 
 from edgeclf import __version__
 from edgeclf.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from edgeclf.errors import EdgeclfError
 from edgeclf.keras_baseline import KERAS_NAME, KerasClassifier
 from edgeclf.metrics import classification_metrics
 from edgeclf.plots import confusion_png
 from edgeclf.run_directory import ARTIFACTS, REPORTS, Run
-from edgeclf.runtime.artifact import ArtifactInfo, read_artifacts
+from edgeclf.runtime.artifact import pick, read_artifacts
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.machine import fingerprint
 
@@ -77,7 +76,8 @@ def evaluate_run(run_dir: Path, split: str = "test", names: list[str] | None = N
     write reports/eval.json and the confusion matrices. Raises RunDirError, DataError (no such
     split), EdgeclfError (an unknown artifact name)."""
     run = Run.open(run_dir)
-    entries = _chosen(run, names)
+    entries = read_artifacts(run.path) if (run.export_dir / ARTIFACTS).is_file() else []
+    entries = pick(entries, names, "--artifacts")
     pixels, labels, _ = run.images(split)
     log.info(f"evaluating on the {split} split: {len(labels)} images, {len(run.classes)} classes")
     keras = KerasClassifier(run.model_path, run.classes)
@@ -93,19 +93,6 @@ def evaluate_run(run_dir: Path, split: str = "test", names: list[str] | None = N
         score.delta_points = round((score.accuracy - scores[0].accuracy) * 100, 4)
     path = _write(run, split, len(labels), scores)
     return EvalResult(path, split, len(labels), scores)
-
-
-def _chosen(run: Run, names: list[str] | None) -> list[ArtifactInfo]:
-    entries = read_artifacts(run.path) if (run.export_dir / ARTIFACTS).is_file() else []
-    if not names:
-        return entries
-    unknown = sorted(set(names) - {a.name for a in entries})
-    if unknown:
-        raise EdgeclfError(
-            f"--artifacts: {', '.join(unknown)} not in artifacts.json; "
-            f"choose from {', '.join(a.name for a in entries) or '(none: run edgeclf export)'}"
-        )
-    return [a for a in entries if a.name in names]
 
 
 def _score(name, fmt, precision, classifier, labels, probs, float_probs, classes) -> ArtifactScore:

@@ -35,7 +35,7 @@ from edgeclf import __version__
 from edgeclf.atomic import atomic_write_bytes, atomic_write_json
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import ImageError, load_image
-from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, read_artifacts
+from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, pick, read_artifacts
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.machine import fingerprint
 
@@ -286,15 +286,7 @@ def verify(export_dir: Path, names: list[str] | None = None, threads: int | None
             f"{export_dir}: no artifacts.json; point at an export folder or an unpacked bundle"
         ) from None
     reference = _load_reference(index)
-    entries = [a for a in read_artifacts(index) if a.status == "ok"]
-    if names:
-        unknown = sorted(set(names) - {a.name for a in entries})
-        if unknown:
-            raise EdgeclfError(
-                f"--artifact: {', '.join(unknown)} not in artifacts.json; "
-                f"choose from {', '.join(a.name for a in entries)}"
-            )
-        entries = [a for a in entries if a.name in names]
+    entries = pick([a for a in read_artifacts(index) if a.status == "ok"], names)
     if not entries:
         raise EdgeclfError(f"{index}: no validated artifacts to verify")
     folder = index.parent / PARITY_DIR

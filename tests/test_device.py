@@ -20,6 +20,8 @@ from edgeclf.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import open_classifier
 
+QUICK = ["--runs", "10", "--warmup", "2", "--batch-sizes", "1"]  # a short bench: the fields, not the numbers
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -72,20 +74,7 @@ def test_bench_on_the_bundle_alone(bundle, tmp_path):
     out = tmp_path / "device.json"
     result = CliRunner().invoke(
         app,
-        [
-            "bench",
-            str(export),
-            "--images",
-            str(images),
-            "--runs",
-            "10",
-            "--warmup",
-            "2",
-            "--batch-sizes",
-            "1",
-            "--out",
-            str(out),
-        ],
+        ["bench", str(export), "--images", str(images), *QUICK, "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())

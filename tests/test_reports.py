@@ -13,6 +13,8 @@ from edgeclf.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import open_classifier
 
+QUICK = ["--runs", "10", "--warmup", "2", "--batch-sizes", "1"]  # a short bench: the fields, not the numbers
+
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 
@@ -166,20 +168,7 @@ def test_bench_on_gpu_uses_the_gpu_providers(tiny_run, tmp_path):
     out = tmp_path / "gpu.json"
     result = CliRunner().invoke(
         app,
-        [
-            "bench",
-            str(run),
-            "--device",
-            "gpu",
-            "--runs",
-            "10",
-            "--warmup",
-            "2",
-            "--batch-sizes",
-            "1",
-            "--out",
-            str(out),
-        ],
+        ["bench", str(run), "--device", "gpu", *QUICK, "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())

@@ -12,18 +12,12 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-app.command("train", help=train.HELP, epilog=train.EXAMPLE)(train.command)
-app.command("qat", help=qat.HELP, epilog=qat.EXAMPLE)(qat.command)
-app.command("export", help=export.HELP, epilog=export.EXAMPLE)(export.command)
-app.command("validate", help=validate.HELP, epilog=validate.EXAMPLE)(validate.command)
-app.command("evaluate", help=evaluate.HELP, epilog=evaluate.EXAMPLE)(evaluate.command)
-app.command("predict", help=predict.HELP, epilog=predict.EXAMPLE)(predict.command)
-app.command("bench", help=bench.HELP, epilog=bench.EXAMPLE)(bench.command)
-app.command("report", help=report.HELP, epilog=report.EXAMPLE)(report.command)
-app.command("watch", help=watch.HELP, epilog=watch.EXAMPLE)(watch.command)
-app.command("serve", help=serve.HELP, epilog=serve.EXAMPLE)(serve.command)
-app.command("verify", help=verify.HELP, epilog=verify.EXAMPLE)(verify.command)
-app.command("demo", help=demo.HELP, epilog=demo.EXAMPLE)(demo.command)
+COMMANDS = {
+    "train": train, "qat": qat, "export": export, "validate": validate, "evaluate": evaluate, "predict": predict,
+    "bench": bench, "report": report, "watch": watch, "serve": serve, "verify": verify, "demo": demo,
+}  # fmt: skip
+for name, module in COMMANDS.items():
+    app.command(name, help=module.HELP, epilog=module.EXAMPLE)(module.command)
 
 
 def main() -> None:

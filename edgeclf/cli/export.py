@@ -36,15 +36,10 @@ def command(
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.export import export_run
-    from edgeclf.export.errors import ValidationFailed
 
     values, names = overrides(command, locals())
-    try:
+    with render.verdicts_on_failure():
         result = export_run(run_dir, int8=int8, overrides=values, option_names=names)
-    except ValidationFailed as exc:
-        if getattr(exc, "result", None) is not None:
-            render.export_table(exc.result)
-        raise
     render.export_table(result)
     console.print(f"[bold green]done[/]: {len(result.artifacts)} artifact(s) indexed in {result.index}")
     if bundle is not None:

@@ -62,6 +62,19 @@ def export_table(result) -> None:
     console.print(table)
 
 
+@contextmanager
+def verdicts_on_failure() -> Iterator[None]:
+    """Show the export table before a ValidationFailed (raised with its result) ends the command."""
+    from edgeclf.export.errors import ValidationFailed
+
+    try:
+        yield
+    except ValidationFailed as exc:
+        if getattr(exc, "result", None) is not None:
+            export_table(exc.result)
+        raise
+
+
 def eval_table(result) -> None:
     table = Table(title=f"{result.split} split ({result.images} images)")
     for column in ("artifact", "precision", "accuracy", "top-5", "macro F1", "Δ pts", "agreement"):

@@ -26,7 +26,7 @@ from edgeclf.export.formats import select, spec_named
 from edgeclf.export.validate import Reference, Verdict, validate
 from edgeclf.parity import record_parity, sample_indices
 from edgeclf.run_directory import ARTIFACTS, Run
-from edgeclf.runtime.artifact import ARTIFACTS_VERSION, ArtifactInfo, artifact_file, read_artifacts
+from edgeclf.runtime.artifact import ARTIFACTS_VERSION, ArtifactInfo, artifact_file, pick, read_artifacts
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def revalidate_run(
     if not index.is_file():
         raise ExportError(f"{index}: not found; run edgeclf export {run.path} first")
     entries = read_artifacts(index)
-    chosen = _choose(entries, names)
+    chosen = pick(entries, names)
     model, qat_model = _load_models(run, need_qat=any(spec_named(a.name).source == "qat" for a in chosen))
     reference = Reference.compute(run, model, qat_model)
     checked, changed = [], []
@@ -122,17 +122,6 @@ def revalidate_run(
     result.changed = changed
     _raise_failures(result)
     return result
-
-
-def _choose(entries: list[ArtifactInfo], names: list[str] | None) -> list[ArtifactInfo]:
-    if not names:
-        return entries
-    unknown = sorted(set(names) - {a.name for a in entries})
-    if unknown:
-        raise ExportError(
-            f"--artifact: {', '.join(unknown)} not in artifacts.json; choose from {', '.join(a.name for a in entries)}"
-        )
-    return [a for a in entries if a.name in names]
 
 
 def _load_models(run: Run, need_qat: bool):

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeclf.errors import EdgeclfError
+
 ARTIFACTS_VERSION = 1
 
 
@@ -95,3 +97,15 @@ def read_artifacts(path: Path) -> list[ArtifactInfo]:
 def artifact_file(path: Path, info: ArtifactInfo) -> Path:
     """An artifact's file: it lies beside artifacts.json, wherever the export folder was copied."""
     return locate_artifacts(path).parent / Path(info.path).name
+
+
+def pick(entries: list[ArtifactInfo], names: list[str] | None, option: str = "--artifact") -> list[ArtifactInfo]:
+    """The entries named in `names`, in index order (all of them when names is empty). Raises
+    EdgeclfError naming the option, the unknown names and the choices."""
+    if not names:
+        return entries
+    unknown = sorted(set(names) - {a.name for a in entries})
+    if unknown:
+        choices = ", ".join(a.name for a in entries) or "(none: run edgeclf export)"
+        raise EdgeclfError(f"{option}: {', '.join(unknown)} not in artifacts.json; choose from {choices}")
+    return [a for a in entries if a.name in names]
