@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -110,15 +110,13 @@ class BenchConfig(_Strict):
     warmup: int = Field(ge=0)
     runs: int | None = Field(ge=1)
     seconds: float | None = Field(gt=0)
-    batch_sizes: list[int] = Field(min_length=1)
+    batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(min_length=1)
     device: Literal["cpu", "gpu"]
 
     @model_validator(mode="after")
     def _one_budget(self) -> BenchConfig:
         if (self.runs is None) == (self.seconds is None):
             raise ValueError("give either runs or seconds (the other null)")
-        if min(self.batch_sizes) < 1:
-            raise ValueError("batch sizes must be at least 1")
         return self
 
 
@@ -230,8 +228,9 @@ def _describe(exc: ValidationError, given: dict[str, Any], option_names: dict[st
     if err["type"] == "extra_forbidden":
         return f"config {source}: unknown key '{key}'"
     message = err["msg"].removeprefix("Value error, ")
-    if key in given:
-        option = option_names.get(key, key)
-        return f"{option} {given[key]!r}: {message}"
+    typed = next((k for k in given if key == k or key.startswith(k + ".")), None)  # an item of a list option
+    if typed is not None:
+        option = option_names.get(typed, typed)
+        return f"{option} {given[typed]!r}: {message}"
     value = f" (got {err['input']!r})" if not isinstance(err.get("input"), dict) else ""
     return f"config {source}: {key or 'settings'}: {message}{value}"

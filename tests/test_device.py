@@ -84,6 +84,28 @@ def test_bench_on_the_bundle_alone(bundle, tmp_path):
     assert missing.exit_code == 2 and "pass --images DIR" in missing.output
 
 
+def test_bench_takes_a_time_budget_and_refuses_bad_options(bundle, tmp_path):
+    run, export, _ = bundle
+    images = Run.open(run).dataset.root / "bag"
+    out = tmp_path / "budget.json"
+    budget = ["bench", str(export), "--images", str(images), "--seconds", "0.05", "--warmup", "1", "--batch-sizes", "1"]
+    result = CliRunner().invoke(app, [*budget, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert (data["method"]["runs"], data["method"]["seconds"], data["method"]["batch_sizes"]) == (None, 0.05, [1])
+    assert all(r["batches"][0]["runs"] >= 10 for r in data["artifacts"].values())  # at least 10 runs in any budget
+    for args, message in (
+        (["--runs", "5", "--seconds", "1"], "--runs and --seconds: give one of them"),
+        (["--seconds", "0"], "--seconds 0: must be above 0"),
+        (["--batch-sizes", "1,x"], "--batch-sizes '1,x'"),
+        (["--batch-sizes", "0"], "--batch-sizes [0]: Input should be greater than or equal to 1"),
+        (["--device", "tpu"], "--device 'tpu'"),
+    ):
+        bad = CliRunner().invoke(app, ["bench", str(export), "--images", str(images), *args])
+        lines = [line for line in bad.output.splitlines() if line.strip()]
+        assert bad.exit_code == 2 and len(lines) == 1 and message in lines[0], (args, bad.output)
+
+
 class DeviceCommand:
     """`edgeclf ARGS` in a subprocess where TensorFlow cannot be imported, as on a device; its stdout
     lines are collected as they come. One 60 s deadline covers every wait; `stop()` sends SIGTERM

@@ -123,3 +123,21 @@ def test_validate_without_an_export_says_what_to_do(run_copy):
     shutil.rmtree(run_copy / "export")
     result = runner.invoke(app, ["validate", str(run_copy)])
     assert result.exit_code == 2 and "run edgeclf export" in result.output
+
+
+def test_the_python_api_prints_nothing_and_returns_typed_results(run_copy, capsys, monkeypatch):
+    """Stages compute and return; only the command line renders (its console handler, attached by
+    earlier CLI tests in this process, is detached here as a library user would not have it)."""
+    import logging
+
+    from edgeclf.evaluate import ArtifactScore, evaluate_run
+    from edgeclf.export.validate import Verdict
+
+    monkeypatch.setattr(logging.getLogger("edgeclf"), "handlers", [])
+    validated = revalidate_run(run_copy, ["tflite-int8-qat"])
+    evaluated = evaluate_run(run_copy, "test", ["tflite-int8-qat"])
+    assert capsys.readouterr() == ("", "")
+    assert [a.name for a in validated.artifacts] == ["tflite-int8-qat"] and validated.images == 27
+    assert set(validated.artifacts[0].validation) <= set(Verdict.__dataclass_fields__) | {"split"}
+    assert [type(s) for s in evaluated.scores] == [ArtifactScore, ArtifactScore]
+    assert evaluated.scores[0].name == "keras-fp32" and evaluated.path.is_file()
