@@ -70,6 +70,7 @@ class TrainConfig(_Strict):
     fine_tune_learning_rate: float = Field(gt=0)
     label_smoothing: float = Field(ge=0, lt=1)
     early_stopping_patience: int = Field(ge=1)
+    schedule: Literal["plateau", "cosine"]
     reduce_lr_patience: int = Field(ge=1)
     reduce_lr_factor: float = Field(gt=0, lt=1)
     min_learning_rate: float = Field(ge=0)

@@ -233,6 +233,7 @@ def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: P
     best_so_far = min((r["val_loss"] for r in rows if math.isfinite(r["val_loss"])), default=None)
     total = cfg.train.epochs + cfg.train.fine_tune_epochs
     t = cfg.train
+    done = len(rows)
     callbacks = [
         EpochLog(rows, phase.name, total),
         keras.callbacks.ModelCheckpoint(
@@ -240,15 +241,28 @@ def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: P
             initial_value_threshold=best_so_far,
         ),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=t.reduce_lr_factor, patience=t.reduce_lr_patience, min_lr=t.min_learning_rate
-        ),
     ]  # fmt: skip
-    done = len(rows)
+    if t.schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(cosine(phase, done, t.min_learning_rate)))
+    else:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=t.reduce_lr_factor, patience=t.reduce_lr_patience, min_lr=t.min_learning_rate
+        ))  # fmt: skip
     model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + phase.epochs, verbose=0,
               callbacks=callbacks + extra)  # fmt: skip
     if checkpoint.exists():
         model.load_weights(str(checkpoint))
+
+
+def cosine(phase: Phase, first_epoch: int, floor: float) -> Callable[[int, float], float]:
+    """The per-epoch learning rate of a cosine decay over the phase: the phase's rate at its first
+    epoch, falling towards `floor` (reached after its last epoch)."""
+
+    def rate(epoch: int, _current: float) -> float:
+        progress = (epoch - first_epoch) / phase.epochs
+        return floor + (phase.learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return rate
 
 
 def _metadata(cfg: Config, data: Dataset, fitted: Fitted, seconds: float) -> dict:

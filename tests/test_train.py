@@ -220,3 +220,13 @@ def test_precise_batchnorm_sets_population_statistics_of_the_current_weights():
         bn.moving_variance.numpy(), np.mean([f.reshape(-1, 3).var(0, ddof=1) for f in features], 0), rtol=1e-4
     )
     assert bn.momentum == 0.99
+
+
+def test_cosine_schedule_decays_from_the_phase_rate_to_the_floor():
+    from edgeclf.train import Phase, cosine
+
+    rate = cosine(Phase("head", 4, 0.002), first_epoch=3, floor=1e-6)  # a phase starting at epoch index 3
+    rates = [rate(epoch, 0.0) for epoch in range(3, 7)]
+    assert rates[0] == pytest.approx(0.002) and rates == sorted(rates, reverse=True)
+    assert rates[2] == pytest.approx(1e-6 + (0.002 - 1e-6) * 0.5 * (1 + np.cos(np.pi * 0.5)))
+    assert rates[-1] > 1e-6 and rate(7, 0.0) == pytest.approx(1e-6)
