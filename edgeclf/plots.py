@@ -49,12 +49,20 @@ def confusion_png(matrix: list[list[int]], classes: list[str], title: str) -> by
     return _png(plt, fig)
 
 
-def accuracy_latency_png(points: list[tuple[str, float, float]], title: str) -> bytes:
-    """points: (label, p50 latency ms, accuracy 0..1)."""
-    plt, fig, ax = _figure(figsize=(7, 4.5), constrained_layout=True)
-    for label, latency, accuracy in points:
-        ax.scatter(latency, accuracy * 100)
-        ax.annotate(label, (latency, accuracy * 100), textcoords="offset points", xytext=(5, 3), fontsize=8)
+MARKERS = "osD^v<>pPX*h"
+
+
+def accuracy_latency_png(points: list[tuple[str, float, float]], title: str, highlight: str | None = None) -> bytes:
+    """points: (label, p50 latency ms, accuracy 0..1). Each point has its own colour and marker and
+    is named in a legend beside the axes (labels written at the points overlap when artifacts are
+    close); `highlight` (the recommended artifact) is drawn larger and marked in the legend."""
+    plt, fig, ax = _figure(figsize=(8.5, 4.5), constrained_layout=True)
+    for k, (label, latency, accuracy) in enumerate(points):
+        chosen = label == highlight
+        name = f"{label} (recommended)" if chosen else label
+        ax.scatter(latency, accuracy * 100, marker=MARKERS[k % len(MARKERS)], s=110 if chosen else 45,
+                   edgecolors="black" if chosen else "none", label=name)  # fmt: skip
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, batch 1 (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
@@ -66,7 +74,7 @@ def accuracy_latency_png(points: list[tuple[str, float, float]], title: str) -> 
 def latency_distribution_png(samples: dict[str, list[float]], title: str) -> bytes:
     plt, fig, ax = _figure(figsize=(8, 0.5 * len(samples) + 2), constrained_layout=True)
     names = list(samples)
-    ax.boxplot([samples[n] for n in names], vert=False, showfliers=True)
+    ax.boxplot([samples[n] for n in names], orientation="horizontal", showfliers=True)
     ax.set_yticks(range(1, len(names) + 1), names)
     ax.set_xscale("log")
     ax.set_xlabel("latency per inference, batch 1 (ms, log scale)")

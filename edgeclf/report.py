@@ -63,6 +63,39 @@ def same_machine(evaluation: dict, bench: dict, own: bool) -> bool:
     return not d.get("emulated") and all(where.get(k) == d.get(k) for k in ("cpu", "machine", "board"))
 
 
+@dataclass
+class Recommendation:
+    """The artifact to deploy on one device: the fastest at batch 1 (p50 invoke_ms) among those that
+    passed validation at export (bench measures only those); None with the reason when there is none."""
+
+    device: str
+    artifact: str | None
+    sentence: str
+
+
+def recommend(bench: dict, evaluation: dict | None, accuracy_here: bool) -> Recommendation:
+    device = device_label(bench)
+    deployable = {n: r for n, r in bench["artifacts"].items() if n != KERAS_NAME}
+    if not deployable:
+        return Recommendation(device, None, f"{device}: no artifact to recommend: none passed validation at export "
+                                            "(see artifacts.json), or none was benchmarked")  # fmt: skip
+    name, r = min(deployable.items(), key=lambda item: headline_batch(item[1])["p50_ms"])
+    b1 = headline_batch(r)
+    parts = [f"{r['file_bytes'] / 1024:.0f} KiB", f"p50 {b1['p50_ms']:.3f} ms at batch {b1['batch']}"]
+    if r.get("speedup_vs_runtime_fp32") and r["precision"] != "fp32":
+        parts.append(f"{r['speedup_vs_runtime_fp32']:.2f}x the speed of {r['format']}-fp32")
+    if r.get("speedup_vs_keras"):
+        parts.append(f"{r['speedup_vs_keras']:.1f}x the compiled Keras model")
+    scores = (evaluation or {}).get("artifacts", {})
+    if accuracy_here and name in scores:
+        e = scores[name]
+        parts.append(f"{evaluation['split']} accuracy {e['accuracy']:.2%} ({e['delta_points']:+.2f} points vs float, "
+                     f"{e['agreement_with_float']:.1%} top-1 agreement)")  # fmt: skip
+    else:
+        parts.append("accuracy as validated at export (not measured on this device; edgeclf verify checks its outputs)")
+    return Recommendation(device, name, f"{device}: **{name}**: " + "; ".join(parts))
+
+
 def rows(bench: dict, evaluation: dict | None, accuracy_here: bool = True) -> list[dict]:
     """One row per artifact; accuracy columns only where the accuracy was measured on this bench's
     machine ("-" elsewhere: a device row never shows another machine's accuracy as its own)."""
@@ -105,24 +138,20 @@ def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = 
     if not benches:
         raise EdgeclfError(f"{reports / 'bench.json'}: not found; run edgeclf bench {run.path} first")
     out = Path(out or reports)
-    images = _figures(run, evaluation, benches[0])
+    context = _context(run, evaluation, benches, own_bench=bool(own))
+    images = _figures(run, evaluation, benches[0], context["recommendations"][0].artifact)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for name, data in images.items():
         atomic_write_bytes(out / "figures" / name, data)
-    context = _context(run, evaluation, benches, own_bench=bool(own))
     md = atomic_write_text(out / "report.md", _markdown(context, images))
     page = atomic_write_text(out / "report.html", _html(context, images))
     return ReportResult(md, page, [label for label, _ in context["tables"]])
 
 
-def _best_int8(evaluation: dict) -> str | None:
-    int8 = [n for n, r in evaluation["artifacts"].items() if r["precision"].startswith("int8")]
-    return max(int8, key=lambda n: evaluation["artifacts"][n]["accuracy"]) if int8 else None
-
-
-def _figures(run: Run, evaluation: dict, first: dict) -> dict[str, bytes]:
+def _figures(run: Run, evaluation: dict, first: dict, recommended: str | None) -> dict[str, bytes]:
     """PNG name -> content: accuracy vs latency and the latency distribution on the first device,
-    the confusion matrices of the float model and the best int8 artifact, the training curves."""
+    the confusion matrices of the float model and of the artifact recommended there, the training
+    curves."""
     points = [
         (name, headline_batch(r)["p50_ms"], evaluation["artifacts"][name]["accuracy"])
         for name, r in first["artifacts"].items()
@@ -130,13 +159,15 @@ def _figures(run: Run, evaluation: dict, first: dict) -> dict[str, bytes]:
     ]
     samples = {n: r["samples_ms_batch1"] for n, r in first["artifacts"].items() if r.get("samples_ms_batch1")}
     images = {
-        "accuracy_vs_latency.png": accuracy_latency_png(points, f"accuracy vs latency on {device_label(first)}"),
+        "accuracy_vs_latency.png": accuracy_latency_png(
+            points, f"accuracy vs latency on {device_label(first)}", highlight=recommended
+        ),
         "latency_distribution.png": latency_distribution_png(
             samples, f"latency distribution, batch 1, {device_label(first)}"
         ),
     }
     confusion = run.path / REPORTS / "confusion"
-    for name in [KERAS_NAME, _best_int8(evaluation)]:
+    for name in [KERAS_NAME, recommended]:
         if name and (confusion / f"{name}.png").is_file():
             images[f"confusion_{name}.png"] = (confusion / f"{name}.png").read_bytes()
     if (run.path / "curves.png").is_file():
@@ -163,7 +194,7 @@ def _context(run: Run, evaluation: dict, benches: list[dict], own_bench: bool) -
         "benches": benches,
         "tables": tables,
         "merged": [row for _, device_rows in tables for row in device_rows] if len(benches) > 1 else None,
-        "best_int8": _best_int8(evaluation),
+        "recommendations": [recommend(b, evaluation, h) for b, h in zip(benches, here, strict=True)],
         "accuracy_on": _accuracy_source(evaluation),
         "notes": notes,
     }
@@ -197,7 +228,8 @@ def _accuracy_source(evaluation: dict) -> str:
 
 
 def _markdown(ctx, images) -> str:
-    parts = ["# edgeclf report", "", *_intro(ctx), ""]
+    parts = ["# edgeclf report", "", "## Verdict", "", *[f"- {r.sentence}" for r in ctx["recommendations"]], ""]
+    parts += [*_intro(ctx), ""]
     for label, table_rows in ctx["tables"]:
         parts += [f"## {label}", "", _md_table(table_rows, COLUMNS[1:]), ""]
     if ctx["merged"]:
@@ -224,6 +256,11 @@ def _html(ctx, images) -> str:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}",
         "img{max-width:100%;margin:1em 0;display:block}</style></head><body><h1>edgeclf report</h1>",
     ]
+    verdicts = "".join(
+        f"<li>{html.escape(r.sentence).replace('**', '<b>', 1).replace('**', '</b>', 1)}</li>"
+        for r in ctx["recommendations"]
+    )
+    parts += [f"<h2>Verdict</h2><ul>{verdicts}</ul>"]
     parts += [f"<p>{html.escape(line)}</p>" for line in _intro(ctx)]
     for label, table_rows in ctx["tables"]:
         parts += [f"<h2>{html.escape(label)}</h2>", _html_table(table_rows, COLUMNS[1:])]

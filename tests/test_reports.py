@@ -12,6 +12,7 @@ from edgeclf.metrics import classification_metrics
 from edgeclf.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import open_classifier
+from edgeclf.runtime.timing import headline_batch
 
 QUICK = ["--runs", "10", "--warmup", "2", "--batch-sizes", "1"]  # a short bench: the fields, not the numbers
 
@@ -204,6 +205,17 @@ def test_report_lists_every_artifact_and_merges_devices(benched, tmp_path):
     assert len(pi_rows) == len(data["artifacts"]) and all(line.split(" | ")[4] == "-" for line in pi_rows)
     assert any(accuracy in line for line in own_rows)
     assert "accuracy not measured on this device" in md
+    # the verdict first: per device the fastest validated artifact, its numbers, and the confusion matrix shown is its
+    deployable = {n: r for n, r in data["artifacts"].items() if n != "keras-fp32"}
+    fastest = min(deployable, key=lambda n: headline_batch(deployable[n])["p50_ms"])
+    verdict = "\n".join(
+        line for line in md.split("## Verdict\n")[1].split("\n## ")[0].splitlines() if line.startswith("- ")
+    )
+    assert md.startswith("# edgeclf report\n\n## Verdict\n") and verdict.count(f"**{fastest}**") == 2  # both devices
+    assert "KiB; p50 " in verdict and "the compiled Keras model" in verdict
+    assert "not measured on this device" in verdict.strip().splitlines()[-1]  # the Pi row: no accuracy of its own
+    assert "test accuracy" in verdict.strip().splitlines()[0]  # this machine's row: measured here
+    assert (tmp_path / "out" / "figures" / f"confusion_{fastest}.png").is_file() and "<h2>Verdict</h2>" in page
     for figure in (
         "accuracy_vs_latency.png",
         "latency_distribution.png",
@@ -231,3 +243,11 @@ def test_fingerprint_names_arm_cores(board, name):
     text = (Path(__file__).resolve().parents[1] / "tools" / "arm64" / f"cpuinfo_{board}.txt").read_text()
     assert cpu_name(cpuinfo_fields(text)) == name
     assert cpu_name(cpuinfo_fields("model name\t: AMD EPYC 7B13\nflags\t: avx2")) == "AMD EPYC 7B13"
+
+
+def test_no_deployable_artifact_is_a_verdict_with_its_reason():
+    from edgeclf.report import recommend
+
+    bench = {"device": {"cpu": "X", "machine": "x86_64", "threads": 1}, "artifacts": {"keras-fp32": {}}}
+    verdict = recommend(bench, None, accuracy_here=False)
+    assert verdict.artifact is None and "none passed validation at export" in verdict.sentence
