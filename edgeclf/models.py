@@ -250,3 +250,24 @@ def load_qat_model(path: Path):
 
     with tfmot.quantization.keras.quantize_scope():
         return keras.models.load_model(str(path), compile=False)
+
+
+# MobileNetV2 multiply-accumulates (millions) by (alpha, input size): the table of the TF-slim
+# MobileNetV2 checkpoints (tensorflow/models, research/slim/nets/mobilenet/README.md).
+MOBILENET_V2_MMACS = {
+    (1.4, 224): 582, (1.3, 224): 509,
+    (1.0, 224): 300, (1.0, 192): 221, (1.0, 160): 154, (1.0, 128): 99, (1.0, 96): 56,
+    (0.75, 224): 209, (0.75, 192): 153, (0.75, 160): 107, (0.75, 128): 69, (0.75, 96): 39,
+    (0.5, 224): 97, (0.5, 192): 71, (0.5, 160): 50, (0.5, 128): 32, (0.5, 96): 18,
+    (0.35, 224): 59, (0.35, 192): 43, (0.35, 160): 30, (0.35, 128): 20, (0.35, 96): 11,
+}  # fmt: skip
+
+
+def mobilenet_v2_mmacs(alpha: float, size: int) -> float | None:
+    """Millions of multiply-accumulates of MobileNetV2 at alpha and size: the table's value, or its
+    224 px value scaled by the input area for other sizes (None for an alpha not in the table)."""
+    if (alpha, size) in MOBILENET_V2_MMACS:
+        return float(MOBILENET_V2_MMACS[(alpha, size)])
+    if (alpha, 224) in MOBILENET_V2_MMACS:
+        return MOBILENET_V2_MMACS[(alpha, 224)] * (size / 224) ** 2
+    return None

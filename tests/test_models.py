@@ -129,3 +129,11 @@ def test_fine_tune_unfreezes_top_layers_but_not_batchnorm(tmp_path):
     trainable = [n for n in built.backbone_layers if built.model.get_layer(n).trainable]
     assert set(trainable) <= set(top) and len(trainable) == count > 0
     assert all(isinstance(built.model.get_layer(n), keras.layers.BatchNormalization) for n in set(top) - set(trainable))
+
+
+def test_mobilenet_v2_macs_come_from_the_published_table():
+    from edgeclf.models import mobilenet_v2_mmacs
+
+    assert mobilenet_v2_mmacs(1.0, 224) == 300 and mobilenet_v2_mmacs(0.35, 96) == 11
+    assert mobilenet_v2_mmacs(0.35, 64) == pytest.approx(59 * (64 / 224) ** 2)  # not in the table: area-scaled
+    assert mobilenet_v2_mmacs(0.6, 224) is None

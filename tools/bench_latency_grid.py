@@ -28,26 +28,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-import numpy as np  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# MobileNetV2 multiply-accumulates (millions) by (alpha, input size): the table of the TF-slim
-# MobileNetV2 checkpoints (tensorflow/models, research/slim/nets/mobilenet/README.md).
-MMACS = {
-    (1.4, 224): 582, (1.3, 224): 509,
-    (1.0, 224): 300, (1.0, 192): 221, (1.0, 160): 154, (1.0, 128): 99, (1.0, 96): 56,
-    (0.75, 224): 209, (0.75, 192): 153, (0.75, 160): 107, (0.75, 128): 69, (0.75, 96): 39,
-    (0.5, 224): 97, (0.5, 192): 71, (0.5, 160): 50, (0.5, 128): 32, (0.5, 96): 18,
-    (0.35, 224): 59, (0.35, 192): 43, (0.35, 160): 30, (0.35, 128): 20, (0.35, 96): 11,
-}  # fmt: skip
+import numpy as np  # noqa: E402
 
-
-def mmacs(alpha: float, size: int) -> float:
-    """The table's value, or the 224 px value scaled by the input area for other sizes."""
-    return MMACS.get((alpha, size), MMACS[(alpha, 224)] * (size / 224) ** 2)
-
+from edgeclf.models import mobilenet_v2_mmacs  # noqa: E402
 
 DEFAULT_GRID = "0.35x96,0.35x160,0.35x224,0.5x224,0.75x224,1.0x96,1.0x160,1.0x224"
 ENGINES = ("keras-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-int8")
@@ -176,7 +162,7 @@ def main() -> None:
             convert_s = time.perf_counter() - started
             engines = {name: {str(t): measure(files[name], t, size, args) for t in threads} for name in ENGINES}
             sizes = {name: files[name].stat().st_size for name in ENGINES}
-        config = {"alpha": alpha, "size": size, "macs": mmacs(alpha, size) * 1e6,
+        config = {"alpha": alpha, "size": size, "macs": mobilenet_v2_mmacs(alpha, size) * 1e6,
                   "convert_seconds": round(convert_s, 1), "bytes": sizes, "engines": engines}  # fmt: skip
         configs.append(config)
         p = {e: engines[e][str(threads[0])]["p50_ms"]["1"] for e in ENGINES}
