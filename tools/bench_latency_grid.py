@@ -37,6 +37,19 @@ from edgeclf.models import mobilenet_v2_mmacs  # noqa: E402
 
 DEFAULT_GRID = "0.35x96,0.35x160,0.35x224,0.5x224,0.75x224,1.0x96,1.0x160,1.0x224"
 ENGINES = ("keras-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-int8")
+# OpenVINO (when installed: pip install openvino) on edgeclf's ONNX files: the runtime an x86 user
+# would pick instead. fp32 pinned to f32 (its default on a CPU with native bf16 is bf16), bf16 named
+# as such, int8 = the QDQ file with the remaining float ops in f32.
+OPENVINO = {"openvino-f32": ("onnx-fp32", "f32"), "openvino-bf16": ("onnx-fp32", "bf16"),
+            "openvino-int8": ("onnx-int8", "f32")}  # fmt: skip
+
+
+def engine_names() -> tuple[str, ...]:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return ENGINES
+    return ENGINES + tuple(OPENVINO)
 
 
 def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
@@ -67,6 +80,8 @@ def worker(job: dict) -> dict:
     from edgeclf.bench import time_calls
 
     path, threads, size = Path(job["file"]), job["threads"], job["size"]
+    if job.get("openvino"):
+        return openvino_worker(job)
     started = time.perf_counter()
     if path.suffix == ".keras":
         import tensorflow as tf
@@ -92,9 +107,39 @@ def worker(job: dict) -> dict:
     return result
 
 
-def measure(file: Path, threads: int, size: int, args) -> dict:
+def openvino_worker(job: dict) -> dict:
+    """OpenVINO on an ONNX file: the model reshaped to a static batch and compiled per batch size
+    (its recommended practice), latency hint, the thread count and precision hint of the job."""
+    import openvino as ov
+
+    from edgeclf.bench import time_calls
+
+    core, size = ov.Core(), job["size"]
+    config = {"INFERENCE_NUM_THREADS": job["threads"], "INFERENCE_PRECISION_HINT": job["openvino"],
+              "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
+    result = {"load_ms": None, "p50_ms": {}, "openvino": ov.__version__, "hint": job["openvino"]}
+    for batch in job["batches"]:
+        started = time.perf_counter()
+        model = core.read_model(job["file"])
+        model.reshape([batch, size, size, 3])
+        request = core.compile_model(model, "CPU", config).create_infer_request()
+        if result["load_ms"] is None:
+            result["load_ms"] = (time.perf_counter() - started) * 1000
+            result["precision_used"] = str(request.get_compiled_model().get_property("INFERENCE_PRECISION_HINT"))
+        x = np.random.default_rng(batch).integers(0, 256, (batch, size, size, 3)).astype(np.float32)
+
+        def call(inputs, request=request):
+            request.infer({0: inputs})
+            return request.get_output_tensor(0).data
+
+        samples = time_calls(call, x, job["warmup"], job["runs"], None)
+        result["p50_ms"][str(batch)] = float(np.median(samples))
+    return result
+
+
+def measure(file: Path, threads: int, size: int, args, openvino: str | None = None) -> dict:
     job = {"file": str(file), "threads": threads, "size": size, "batches": args.batches, "warmup": args.warmup,
-           "runs": args.runs}  # fmt: skip
+           "runs": args.runs, "openvino": openvino}  # fmt: skip
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -102,13 +147,13 @@ def measure(file: Path, threads: int, size: int, args) -> dict:
     return json.loads(lines[-1])
 
 
-def tables(configs: list[dict], threads: list[int]) -> str:
+def tables(configs: list[dict], threads: list[int], names: tuple[str, ...]) -> str:
     out = []
     for t in threads:
-        out += [f"\n### batch 1, {t} thread(s): p50 ms\n", "| alpha x px | MMACs | " + " | ".join(ENGINES) + " |",
-                "|---|---|" + "---|" * len(ENGINES)]  # fmt: skip
+        out += [f"\n### batch 1, {t} thread(s): p50 ms\n", "| alpha x px | MMACs | " + " | ".join(names) + " |",
+                "|---|---|" + "---|" * len(names)]  # fmt: skip
         for c in configs:
-            cells = [f"{c['engines'][e][str(t)]['p50_ms']['1']:.2f}" for e in ENGINES]
+            cells = [f"{c['engines'][e][str(t)]['p50_ms']['1']:.2f}" for e in names]
             out.append(f"| {c['alpha']} x {c['size']} | {c['macs'] / 1e6:.0f} | " + " | ".join(cells) + " |")
         out += [f"\n### int8 / fp32 latency ratio, batch 1, {t} thread(s) (< 1: int8 faster)\n",
                 "| alpha x px | LiteRT | ONNX Runtime | int8 vs compiled Keras |", "|---|---|---|---|"]  # fmt: skip
@@ -153,6 +198,7 @@ def main() -> None:
     from edgeclf.runtime.machine import fingerprint
 
     threads = [int(t) for t in args.threads.split(",")]
+    names = engine_names()
     configs = []
     for pair in args.grid.split(","):
         alpha, size = float(pair.split("x")[0]), int(pair.split("x")[1])
@@ -161,11 +207,14 @@ def main() -> None:
             files = build(alpha, size, Path(tmp))
             convert_s = time.perf_counter() - started
             engines = {name: {str(t): measure(files[name], t, size, args) for t in threads} for name in ENGINES}
+            for name in names[len(ENGINES) :]:
+                source, hint = OPENVINO[name]
+                engines[name] = {str(t): measure(files[source], t, size, args, hint) for t in threads}
             sizes = {name: files[name].stat().st_size for name in ENGINES}
         config = {"alpha": alpha, "size": size, "macs": mobilenet_v2_mmacs(alpha, size) * 1e6,
                   "convert_seconds": round(convert_s, 1), "bytes": sizes, "engines": engines}  # fmt: skip
         configs.append(config)
-        p = {e: engines[e][str(threads[0])]["p50_ms"]["1"] for e in ENGINES}
+        p = {e: engines[e][str(threads[0])]["p50_ms"]["1"] for e in names}
         print(f"{alpha} x {size}: " + ", ".join(f"{e} {v:.2f}" for e, v in p.items()), flush=True)
     document = {
         "command": "python tools/bench_latency_grid.py " + " ".join(sys.argv[1:]),
@@ -185,7 +234,7 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(document, indent=2) + "\n")
-    print(tables(configs, threads))
+    print(tables(configs, threads, names))
     print("\ncrossover (MMACs from which int8 is faster at batch 1):", document["crossover_mmacs"])
 
 
