@@ -1,3 +1,4 @@
+import logging
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -20,6 +21,17 @@ def three_classes(tmp_path):
 @pytest.fixture
 def messy(tmp_path):
     return make_messy_folder(tmp_path / "messy", per_class=10)
+
+
+@pytest.fixture(autouse=True)
+def _library_logging():
+    """Every test starts with the `edgeclf` logger as a library user has it (no console handler,
+    propagating to the root logger, where caplog listens): a CLI test's handler does not leak."""
+    logger = logging.getLogger("edgeclf")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate = saved[0], saved[1]
+    logger.setLevel(saved[2])
 
 
 @pytest.fixture(autouse=True)

@@ -37,6 +37,9 @@ def show_stage_messages() -> None:
     if not any(isinstance(h, ConsoleHandler) for h in logger.handlers):
         logger.addHandler(ConsoleHandler())
     logger.setLevel(logging.INFO)
+    # the console is the command's only output: TensorFlow's absl installs a root handler on import,
+    # which would print every message a second time
+    logger.propagate = False
 
 
 def user_errors(fn):
