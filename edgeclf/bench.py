@@ -34,6 +34,12 @@ from edgeclf.runtime.timing import SPANS, headline_batch
 
 SCHEMA_VERSION = 2  # 2: spans defined in the file; import outside load; compiled Keras baseline; inputs.split
 MAX_SAMPLES = 2000
+# Where int8 starts to pay off, measured by tools/bench_latency_grid.py (docs/BENCHMARKS.md, section 3).
+INT8_CROSSOVER = (
+    "on an Intel Xeon with AVX-512 VNNI (docs/BENCHMARKS.md), LiteRT's int8 beat its fp32 for MobileNetV2 "
+    "alpha 0.75 and 1.0 (from 96 px, 56 MMACs) but lost at alpha 0.35 and 0.5 even at 224 px (59-97 MMACs): "
+    "narrow layers leave the int8 kernels idle; ONNX Runtime's int8 was faster at every size measured"
+)
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +243,7 @@ def _notes(results: dict) -> list[str]:
             notes.append(
                 f"{name} is SLOWER than {result['format']}-fp32 on this CPU "
                 f"(p50 {_p50(result):.3f} ms vs {_p50(results[result['format'] + '-fp32']):.3f} ms, batch 1): "
-                "int8 pays off on larger models and on CPUs with fast int8 dot products"
+                + INT8_CROSSOVER
             )
     return notes
 

@@ -251,3 +251,19 @@ def test_no_deployable_artifact_is_a_verdict_with_its_reason():
     bench = {"device": {"cpu": "X", "machine": "x86_64", "threads": 1}, "artifacts": {"keras-fp32": {}}}
     verdict = recommend(bench, None, accuracy_here=False)
     assert verdict.artifact is None and "none passed validation at export" in verdict.sentence
+
+
+def test_an_int8_file_slower_than_fp32_is_called_out_with_the_measured_crossover():
+    from edgeclf.bench import _notes, _speedups
+
+    def record(fmt, precision, p50):
+        return {"format": fmt, "precision": precision, "batches": [{"batch": 1, "p50_ms": p50}]}
+
+    results = {"tflite-fp32": record("tflite", "fp32", 1.0), "tflite-int8-ptq": record("tflite", "int8-ptq", 1.4),
+               "onnx-fp32": record("onnx", "fp32", 2.0), "onnx-int8-ptq": record("onnx", "int8-ptq", 1.5)}  # fmt: skip
+    _speedups(results)
+    notes = _notes(results)
+    assert len(notes) == 1 and notes[0].startswith(
+        "tflite-int8-ptq is SLOWER than tflite-fp32 on this CPU (p50 1.400 ms"
+    )
+    assert "alpha 0.75 and 1.0" in notes[0] and "docs/BENCHMARKS.md" in notes[0]
