@@ -25,13 +25,21 @@ def messy(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _library_logging():
-    """Every test starts with the `edgeclf` logger as a library user has it (no console handler,
-    propagating to the root logger, where caplog listens): a CLI test's handler does not leak."""
+    """Every test starts and ends with the `edgeclf` logger as a library user has it: no console
+    handler (module-scoped fixtures that run the CLI attach one before any test starts),
+    propagating to the root logger, where caplog listens."""
+    from edgeclf.cli._common import ConsoleHandler
+
     logger = logging.getLogger("edgeclf")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
+
+    def reset():
+        logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, ConsoleHandler)]
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+
+    reset()
     yield
-    logger.handlers[:], logger.propagate = saved[0], saved[1]
-    logger.setLevel(saved[2])
+    reset()
 
 
 @pytest.fixture(autouse=True)

@@ -126,9 +126,9 @@ def test_validate_without_an_export_says_what_to_do(run_copy):
     assert result.exit_code == 2 and "run edgeclf export" in result.output
 
 
-def test_the_python_api_prints_nothing_and_returns_typed_results(run_copy, capsys, monkeypatch):
-    """Stages compute and return; only the command line renders (its console handler, attached by
-    earlier CLI tests in this process, is detached here as a library user would not have it)."""
+def test_the_python_api_prints_nothing_and_returns_typed_results(run_copy, capsys):
+    """Stages compute and return; only the command line renders (conftest detaches the CLI's console
+    handler before every test, as a library user would not have it)."""
     from edgeclf.evaluate import ArtifactScore, evaluate_run
     from edgeclf.export.validate import Verdict
 
