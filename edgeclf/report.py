@@ -141,6 +141,9 @@ def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = 
     context = _context(run, evaluation, benches, own_bench=bool(own))
     images = _figures(run, evaluation, benches[0], context["recommendations"][0].artifact)
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "figures").glob("*.png"):  # e.g. the confusion matrix of an earlier recommendation
+        if stale.name not in images:
+            stale.unlink()
     for name, data in images.items():
         atomic_write_bytes(out / "figures" / name, data)
     md = atomic_write_text(out / "report.md", _markdown(context, images))

@@ -183,6 +183,8 @@ def test_report_lists_every_artifact_and_merges_devices(benched, tmp_path):
     other = dict(data, device={**data["device"], "board": "Raspberry Pi 5 Model B Rev 1.0", "machine": "aarch64"})
     other_path = tmp_path / "pi5.json"
     other_path.write_text(json.dumps(other))
+    (tmp_path / "out" / "figures").mkdir(parents=True)
+    (tmp_path / "out" / "figures" / "confusion_earlier-choice.png").write_bytes(b"\x89PNG")
     result = CliRunner().invoke(app, ["report", str(run), str(other_path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     md = (tmp_path / "out" / "report.md").read_text()
@@ -216,6 +218,7 @@ def test_report_lists_every_artifact_and_merges_devices(benched, tmp_path):
     assert "not measured on this device" in verdict.strip().splitlines()[-1]  # the Pi row: no accuracy of its own
     assert "test accuracy" in verdict.strip().splitlines()[0]  # this machine's row: measured here
     assert (tmp_path / "out" / "figures" / f"confusion_{fastest}.png").is_file() and "<h2>Verdict</h2>" in page
+    assert not (tmp_path / "out" / "figures" / "confusion_earlier-choice.png").exists()  # no stale figure left
     for figure in (
         "accuracy_vs_latency.png",
         "latency_distribution.png",
