@@ -14,7 +14,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,7 +74,7 @@ class Fitted:
     val_loss: float
     val_accuracy: float
     precise_bn_batches: int | None  # None: BatchNorm frozen (pretrained backbone)
-    bn_momentum: float | None = field(default=None)
+    bn_momentum: float | None = None
 
     @property
     def best(self) -> dict:
@@ -100,9 +100,10 @@ def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = Fal
     """Train as cfg says on data (a Dataset from prepare(), or a data folder) and write the run
     directory `out` (built under a temporary name: a failed run leaves nothing).
     Raises EdgeclfError subclasses for anything the user can fix."""
-    if not isinstance(data, Dataset):
+    if isinstance(data, Dataset):
+        check_out_dir(out, overwrite)  # prepare() checked it for a folder
+    else:
         data = prepare(data, out, cfg, overwrite=overwrite)
-    check_out_dir(out, overwrite)
     started = time.perf_counter()
     with StagedDirectory(Path(out)) as stage:
         run = stage.path

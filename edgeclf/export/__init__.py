@@ -23,7 +23,7 @@ from edgeclf.config import Config
 from edgeclf.export.convert import Sources, convert, describe
 from edgeclf.export.errors import ExportError, ValidationFailed
 from edgeclf.export.formats import select, spec_named
-from edgeclf.export.validate import Reference, Verdict, validate
+from edgeclf.export.validate import FAILURES, Reference, Verdict, validate
 from edgeclf.parity import record_parity, sample_indices
 from edgeclf.run_directory import ARTIFACTS, Run
 from edgeclf.runtime.artifact import ARTIFACTS_VERSION, ArtifactInfo, artifact_file, pick, read_artifacts
@@ -118,10 +118,7 @@ def revalidate_run(
         log.info(f"  {info.name}: validating")
         _record(info, validate(info, file, reference, limits))
         checked.append(info)
-    result = _finish(run, cfg, checked, reference, raise_failures=False)
-    result.changed = changed
-    _raise_failures(result)
-    return result
+    return _finish(run, cfg, checked, reference, changed)
 
 
 def _load_models(run: Run, need_qat: bool):
@@ -137,7 +134,7 @@ def _record(info: ArtifactInfo, verdict: Verdict) -> None:
 
 
 def _finish(
-    run: Run, cfg: Config, artifacts: list[ArtifactInfo], reference: Reference, raise_failures: bool = True
+    run: Run, cfg: Config, artifacts: list[ArtifactInfo], reference: Reference, changed: list[str] | None = None
 ) -> ExportResult:
     """Write the index and the parity samples; raise for failed artifacts (after both are written)."""
     index = _write_index(run, artifacts)
@@ -148,24 +145,20 @@ def _finish(
         pixels[sample_indices(labels, cfg.export.parity_spread_images)],
         {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance},
     )
-    result = ExportResult(artifacts, index, len(labels), reference.float_accuracy)
-    if raise_failures:
-        _raise_failures(result)
+    result = ExportResult(artifacts, index, len(labels), reference.float_accuracy, changed or [])
+    _raise_failures(result)
     return result
 
 
 def _raise_failures(result: ExportResult) -> None:
-    """One failed artifact: its verdict's typed error; several: ValidationFailed naming each."""
+    """Failures of one kind: that kind's typed error; of several kinds: ValidationFailed. The message
+    names every failed artifact; the error carries the result (for the CLI's table)."""
     failed = result.failed
     if not failed:
         return
     message = "; ".join(f"{a.name} failed validation: {a.validation['reason']}" for a in failed)
-    kinds = {a.validation.get("failure") for a in failed}
-    error = (
-        Verdict(False, "", 0, failure=kinds.pop(), reason=message).error()
-        if len(kinds) == 1
-        else ValidationFailed(message)
-    )
+    kinds = {a.validation["failure"] for a in failed}
+    error = FAILURES[kinds.pop()](message) if len(kinds) == 1 else ValidationFailed(message)
     error.result = result
     raise error
 
