@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 		{ echo "error: $(PYTHON) is not Python 3.11 (the version the training pins are tested on); install python3.11 or pass PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet -e '.[train,dev,openvino]'
 	touch $@
 
 demo: install

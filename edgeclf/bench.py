@@ -106,6 +106,8 @@ def run_bench(target: Path, options: BenchConfig, out: Path | None = None, image
     threads = options.threads or os.cpu_count() or 1
     is_run = (target / METADATA).is_file()
     entries = _validated_artifacts(target, is_run)
+    if options.engine != "auto":  # --engine applies to ONNX artifacts; TFLite ones run on LiteRT only
+        entries = [a for a in entries if a.format == "onnx"]
     files, split = _input_files(target, is_run, images)
     files = files[: max(*options.batch_sizes, 32)]  # at least the largest batch; 32 images are enough to time
     pixels, decode_ms = _decoded(files, entries[0].image_size if entries else _run_image_size(target), options)
@@ -118,8 +120,8 @@ def run_bench(target: Path, options: BenchConfig, out: Path | None = None, image
         np.save(inputs, pixels)
         for name, fmt, precision, info in targets:
             log.info(f"  {name}: measuring")
-            job = {"run": str(target), "name": name, "inputs": str(inputs), "threads": threads,
-                   **options.model_dump(include={"warmup", "runs", "seconds", "batch_sizes", "device"})}  # fmt: skip
+            shared = options.model_dump(include={"warmup", "runs", "seconds", "batch_sizes", "device", "engine"})
+            job = {"run": str(target), "name": name, "inputs": str(inputs), "threads": threads, **shared}
             result = _worker(job)
             size = info.bytes if info else (target / MODEL).stat().st_size
             results[name] = {**result, "name": name, "format": fmt, "precision": precision, "file_bytes": size}
@@ -215,13 +217,24 @@ def _p50(result: dict, batch: int = 1) -> float | None:
     return next((b["p50_ms"] for b in result["batches"] if b["batch"] == batch), None)
 
 
+def _same_engine_fp32(results: dict, result: dict) -> str | None:
+    """The name of the fp32 artifact of the same format on the same engine (onnx-fp32 for
+    onnx-int8-ptq, openvino-fp32 for openvino-bf16), or None."""
+    for name, other in results.items():
+        same = (other["precision"], other["format"], other.get("engine_name"))
+        if name != KERAS_NAME and same == ("fp32", result["format"], result.get("engine_name")):
+            return name
+    return None
+
+
 def _speedups(results: dict) -> None:
     base = _p50(results[KERAS_NAME]) if KERAS_NAME in results else None
     for name, result in results.items():
         p50 = _p50(result)
-        fp32 = results.get(f"{result['format']}-fp32")
+        fp32 = _same_engine_fp32(results, result) if name != KERAS_NAME else None
         result["speedup_vs_keras"] = base / p50 if base and p50 else None
-        result["speedup_vs_runtime_fp32"] = _p50(fp32) / p50 if fp32 and p50 and name != KERAS_NAME else None
+        result["speedup_vs_runtime_fp32"] = _p50(results[fp32]) / p50 if fp32 and p50 else None
+        result["runtime_fp32"] = fp32
 
 
 def _notes(results: dict) -> list[str]:
@@ -240,10 +253,10 @@ def _notes(results: dict) -> list[str]:
             and result["speedup_vs_runtime_fp32"]
             and result["speedup_vs_runtime_fp32"] < 1
         ):
+            fp32 = result["runtime_fp32"]
             notes.append(
-                f"{name} is SLOWER than {result['format']}-fp32 on this CPU "
-                f"(p50 {_p50(result):.3f} ms vs {_p50(results[result['format'] + '-fp32']):.3f} ms, batch 1): "
-                + INT8_CROSSOVER
+                f"{name} is SLOWER than {fp32} on this CPU "
+                f"(p50 {_p50(result):.3f} ms vs {_p50(results[fp32]):.3f} ms, batch 1): " + INT8_CROSSOVER
             )
     return notes
 

@@ -15,7 +15,7 @@ import numpy as np
 from edgeclf.bench import MAX_SAMPLES, latency_stats, time_calls
 from edgeclf.keras_baseline import KERAS_NAME, KerasClassifier, import_keras
 from edgeclf.runtime.artifact import artifact_file, read_artifacts
-from edgeclf.runtime.backends import import_engine
+from edgeclf.runtime.backends import import_engine, resolve_engine
 from edgeclf.runtime.classifier import Classifier
 
 PER_IMAGE_REPEATS = 20  # preprocess_ms and postprocess_ms are the mean of this many single-image calls
@@ -56,11 +56,12 @@ def _open(job: dict, run: Path):
         return clf, import_ms, (time.perf_counter() - started) * 1000
     info = {a.name: a for a in read_artifacts(run)}[job["name"]]
     file = artifact_file(run, info)
+    engine = resolve_engine(file, info.engine, job.get("engine"))
     started = time.perf_counter()
-    import_engine(file.suffix)
+    import_engine(engine)
     import_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
-    clf = Classifier(info, file, threads, job["device"])
+    clf = Classifier(info, file, threads, job["device"], engine=job.get("engine"))
     return clf, import_ms, (time.perf_counter() - started) * 1000
 
 
@@ -76,6 +77,7 @@ def main(job: dict) -> dict:
     first_ms = (time.perf_counter() - start) * 1000
     result = {
         "engine": clf.engine,
+        "engine_name": getattr(clf, "engine_name", "tensorflow"),
         "engine_version": clf.version,
         "kernels": clf.kernels,
         "import_ms": import_ms,

@@ -92,8 +92,9 @@ class QatConfig(_Strict):
 
 
 class ExportConfig(_Strict):
-    formats: list[Literal["tflite", "onnx"]] = Field(min_length=1)
+    formats: list[Literal["tflite", "onnx", "openvino"]] = Field(min_length=1)
     float16: bool
+    bf16: bool
     dynamic: bool
     int8_source: Literal["auto", "qat", "ptq", "both"]
     int8_input: Literal["uint8", "int8"]
@@ -102,6 +103,8 @@ class ExportConfig(_Strict):
     onnx_opset: int = Field(ge=13)
     fp32_tolerance: float = Field(gt=0)
     fp16_tolerance: float = Field(gt=0)
+    bf16_tolerance: float = Field(gt=0)
+    bf16_min_agreement: float = Field(ge=0, le=1)
     parity_images: int = Field(ge=1, le=64)
     parity_spread_images: int = Field(ge=0, le=5000)
 
@@ -113,6 +116,7 @@ class BenchConfig(_Strict):
     seconds: float | None = Field(gt=0)
     batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(min_length=1)
     device: Literal["cpu", "gpu"]
+    engine: Literal["auto", "onnxruntime", "openvino"]
 
     @model_validator(mode="after")
     def _one_budget(self) -> BenchConfig:
@@ -125,6 +129,7 @@ class PredictConfig(_Strict):
     top_k: int = Field(ge=1)
     kernels: Literal["fast", "reference"]
     threads: int | None = Field(ge=1, le=1024)
+    engine: Literal["auto", "onnxruntime", "openvino"]
 
 
 class WatchConfig(_Strict):

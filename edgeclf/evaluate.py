@@ -71,10 +71,14 @@ class EvalResult:
     scores: list[ArtifactScore]  # the Keras float model first
 
 
-def evaluate_run(run_dir: Path, split: str = "test", names: list[str] | None = None) -> EvalResult:
+def evaluate_run(
+    run_dir: Path, split: str = "test", names: list[str] | None = None, engine: str = "auto"
+) -> EvalResult:
     """Evaluate the float Keras model and the run's artifacts (all, or `names`) on `split`, and
-    write reports/eval.json and the confusion matrices. Raises RunDirError, DataError (no such
-    split), EdgeclfError (an unknown artifact name)."""
+    write reports/eval.json and the confusion matrices; `engine` overrides the engine of ONNX
+    artifacts (edgeclf.runtime.backends.resolve_engine). Raises RunDirError, DataError (no such
+    split), EdgeclfError (an unknown artifact name or engine, a TFLite artifact named with an
+    ONNX engine)."""
     run = Run.open(run_dir)
     entries = read_artifacts(run.path) if (run.export_dir / ARTIFACTS).is_file() else []
     entries = pick(entries, names, "--artifacts")
@@ -83,8 +87,10 @@ def evaluate_run(run_dir: Path, split: str = "test", names: list[str] | None = N
     keras = KerasClassifier(run.model_path, run.classes)
     float_probs = keras.predict_pixels(pixels)
     scores = [_score(KERAS_NAME, "keras", "fp32", keras, labels, float_probs, float_probs, run.classes)]
+    if engine != "auto":  # --engine applies to ONNX artifacts; TFLite ones keep LiteRT
+        entries = [a for a in entries if a.format == "onnx" or names]
     for info in entries:
-        classifier = Classifier.from_run(run.path, info)
+        classifier = Classifier.from_run(run.path, info, engine=engine)
         probs = classifier.predict_pixels(pixels)
         scores.append(
             _score(info.name, info.format, info.precision, classifier, labels, probs, float_probs, run.classes)

@@ -4,7 +4,7 @@
 The rule (the one the arm64 check established):
 - every file must have the size and sha256 that artifacts.json records (else: changed since export);
 - float artifacts (fp32, fp16, dynamic-range): max |difference| from the recorded outputs within the
-  export's tolerance (fp32_tolerance for fp32, fp16_tolerance otherwise);
+  export's tolerance (fp32_tolerance for fp32, bf16_tolerance for bf16, fp16_tolerance otherwise);
 - an int8 TFLite on LiteRT's reference kernels: the raw outputs bit-identical to the recorded ones
   (those kernels' integer arithmetic is specified to the bit on every CPU);
 - an int8 TFLite on the fast kernels (XNNPACK), which round their requantization in ISA-specific
@@ -14,7 +14,8 @@ The rule (the one the arm64 check established):
   parity_spread_images validation images). Each fast engine may move an output by about D from
   the portable reference, so two of them can swap the top two classes only within 2 x D; a class
   change on a confident image is a real difference;
-- an int8 ONNX model: ONNX Runtime has no reference kernels, so every top-1 must hold.
+- an int8 ONNX model (on ONNX Runtime or OpenVINO): neither has reference kernels, so every top-1
+  must hold.
 
 TensorFlow-free: verify runs on the device.
 """
@@ -36,6 +37,7 @@ from edgeclf.atomic import atomic_write_bytes, atomic_write_json
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import ImageError, load_image
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, pick, read_artifacts
+from edgeclf.runtime.backends import DEFAULT_ENGINE, engine_available
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.machine import fingerprint
 
@@ -130,6 +132,7 @@ class ParityCheck:
     artifact: str
     passed: bool
     details: list[str] = field(default_factory=list)
+    skipped: bool = False  # its engine is not installed here (and it was not asked for by name)
 
 
 @dataclass
@@ -141,7 +144,7 @@ class VerifyResult:
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return all(c.passed for c in self.checks if not c.skipped)
 
 
 def _load_reference(index: Path) -> dict:
@@ -215,9 +218,7 @@ def _check(
             want = _recorded_outputs(recorded, kernels, (len(pixels), len(info.labels)))
             got = _raw_outputs(Classifier(info, file, threads, kernels=kernels), pixels).astype(np.float64)
             if not info.precision.startswith("int8"):
-                ok, detail = _judge_float(
-                    kernels, got, want, tolerances["fp32" if info.precision == "fp32" else "fp16"]
-                )
+                ok, detail = _judge_float(kernels, got, want, _float_tolerance(tolerances, info.precision))
             elif kernels == "reference":
                 ok, detail = _judge_reference(got, want)
             else:
@@ -227,6 +228,15 @@ def _check(
     except Malformed as exc:
         return ParityCheck(info.name, False, [str(exc)])
     return check
+
+
+def _float_tolerance(tolerances: dict, precision: str) -> float:
+    """fp32 files are held to the fp32 tolerance; fp16 and bf16 to their own (bf16: the fp16 one in
+    parity files written before bf16 existed)."""
+    if precision == "fp32":
+        return tolerances["fp32"]
+    value = tolerances.get(precision, tolerances["fp16"])
+    return float(value) if isinstance(value, (int, float)) else tolerances["fp16"]
 
 
 def _recorded_outputs(recorded: dict, kernels: str, shape: tuple[int, int]) -> np.ndarray:
@@ -258,8 +268,8 @@ def _judge_fast(info: ArtifactInfo, got: np.ndarray, want: np.ndarray, recorded:
     gap = np.abs(got - want).max()
     size = f"max {int(gap)} quantization steps" if info.output.quantized else f"max |Δp| {gap:.2e}"
     differs = f"fast kernels: top-1 differs on {len(changed)}/{len(got)} samples"
-    if "reference" not in recorded["outputs"]:  # ONNX Runtime: no portable kernels to judge near-ties by
-        return len(changed) == 0, f"{differs} (ONNX Runtime has no reference kernels: every top-1 must hold); {size}"
+    if "reference" not in recorded["outputs"]:  # ONNX Runtime, OpenVINO: no portable kernels to judge near-ties by
+        return len(changed) == 0, f"{differs} (an ONNX engine has no reference kernels: every top-1 must hold); {size}"
     try:
         limit = 2 * int(recorded["kernel_spread"]["max_steps"])
         reference = np.sort(np.asarray(recorded["outputs"]["reference"], dtype=np.float64), axis=1)
@@ -300,6 +310,10 @@ def verify(export_dir: Path, names: list[str] | None = None, threads: int | None
         changed = _file_matches(index, info, recorded)
         if changed:
             checks.append(ParityCheck(info.name, False, [changed]))
+            continue
+        engine = info.engine or DEFAULT_ENGINE[Path(info.path).suffix]
+        if not names and not engine_available(engine):
+            checks.append(ParityCheck(info.name, True, [f"skipped: {engine} is not installed here"], skipped=True))
             continue
         checks.append(_check(info, artifact_file(index, info), recorded, pixels, reference["tolerances"], threads))
     return VerifyResult(checks, len(pixels), reference.get("machine", {}), fingerprint(threads, "cpu"))

@@ -29,12 +29,13 @@ def predict(
     top_k: int = 5,
     threads: int | None = None,
     kernels: str = "fast",
+    engine: str | None = None,
 ) -> PredictResult:
     """Classify every image file named in, or found under, targets. The classifier is warmed up
     once before the first image, so that no image is timed on the engine's first call. Raises
     EdgeclfError for a bad option, a missing model or artifact, or when no image is found."""
     check_top_k(top_k)
-    classifier = open_classifier(model, artifact, threads, kernels)
+    classifier = open_classifier(model, artifact, threads, kernels, engine=engine)
     results = []
     for path in find_images(targets):
         try:

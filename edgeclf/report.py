@@ -83,7 +83,8 @@ def recommend(bench: dict, evaluation: dict | None, accuracy_here: bool) -> Reco
     b1 = headline_batch(r)
     parts = [f"{r['file_bytes'] / 1024:.0f} KiB", f"p50 {b1['p50_ms']:.3f} ms at batch {b1['batch']}"]
     if r.get("speedup_vs_runtime_fp32") and r["precision"] != "fp32":
-        parts.append(f"{r['speedup_vs_runtime_fp32']:.2f}x the speed of {r['format']}-fp32")
+        fp32 = r.get("runtime_fp32") or f"{r['format']}-fp32"
+        parts.append(f"{r['speedup_vs_runtime_fp32']:.2f}x the speed of {fp32}")
     if r.get("speedup_vs_keras"):
         parts.append(f"{r['speedup_vs_keras']:.1f}x the compiled Keras model")
     scores = (evaluation or {}).get("artifacts", {})

@@ -13,6 +13,7 @@ from edgeclf.config import SplitConfig
 from edgeclf.dataset import split_sizes
 from edgeclf.demo import embedded_dataset
 from edgeclf.runtime import read_artifacts
+from edgeclf.runtime.backends import engine_available, native_bf16
 from edgeclf.runtime.open import open_classifier
 from tests.helpers import JUNK
 
@@ -82,7 +83,10 @@ def test_demo_from_the_command_line(tmp_path):
     assert meta["training"]["val_accuracy"] >= 0.7  # 10 classes: chance is 0.1
     # qat + export --int8: every artifact validated; int8 agrees with the float model's top-1
     artifacts = {a.name: a for a in read_artifacts(out)}
-    assert set(artifacts) == {"tflite-fp32", "tflite-fp16", "tflite-int8-qat", "onnx-fp32", "onnx-int8-ptq"}
+    openvino = {"openvino-fp32", "openvino-int8-ptq"} | ({"openvino-bf16"} if native_bf16() else set())
+    assert set(artifacts) == {"tflite-fp32", "tflite-fp16", "tflite-int8-qat", "onnx-fp32", "onnx-int8-ptq"} | (
+        openvino if engine_available("openvino") else set()
+    )
     assert all(a.status == "ok" for a in artifacts.values())
     for name in ("tflite-int8-qat", "onnx-int8-ptq"):
         assert artifacts[name].validation["agreement_with_float"] >= 0.95, name

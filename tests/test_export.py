@@ -17,8 +17,16 @@ from edgeclf.export.formats import select
 from edgeclf.qat import QatUnsupported, run_qat
 from edgeclf.run_directory import Run
 from edgeclf.runtime import Classifier, read_artifacts
+from edgeclf.runtime.backends import engine_available, native_bf16
 from edgeclf.runtime.embedded import tflite_labels
 from tests.conftest import CLASSES
+
+# what an export writes on OpenVINO on this machine (bf16 only where the CPU has it)
+OPENVINO_HERE = (
+    ["openvino-fp32", "openvino-int8-ptq"] + (["openvino-bf16"] if native_bf16() else [])
+    if engine_available("openvino")
+    else []
+)
 
 pytest.importorskip("tensorflow_model_optimization")
 onnx = pytest.importorskip("onnx")
@@ -31,7 +39,7 @@ ALL = [
     "tflite-fp32",
     "tflite-int8-ptq",
     "tflite-int8-qat",
-]
+] + OPENVINO_HERE
 
 
 @pytest.mark.slow
@@ -157,17 +165,32 @@ def test_the_committed_fixture_is_what_the_pipeline_makes(exported):
 
 def test_selection_follows_the_run_and_options():
     cfg = load_config().export
-    assert [s.name for s in select(cfg, int8=False, has_qat=True)] == ["tflite-fp32", "tflite-fp16", "onnx-fp32"]
+    assert [s.name for s in select(cfg, int8=False, has_qat=True)] == [
+        "tflite-fp32",
+        "tflite-fp16",
+        "onnx-fp32",
+        "openvino-fp32",
+        "openvino-bf16",
+    ]
     assert [s.name for s in select(cfg, int8=True, has_qat=True)] == [
         "tflite-fp32",
         "tflite-fp16",
         "tflite-int8-qat",
         "onnx-fp32",
         "onnx-int8-ptq",
+        "openvino-fp32",
+        "openvino-bf16",
+        "openvino-int8-ptq",
     ]
     assert "tflite-int8-ptq" in [s.name for s in select(cfg, int8=True, has_qat=False)]
     only_onnx = cfg.model_copy(update={"formats": ["onnx"]})
     assert [s.name for s in select(only_onnx, int8=True, has_qat=False)] == ["onnx-fp32", "onnx-int8-ptq"]
+    # OpenVINO runs the ONNX files: without onnx in formats it has nothing to run; bf16 is a switch
+    assert select(cfg.model_copy(update={"formats": ["tflite", "openvino"]}), int8=True, has_qat=False)[-1].name == (
+        "tflite-int8-ptq"
+    )
+    no_bf16 = cfg.model_copy(update={"bf16": False, "formats": ["onnx", "openvino"]})
+    assert [s.name for s in select(no_bf16, int8=False, has_qat=False)] == ["onnx-fp32", "openvino-fp32"]
 
 
 def test_mobilenet_v3_qat_is_refused_with_a_pointer_to_ptq(tiny_run, tmp_path):

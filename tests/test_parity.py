@@ -87,7 +87,7 @@ def test_outputs_beyond_tolerance_fail(export_copy):
     assert not verdicts["onnx-fp32"].passed and "> tolerance 0.0001" in verdicts["onnx-fp32"].details[0]
     assert (
         not verdicts["onnx-int8-ptq"].passed
-        and f"top-1 differs on 1/{n} samples (ONNX Runtime has no reference kernels"
+        and f"top-1 differs on 1/{n} samples (an ONNX engine has no reference kernels"
         in verdicts["onnx-int8-ptq"].details[0]
     )
     assert verdicts["tflite-fp32"].passed and verdicts["tflite-int8-ptq"].passed

@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgeclf.errors import EdgeclfError
 
@@ -51,7 +52,8 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except EdgeclfError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            # the message is shown literally: file names and hints like 'edgeclf[openvino]' are not markup
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
@@ -83,6 +85,12 @@ def overrides(command: Callable, given: dict[str, Any]) -> tuple[dict[str, Any],
         values[key] = convert(value) if value is not None and convert else value
         names[key] = param.default.param_decls[0] if param.default.param_decls else "--" + name.replace("_", "-")
     return values, names
+
+
+ENGINE_HELP = (
+    "Engine for ONNX artifacts: auto (as artifacts.json says: ONNX Runtime, or OpenVINO for openvino-*), "
+    "onnxruntime, or openvino (pip install 'edgeclf[openvino]'; fp32 files run pinned to f32)."
+)
 
 
 def comma_list(text: str) -> list[str]:

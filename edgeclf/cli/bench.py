@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import comma_ints, console, overrides, setting, user_errors
+from edgeclf.cli._common import ENGINE_HELP, comma_ints, console, overrides, setting, user_errors
 
 HELP = (
     "Benchmark the float Keras model and every validated artifact, each in its own process: load time, first "
@@ -25,6 +25,7 @@ def command(
     seconds: float | None = setting("bench.seconds", "Time budget per batch size instead of --runs."),
     batch_sizes: str | None = setting("bench.batch_sizes", "Comma-separated batch sizes.", convert=comma_ints),
     device: str | None = setting("bench.device", "cpu | gpu"),
+    engine: str | None = setting("bench.engine", ENGINE_HELP),
     out: Path | None = typer.Option(
         None, help="bench.json path (default RUN_DIR/reports/bench.json, or ./bench.json)."
     ),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import comma_list, console, user_errors
+from edgeclf.cli._common import ENGINE_HELP, comma_list, console, user_errors
 
 HELP = (
     "Evaluate the float Keras model and every exported artifact on a split: accuracy, top-5, per-class "
@@ -20,10 +20,11 @@ def command(
     run_dir: Path = typer.Argument(..., help="Run directory."),
     split: str = typer.Option("test", help="train | val | test"),
     artifacts: str | None = typer.Option(None, help="Comma-separated artifact names (default: all)."),
+    engine: str = typer.Option("auto", help=ENGINE_HELP),
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.evaluate import evaluate_run
 
-    result = evaluate_run(run_dir, split, comma_list(artifacts) if artifacts else None)
+    result = evaluate_run(run_dir, split, comma_list(artifacts) if artifacts else None, engine)
     render.eval_table(result)
     console.print(f"[bold green]done[/]: {result.path}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import overrides, setting, user_errors
+from edgeclf.cli._common import ENGINE_HELP, overrides, setting, user_errors
 
 HELP = (
     "Classify images with a run's artifact (default: the best int8) or a bare .tflite/.onnx; "
@@ -29,6 +29,7 @@ def command(
         "fast (the engine's default) or reference: LiteRT's portable kernels, slow but bit-identical on every "
         "CPU (for checking a device against a workstation).",
     ),
+    engine: str | None = setting("predict.engine", ENGINE_HELP),
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.config import load_config
@@ -36,7 +37,7 @@ def command(
 
     values, names = overrides(command, locals())
     options = load_config([], values, names).predict
-    result = predict(model, images, artifact, options.top_k, options.threads, options.kernels)
+    result = predict(model, images, artifact, options.top_k, options.threads, options.kernels, options.engine)
     if as_json:
         print(json.dumps(result.results, indent=2))
     else:

@@ -146,5 +146,5 @@ def verify_lines(result) -> None:
         f"checked on {here['cpu']} ({here['machine']})"
     )
     for check in result.checks:
-        verdict = "[green]PASS[/]" if check.passed else "[red]FAIL[/]"
+        verdict = "[yellow]SKIP[/]" if check.skipped else "[green]PASS[/]" if check.passed else "[red]FAIL[/]"
         console.print(f"{verdict} {check.artifact}: " + "; ".join(check.details), markup=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import console, overrides, setting, user_errors
+from edgeclf.cli._common import ENGINE_HELP, console, overrides, setting, user_errors
 
 HELP = (
     "Long-running device mode over HTTP: POST an image file's bytes to /predict[?top_k=N] and get JSON top-k "
@@ -26,6 +26,7 @@ def command(
     artifact: str | None = typer.Option(None, help="Artifact name from artifacts.json."),
     top_k: int | None = setting("predict.top_k", "Labels per answer unless the request asks ?top_k=N.", "--top-k"),
     threads: int | None = setting("predict.threads", "Inference threads."),
+    engine: str | None = setting("predict.engine", ENGINE_HELP),
     quiet: bool = typer.Option(False, "--quiet", help="Do not log each request."),
 ) -> None:
     from edgeclf.config import load_config
@@ -36,7 +37,7 @@ def command(
 
     values, names = overrides(command, locals())
     cfg = load_config([], values, names)
-    classifier = open_classifier(model, artifact, cfg.predict.threads)
+    classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine)
     log = None if quiet else lambda line: console.print(line, style="dim", markup=False)
     try:
         server = make_server(

@@ -20,9 +20,9 @@ from pathlib import Path
 from edgeclf import __version__
 from edgeclf.atomic import atomic_write_json, replacing
 from edgeclf.config import Config
-from edgeclf.export.convert import Sources, convert, describe
+from edgeclf.export.convert import Sources, convert, describe, enter_shared
 from edgeclf.export.errors import ExportError, ValidationFailed
-from edgeclf.export.formats import select, spec_named
+from edgeclf.export.formats import ArtifactSpec, select, spec_named
 from edgeclf.export.validate import FAILURES, Reference, Verdict, validate
 from edgeclf.parity import record_parity, sample_indices
 from edgeclf.run_directory import ARTIFACTS, Run
@@ -59,7 +59,7 @@ def export_run(
     .result set) when an artifact fails validation."""
     run = Run.open(run_dir)
     cfg = run.config(overrides, option_names)
-    specs = select(cfg.export, int8, run.has_qat)
+    specs = _runnable(select(cfg.export, int8, run.has_qat))
     if cfg.export.int8_source == "qat" and int8 and not run.has_qat:
         raise ExportError(
             f"--int8-source qat: the run {run.path} has no {run.qat_model_path.name}; run edgeclf qat first"
@@ -74,12 +74,32 @@ def export_run(
     run.export_dir.mkdir(exist_ok=True)
     written = []
     for spec in specs:
-        log.info(f"  {spec.name}: converting and validating")
-        with replacing(run.path / run.export_dir.name / spec.filename) as tmp:
-            info = convert(spec, sources, cfg.export, tmp)
-            _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
+        if spec.shares:  # the same file on another engine
+            log.info(f"  {spec.name}: validating {spec.filename} on {spec.engine}")
+            info = enter_shared(spec, run, run.export_dir / spec.filename)
+            _record(info, validate(info, run.export_dir / spec.filename, reference, cfg.export))
+        else:
+            log.info(f"  {spec.name}: converting and validating")
+            with replacing(run.path / run.export_dir.name / spec.filename) as tmp:
+                info = convert(spec, sources, cfg.export, tmp)
+                _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
         written.append(info)
     return _finish(run, cfg, written, reference)
+
+
+def _runnable(specs: list[ArtifactSpec]) -> list[ArtifactSpec]:
+    """The selected artifacts whose engine can run here: OpenVINO ones only where OpenVINO is
+    installed, bf16 only where the CPU has native bf16 (each skip logged once)."""
+    from edgeclf.runtime.backends import engine_available, native_bf16
+
+    kept = specs
+    if any(s.engine == "openvino" for s in kept) and not engine_available("openvino"):
+        log.info("  openvino-*: skipped, OpenVINO is not installed (pip install 'edgeclf[openvino]')")
+        kept = [s for s in kept if s.engine != "openvino"]
+    if any(s.precision == "bf16" for s in kept) and not native_bf16():
+        log.info("  openvino-bf16: skipped, OpenVINO reports no native bf16 on this CPU")
+        kept = [s for s in kept if s.precision != "bf16"]
+    return kept
 
 
 def revalidate_run(
@@ -143,7 +163,7 @@ def _finish(
         run.export_dir,
         pixels[sample_indices(labels, cfg.export.parity_images)],
         pixels[sample_indices(labels, cfg.export.parity_spread_images)],
-        {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance},
+        {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance, "bf16": cfg.export.bf16_tolerance},
     )
     result = ExportResult(artifacts, index, len(labels), reference.float_accuracy, changed or [])
     _raise_failures(result)

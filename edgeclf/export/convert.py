@@ -51,6 +51,18 @@ def convert(spec: ArtifactSpec, sources: Sources, cfg: ExportConfig, dest: Path)
     return info
 
 
+def enter_shared(spec: ArtifactSpec, run: Run, file: Path) -> ArtifactInfo:
+    """An artifact that runs another artifact's file (spec.shares, already written at `file`) on
+    another engine: described from that file, nothing written."""
+    content = Path(file).read_bytes()
+    info = describe(spec, run, content, "pixels")
+    hint = "bf16" if spec.precision == "bf16" else "f32"
+    info.produced_by = f"the {spec.shares} file, run on {spec.engine} (inference precision {hint})"
+    info.source_model = run.model_path.name
+    info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
+    return info
+
+
 def describe(spec: ArtifactSpec, run: Run, content: bytes, expects: str) -> ArtifactInfo:
     """The artifact's entry for artifacts.json, its input and output read from the model itself."""
     from edgeclf.export import onnx as onnx_export
@@ -67,6 +79,7 @@ def describe(spec: ArtifactSpec, run: Run, content: bytes, expects: str) -> Arti
         labels=run.classes,
         preprocessing=run.metadata["preprocessing"],
         normalization=run.metadata["normalization"],
+        engine=spec.engine,
     )
 
 

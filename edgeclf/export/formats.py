@@ -15,14 +15,21 @@ from edgeclf.config import ExportConfig
 class ArtifactSpec:
     name: str
     format: str  # tflite | onnx
-    precision: str  # fp32 | fp16 | dynamic | int8-qat | int8-ptq
+    precision: str  # fp32 | fp16 | bf16 | dynamic | int8-qat | int8-ptq
     source: str  # float (model.keras) | qat (qat_model.keras)
     filename: str
     check: str  # "close": probabilities within a tolerance of the source; "accuracy": drop and agreement
+    engine: str = ""  # "": the format's default engine (LiteRT, ONNX Runtime); openvino
+    shares: str | None = None  # the artifact whose file this one runs on another engine (not written again)
 
     @property
     def integer(self) -> bool:
         return self.precision.startswith("int8")
+
+    @property
+    def group(self) -> str:
+        """Which export.formats entry selects it: tflite, onnx or openvino."""
+        return self.engine or self.format
 
 
 SPECS = (
@@ -33,16 +40,27 @@ SPECS = (
     ArtifactSpec("tflite-int8-ptq", "tflite", "int8-ptq", "float", "model_int8_ptq.tflite", "accuracy"),
     ArtifactSpec("onnx-fp32", "onnx", "fp32", "float", "model_fp32.onnx", "close"),
     ArtifactSpec("onnx-int8-ptq", "onnx", "int8-ptq", "float", "model_int8_ptq.onnx", "accuracy"),
+    # The ONNX files on OpenVINO: fp32 pinned to f32, bf16 as a precision of its own, int8 with its
+    # float parts in f32. Validated on OpenVINO like any other artifact.
+    ArtifactSpec("openvino-fp32", "onnx", "fp32", "float", "model_fp32.onnx", "close", "openvino", "onnx-fp32"),
+    ArtifactSpec("openvino-bf16", "onnx", "bf16", "float", "model_fp32.onnx", "close", "openvino", "onnx-fp32"),
+    ArtifactSpec(
+        "openvino-int8-ptq", "onnx", "int8-ptq", "float", "model_int8_ptq.onnx", "accuracy", "openvino", "onnx-int8-ptq"
+    ),
 )
 
 
 def select(cfg: ExportConfig, int8: bool, has_qat: bool) -> list[ArtifactSpec]:
     """The artifacts an export writes. Float ones always; int8 with --int8: for TFLite from the QAT
     model when the run has one (int8_source auto), PTQ otherwise, or both; ONNX int8 is made by
-    onnxruntime static quantization of the float ONNX (labelled int8-ptq)."""
+    onnxruntime static quantization of the float ONNX (labelled int8-ptq). With `openvino` in
+    formats, the ONNX files chosen are also entered on OpenVINO (and bf16 with export.bf16); whether
+    OpenVINO is installed and the CPU has bf16 is the export's to check."""
     wanted = {"fp32"}
     if cfg.float16:
         wanted.add("fp16")
+    if cfg.bf16:
+        wanted.add("bf16")
     if cfg.dynamic:
         wanted.add("dynamic")
     if int8:
@@ -53,7 +71,9 @@ def select(cfg: ExportConfig, int8: bool, has_qat: bool) -> list[ArtifactSpec]:
         wanted.add("onnx:int8-ptq")
     chosen = []
     for spec in SPECS:
-        if spec.format not in cfg.formats:
+        if spec.group not in cfg.formats:
+            continue
+        if spec.shares and spec.shares not in {c.name for c in chosen}:
             continue
         if spec.format == "onnx" and spec.integer:
             if "onnx:int8-ptq" in wanted:

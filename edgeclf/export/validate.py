@@ -4,8 +4,9 @@ Keras model it came from, returning a typed verdict (edgeclf.export.errors names
 The checks, in order: the file is what its precision says (no float tensors in an int8 TFLite,
 int8 weights in an int8 ONNX, the I/O dtypes described); the output has one probability per class
 for every image; then, by the format table's `check` column, either the probabilities are within a
-tolerance of the source model's ("close": fp32, fp16), or the accuracy falls at most max_drop
-points below the float model's ("accuracy": dynamic-range and int8).
+tolerance of the source model's ("close": fp32, fp16, bf16, each with its own tolerance; bf16 also
+needs bf16_min_agreement top-1 agreement), or the accuracy falls at most max_drop points below the
+float model's ("accuracy": dynamic-range and int8).
 """
 
 from __future__ import annotations
@@ -114,12 +115,20 @@ def validate(info: ArtifactInfo, file: Path, ref: Reference, limits: ExportConfi
     if spec.source == "qat" and source is not None:
         verdict.agreement_with_source = float((top1 == source.argmax(1)).mean())
     if spec.check == "close":
-        tolerance = limits.fp16_tolerance if spec.precision == "fp16" else limits.fp32_tolerance
+        tolerance = {"fp16": limits.fp16_tolerance, "bf16": limits.bf16_tolerance}.get(
+            spec.precision, limits.fp32_tolerance
+        )
         diff = float(np.abs(probs - source).max())
         verdict.check, verdict.max_abs_diff, verdict.tolerance = "max_abs_diff", diff, tolerance
         if diff > tolerance:
             verdict.passed, verdict.failure = False, "tolerance"
             verdict.reason = f"max |p - p_keras| = {diff:.3g} > tolerance {tolerance:g}"
+        elif spec.precision == "bf16" and verdict.agreement_with_float < limits.bf16_min_agreement:
+            verdict.passed, verdict.failure = False, "tolerance"
+            verdict.reason = (
+                f"top-1 agreement with the float model {verdict.agreement_with_float:.2%} < "
+                f"bf16_min_agreement {limits.bf16_min_agreement:.2%}"
+            )
     else:
         verdict.check, verdict.max_drop = "accuracy_drop", limits.max_drop
         if verdict.drop_points > limits.max_drop:

@@ -48,7 +48,7 @@ class ArtifactInfo:
 
     name: str
     format: str  # tflite | onnx
-    precision: str  # fp32 | fp16 | int8-qat | int8-ptq | dynamic
+    precision: str  # fp32 | fp16 | bf16 | int8-qat | int8-ptq | dynamic
     path: str  # relative to the run directory
     input: TensorInfo
     output: TensorInfo
@@ -61,6 +61,7 @@ class ArtifactInfo:
     produced_by: str = ""
     status: str = "ok"
     validation: dict[str, Any] = field(default_factory=dict)
+    engine: str = ""  # litert | onnxruntime | openvino; empty: the format's default
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from edgeclf.images import load_image, normalize
 from edgeclf.runtime.artifact import ArtifactInfo
-from edgeclf.runtime.backends import open_backend
+from edgeclf.runtime.backends import open_backend, resolve_engine
 from edgeclf.runtime.timing import span
 
 
@@ -17,20 +17,30 @@ class Classifier:
 
     Takes the artifact's description (ArtifactInfo: input/output quantization, normalisation,
     labels) and its file; `kernels` is "fast" (the engine's default) or "reference" (LiteRT's
-    portable kernels). Raises EdgeclfError when the engine is missing or refuses the options.
+    portable kernels); `engine` overrides the engine artifacts.json names for an ONNX file (None or
+    "auto": as recorded). Raises EdgeclfError when the engine is missing or refuses the options.
     """
 
     def __init__(
-        self, info: ArtifactInfo, file: Path, threads: int | None = None, device: str = "cpu", kernels: str = "fast"
+        self,
+        info: ArtifactInfo,
+        file: Path,
+        threads: int | None = None,
+        device: str = "cpu",
+        kernels: str = "fast",
+        engine: str | None = None,
     ):
         self.info = info
         self.threads = threads
         self.kernels = kernels
-        self.backend = open_backend(file, threads, device, kernels)
+        self.engine_name = resolve_engine(file, info.engine, engine)
+        self.backend = open_backend(file, threads, device, kernels, self.engine_name, info.precision)
 
     @classmethod
-    def from_run(cls, run_dir: Path, info: ArtifactInfo, threads: int | None = None, device: str = "cpu") -> Classifier:
-        return cls(info, Path(run_dir) / info.path, threads, device)
+    def from_run(
+        cls, run_dir: Path, info: ArtifactInfo, threads: int | None = None, device: str = "cpu", engine=None
+    ) -> Classifier:
+        return cls(info, Path(run_dir) / info.path, threads, device, engine=engine)
 
     @property
     def engine(self) -> str:

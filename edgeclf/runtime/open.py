@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, read_artifacts
+from edgeclf.runtime.backends import DEFAULT_ENGINE, engine_available
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.embedded import ArtifactNotFound, describe_file
 
@@ -13,8 +14,9 @@ __all__ = ["ArtifactNotFound", "default_artifact", "describe_file", "open_classi
 
 
 def default_artifact(entries: list[ArtifactInfo]) -> ArtifactInfo:
-    """The best validated int8 artifact (highest validation accuracy, TFLite first on ties), else fp32."""
-    ok = [a for a in entries if a.status == "ok"]
+    """The best validated int8 artifact whose engine is installed here (highest validation
+    accuracy, TFLite first on ties), else fp32."""
+    ok = [a for a in entries if a.status == "ok" and engine_available(a.engine or DEFAULT_ENGINE[Path(a.path).suffix])]
     int8 = [a for a in ok if a.precision.startswith("int8")]
     pool = int8 or [a for a in ok if a.precision == "fp32"] or ok
     if not pool:
@@ -23,19 +25,25 @@ def default_artifact(entries: list[ArtifactInfo]) -> ArtifactInfo:
 
 
 def open_classifier(
-    target: Path, artifact: str | None = None, threads: int | None = None, kernels: str = "fast", warm_up: bool = True
+    target: Path,
+    artifact: str | None = None,
+    threads: int | None = None,
+    kernels: str = "fast",
+    warm_up: bool = True,
+    engine: str | None = None,
 ) -> Classifier:
     """A classifier for what the user points at (see the module docstring), warmed up by one
-    untimed inference unless warm_up is False. Raises ArtifactNotFound or EdgeclfError."""
-    classifier = _open(Path(target), artifact, threads, kernels)
+    untimed inference unless warm_up is False; `engine` overrides the recorded engine of an ONNX
+    artifact. Raises ArtifactNotFound or EdgeclfError."""
+    classifier = _open(Path(target), artifact, threads, kernels, engine)
     if warm_up:
         classifier.warm_up()
     return classifier
 
 
-def _open(target: Path, artifact: str | None, threads: int | None, kernels: str) -> Classifier:
+def _open(target: Path, artifact: str | None, threads: int | None, kernels: str, engine: str | None) -> Classifier:
     if target.is_file() and target.suffix in (".tflite", ".onnx"):
-        return Classifier(describe_file(target), target, threads, kernels=kernels)
+        return Classifier(describe_file(target), target, threads, kernels=kernels, engine=engine)
     if not target.exists():
         raise ArtifactNotFound(f"{target} does not exist")
     try:
@@ -53,4 +61,4 @@ def _open(target: Path, artifact: str | None, threads: int | None, kernels: str)
                 f"--artifact {artifact}: not in artifacts.json; choose one of {', '.join(sorted(by_name))}"
             )
         info = by_name[artifact]
-    return Classifier(info, artifact_file(target, info), threads, kernels=kernels)
+    return Classifier(info, artifact_file(target, info), threads, kernels=kernels, engine=engine)
