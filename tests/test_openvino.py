@@ -89,18 +89,20 @@ def test_bf16_is_refused_on_a_cpu_without_it(tiny_run, monkeypatch):
 
 def test_engine_option_errors_are_one_line(tiny_run):
     image = str(Run.open(tiny_run).dataset.root / Run.open(tiny_run).dataset.split("test")[0].path)
-    tfl = CliRunner().invoke(app, ["predict", str(tiny_run), image, "--artifact", "tflite-fp32", "--engine", "openvino"])
+
+    def predict(*args):
+        return CliRunner().invoke(app, ["predict", str(tiny_run), image, *args])
+
+    tfl = predict("--artifact", "tflite-fp32", "--engine", "openvino")
     assert tfl.exit_code == 2 and "is a TFLite file (it runs on LiteRT)" in tfl.output
-    bad = CliRunner().invoke(app, ["predict", str(tiny_run), image, "--engine", "tensorrt"])
+    bad = predict("--engine", "tensorrt")
     assert bad.exit_code == 2 and "--engine 'tensorrt': Input should be 'auto', 'onnxruntime' or 'openvino'" in (
         bad.output
     )
     if backends.native_bf16():
-        ort = CliRunner().invoke(
-            app, ["predict", str(tiny_run), image, "--artifact", "openvino-bf16", "--engine", "onnxruntime"]
-        )
+        ort = predict("--artifact", "openvino-bf16", "--engine", "onnxruntime")
         assert ort.exit_code == 2 and "bf16 artifacts run on OpenVINO only" in ort.output
-    ok = CliRunner().invoke(app, ["predict", str(tiny_run), image, "--artifact", "onnx-int8-ptq", "--engine", "openvino"])
+    ok = predict("--artifact", "onnx-int8-ptq", "--engine", "openvino")
     assert ok.exit_code == 0 and "OpenVINO (CPU, f32)" in ok.output
     for result in (tfl, bad, ok):
         assert "Traceback" not in result.output
