@@ -10,7 +10,9 @@ import tf_keras as keras
 
 
 class EpochLog(keras.callbacks.Callback):
-    """One row per epoch for history.csv, and one line per epoch logged to `logger`."""
+    """One row per epoch for history.csv, and one line per epoch logged to `logger`. `seconds` is the
+    whole epoch (training steps, then whatever runs before and during validation); `train_seconds`
+    the training steps alone (until validation begins), what images/s is computed from."""
 
     def __init__(self, rows: list[dict], phase: str, total: int, logger: str = "edgeclf.train"):
         super().__init__()
@@ -19,6 +21,11 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.train_seconds = None
+
+    def on_test_begin(self, logs=None):  # fit's validation (this callback is listed before the others)
+        if getattr(self, "train_seconds", 0) is None:
+            self.train_seconds = time.perf_counter() - self.started
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -32,6 +39,7 @@ class EpochLog(keras.callbacks.Callback):
             "learning_rate": float(keras.backend.get_value(self.model.optimizer.learning_rate)),
             "seconds": round(time.perf_counter() - self.started, 3),
         }
+        row["train_seconds"] = round(self.train_seconds, 3) if self.train_seconds is not None else row["seconds"]
         self.rows.append(row)
         self.log.info(
             f"epoch {row['epoch']:>3}/{self.total} [{self.phase}]  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "

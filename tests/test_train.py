@@ -62,6 +62,7 @@ def test_tiny_run_writes_the_run_directory(three_classes, tmp_path):
 
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [r["phase"] for r in rows] == ["head", "fine_tune"] and [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(0 < float(r["train_seconds"]) < float(r["seconds"]) for r in rows)  # validation comes after
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     model = keras.models.load_model(out / "model.keras")

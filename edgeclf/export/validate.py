@@ -4,9 +4,13 @@ Keras model it came from, returning a typed verdict (edgeclf.export.errors names
 The checks, in order: the file is what its precision says (no float tensors in an int8 TFLite,
 int8 weights in an int8 ONNX, the I/O dtypes described); the output has one probability per class
 for every image; then, by the format table's `check` column, either the probabilities are within a
-tolerance of the source model's ("close": fp32, fp16, bf16, each with its own tolerance; bf16 also
-needs bf16_min_agreement top-1 agreement), or the accuracy falls at most max_drop points below the
-float model's ("accuracy": dynamic-range and int8).
+tolerance of the source model's ("close": fp32 and fp16, each with its own tolerance on the largest
+difference), or the accuracy falls at most max_drop points below the float model's ("accuracy":
+dynamic-range and int8). bf16 ("close" too) has a check of its own: with 8 bits of mantissa, a
+few near-tie images of a large split move by several hundredths (a 93 % Fashion-MNIST model: max
+0.059 over 6,000 validation images, 99th percentile 0.019, agreement 99.88 %), so its tolerance
+bounds the 99th percentile of the per-image difference, and it needs bf16_min_agreement top-1
+agreement with the float model.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class Verdict:
     agreement_with_float: float | None = None
     agreement_with_source: float | None = None
     max_abs_diff: float | None = None
+    p99_abs_diff: float | None = None  # bf16: the 99th percentile of the per-image max |p - p_keras|
     tolerance: float | None = None
     max_drop: float | None = None
     failure: str | None = None
@@ -115,20 +120,16 @@ def validate(info: ArtifactInfo, file: Path, ref: Reference, limits: ExportConfi
     if spec.source == "qat" and source is not None:
         verdict.agreement_with_source = float((top1 == source.argmax(1)).mean())
     if spec.check == "close":
-        tolerance = {"fp16": limits.fp16_tolerance, "bf16": limits.bf16_tolerance}.get(
-            spec.precision, limits.fp32_tolerance
-        )
-        diff = float(np.abs(probs - source).max())
-        verdict.check, verdict.max_abs_diff, verdict.tolerance = "max_abs_diff", diff, tolerance
-        if diff > tolerance:
-            verdict.passed, verdict.failure = False, "tolerance"
-            verdict.reason = f"max |p - p_keras| = {diff:.3g} > tolerance {tolerance:g}"
-        elif spec.precision == "bf16" and verdict.agreement_with_float < limits.bf16_min_agreement:
-            verdict.passed, verdict.failure = False, "tolerance"
-            verdict.reason = (
-                f"top-1 agreement with the float model {verdict.agreement_with_float:.2%} < "
-                f"bf16_min_agreement {limits.bf16_min_agreement:.2%}"
-            )
+        per_image = np.abs(probs - source).max(axis=1)
+        verdict.max_abs_diff = float(per_image.max())
+        if spec.precision == "bf16":
+            _judge_bf16(verdict, per_image, limits)
+        else:
+            tolerance = limits.fp16_tolerance if spec.precision == "fp16" else limits.fp32_tolerance
+            verdict.check, verdict.tolerance = "max_abs_diff", tolerance
+            if verdict.max_abs_diff > tolerance:
+                verdict.passed, verdict.failure = False, "tolerance"
+                verdict.reason = f"max |p - p_keras| = {verdict.max_abs_diff:.3g} > tolerance {tolerance:g}"
     else:
         verdict.check, verdict.max_drop = "accuracy_drop", limits.max_drop
         if verdict.drop_points > limits.max_drop:
@@ -138,6 +139,25 @@ def validate(info: ArtifactInfo, file: Path, ref: Reference, limits: ExportConfi
                 f"float model's {ref.float_accuracy:.2%} (--max-drop {limits.max_drop:g})"
             )
     return verdict
+
+
+def _judge_bf16(verdict: Verdict, per_image: np.ndarray, limits: ExportConfig) -> None:
+    """bf16: the 99th percentile of the per-image difference within bf16_tolerance, and top-1
+    agreement with the float model at least bf16_min_agreement."""
+    verdict.check, verdict.tolerance = "p99_abs_diff", limits.bf16_tolerance
+    verdict.p99_abs_diff = float(np.percentile(per_image, 99))
+    if verdict.p99_abs_diff > limits.bf16_tolerance:
+        verdict.passed, verdict.failure = False, "tolerance"
+        verdict.reason = (
+            f"99th percentile of max |p - p_keras| per image = {verdict.p99_abs_diff:.3g} > "
+            f"bf16_tolerance {limits.bf16_tolerance:g}"
+        )
+    elif verdict.agreement_with_float < limits.bf16_min_agreement:
+        verdict.passed, verdict.failure = False, "tolerance"
+        verdict.reason = (
+            f"top-1 agreement with the float model {verdict.agreement_with_float:.2%} < "
+            f"bf16_min_agreement {limits.bf16_min_agreement:.2%}"
+        )
 
 
 def _check_precision(info: ArtifactInfo, content: bytes, int8_input: str) -> None:

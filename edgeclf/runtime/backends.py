@@ -212,6 +212,10 @@ class OpenVinoBackend:
             )
         self.engine = f"OpenVINO (CPU, {self.precision_used})"
 
+    def reserve(self, batch: int) -> None:
+        """Compile for this batch size now (bench does, outside its timed runs)."""
+        self._request(batch)
+
     def _request(self, batch: int):
         key = (batch,)
         if key not in self._requests:

@@ -1,0 +1,158 @@
+"""Training images/s of `edgeclf train` against a plain, hand-written `model.fit` of the same model
+on the same tf.data input, and the input pipeline alone.
+
+Three fresh processes on the same folder and config (fine-tune phase off, EPOCHS epochs):
+
+- edgeclf: `edgeclf.train.train` as the command runs it (checkpoint, early stopping, schedule,
+  PreciseBN and validation each epoch). Its history.csv gives per epoch the training steps alone
+  (`train_seconds`, until validation begins) and the whole epoch (`seconds`).
+- plain: `build_classifier` + `make_dataset` (edgeclf's own tf.data pipeline, disk cache) and
+  `model.compile(Adam, categorical cross-entropy)` + `model.fit(train_ds, epochs=EPOCHS)`, no
+  callbacks but a timer, no validation.
+- input: the same training pipeline iterated for one epoch with nothing consuming it.
+
+Images/s are the median over epochs 2..EPOCHS (epoch 1 decodes and fills the cache).
+
+    python tools/make_fashion_folder.py /tmp/f10k --per-class 1000 --val-fraction 0.1 --test-per-class 100
+    python tools/bench_train_throughput.py /tmp/f10k --epochs 4 --out docs/benchmarks/train_throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def overrides(args) -> dict:
+    return {"model.name": "mobilenet_v2", "model.alpha": args.alpha, "model.weights": "none",
+            "data.image_size": args.size, "train.epochs": args.epochs, "train.fine_tune_epochs": 0,
+            "train.early_stopping_patience": args.epochs + 1}  # fmt: skip
+
+
+def edgeclf_worker(args, out: Path) -> dict:
+    from edgeclf.config import load_config
+    from edgeclf.train import prepare, train
+
+    cfg = load_config(overrides=overrides(args))
+    data = prepare(args.folder, out, cfg, overwrite=True)
+    started = time.perf_counter()
+    train(data, out, cfg, overwrite=True)
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    return {"images": len(data.split("train")), "wall_seconds": time.perf_counter() - started,
+            "train_seconds": [float(r["train_seconds"]) for r in rows],
+            "epoch_seconds": [float(r["seconds"]) for r in rows]}  # fmt: skip
+
+
+def plain_worker(args, out: Path, input_only: bool) -> dict:
+    import tf_keras as keras
+
+    from edgeclf.config import load_config
+    from edgeclf.dataset import discover
+    from edgeclf.models import build_classifier
+    from edgeclf.pipeline import build_augmenter, make_dataset
+
+    cfg = load_config(overrides=overrides(args))
+    keras.utils.set_random_seed(cfg.seed)
+    data = discover(args.folder, cfg.data.split, cfg.seed)
+    files, labels = data.files_and_labels("train")
+    out.mkdir(parents=True, exist_ok=True)
+    ds = make_dataset(files, labels, len(data.classes), cfg.data, training=True, seed=cfg.seed,
+                      augment=build_augmenter(cfg.augment, cfg.seed), cache_file=out / "cache")  # fmt: skip
+    if input_only:
+        seconds = []
+        for _ in range(args.epochs):
+            started = time.perf_counter()
+            for _batch in ds:
+                pass
+            seconds.append(time.perf_counter() - started)
+        return {"images": len(files), "train_seconds": seconds}
+    model = build_classifier(cfg.model, len(data.classes), cfg.data.image_size).model
+    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
+                  loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])  # fmt: skip
+
+    class Timer(keras.callbacks.Callback):
+        seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.started)
+
+    timer = Timer()
+    model.fit(ds, epochs=args.epochs, verbose=0, callbacks=[timer])
+    return {"images": len(files), "train_seconds": timer.seconds}
+
+
+def run_worker(kind: str, args) -> dict:
+    command = [sys.executable, __file__, str(args.folder), "--worker", kind, "--epochs", str(args.epochs),
+               "--alpha", str(args.alpha), "--size", str(args.size)]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{kind} failed: {proc.stderr.strip().splitlines()[-5:]}")
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--alpha", type=float, default=0.35)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.worker:
+        with tempfile.TemporaryDirectory(prefix="edgeclf-throughput-") as tmp:
+            if args.worker == "edgeclf":
+                result = edgeclf_worker(args, Path(tmp) / "run")
+            else:
+                result = plain_worker(args, Path(tmp) / "plain", input_only=args.worker == "input")
+        print(json.dumps(result))
+        return
+    import numpy as np
+
+    from edgeclf.runtime.machine import fingerprint
+
+    results = {kind: run_worker(kind, args) for kind in ("edgeclf", "plain", "input")}
+
+    def rate(result: dict, key: str = "train_seconds") -> float:
+        return float(result["images"] / np.median(result[key][1:]))
+
+    document = {
+        "command": "python tools/bench_train_throughput.py " + " ".join(sys.argv[1:]),
+        "machine": fingerprint(None, "cpu"),
+        "model": {"name": "mobilenet_v2", "alpha": args.alpha, "size": args.size, "weights": "random"},
+        "images_per_second": {
+            "edgeclf_train_steps": rate(results["edgeclf"]),
+            "edgeclf_whole_epoch": rate(results["edgeclf"], "epoch_seconds"),
+            "plain_model_fit": rate(results["plain"]),
+            "input_pipeline_alone": rate(results["input"]),
+        },
+        "raw": results,
+    }
+    ips = document["images_per_second"]
+    document["ratio_edgeclf_to_plain"] = ips["edgeclf_train_steps"] / ips["plain_model_fit"]
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps({k: document[k] for k in ("images_per_second", "ratio_edgeclf_to_plain")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
