@@ -64,35 +64,63 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     def __init__(self, dataset, batches: int):
         super().__init__()
         self.dataset, self.batches = dataset, batches
-        self._fitting = False
+        self._forward = None  # compiled once per fit (which layers train, and so run in training mode, is traced in)
 
     def on_train_begin(self, logs=None):
-        self._fitting = True
+        self._forward = batch_statistics_forward(self.model)
 
     def on_train_end(self, logs=None):
-        self._fitting = False
+        self._forward = None
 
     def on_test_begin(self, logs=None):
-        if self._fitting:
-            recompute_batchnorm(self.model, self.dataset, self.batches)
+        if self._forward is not None:
+            recompute_batchnorm(self.model, self.dataset, self.batches, self._forward)
 
 
-def recompute_batchnorm(model, dataset, batches: int) -> int:
+def _trainable_batchnorms(model) -> list:
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+
+
+def batch_statistics_forward(model):
+    """model(x, training=True) compiled with every trainable BatchNorm's momentum at 0, so that a
+    call leaves each layer's batch mean and (unbiased) variance in its moving statistics. The
+    momentum is read when the function is traced: the layers get theirs back afterwards."""
+    import tensorflow as tf
+
+    layers = _trainable_batchnorms(model)
+    saved = [layer.momentum for layer in layers]
+    forward = tf.function(lambda x: model(x, training=True), reduce_retracing=True)
+    try:
+        for layer in layers:
+            layer.momentum = 0.0
+        forward.get_concrete_function(tf.TensorSpec([None, *model.input_shape[1:]], tf.float32))
+    finally:
+        for layer, momentum in zip(layers, saved, strict=True):
+            layer.momentum = momentum
+    return forward
+
+
+def recompute_batchnorm(model, dataset, batches: int, forward=None) -> int:
     """Set the moving statistics of model's trainable BatchNorm layers to the average of their batch
-    statistics over `batches` batches of dataset (a cumulative average: momentum i/(i+1) at batch
-    i). Weights are not touched. Returns the number of batches used."""
-    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    statistics over `batches` batches of dataset (upstream layers in training mode, as PreciseBN
+    has it). Weights are not touched. `forward` is batch_statistics_forward(model) (made here when
+    not given): each compiled call leaves one batch's statistics, which are averaged here. Returns
+    the number of batches used."""
+    layers = _trainable_batchnorms(model)
     if not layers or batches < 1:
         return 0
-    saved = [layer.momentum for layer in layers]
+    forward = forward or batch_statistics_forward(model)
+    sums = [[0.0, 0.0] for _ in layers]
     used = 0
-    try:
-        for x, _ in dataset.take(batches):
-            for layer in layers:
-                layer.momentum = used / (used + 1)
-            model(x, training=True)  # eager: each layer reads its momentum at call time
-            used += 1
-    finally:
-        for layer, momentum in zip(layers, saved, strict=False):
-            layer.momentum = momentum
+    for x, _ in dataset.take(batches):
+        forward(x)
+        for total, layer in zip(sums, layers, strict=True):
+            total[0] += layer.moving_mean.numpy()
+            total[1] += layer.moving_variance.numpy()
+        used += 1
+    if not used:  # an empty dataset: the statistics stay as they were
+        return 0
+    for (mean, variance), layer in zip(sums, layers, strict=True):
+        layer.moving_mean.assign(mean / used)
+        layer.moving_variance.assign(variance / used)
     return used

@@ -31,15 +31,18 @@ OPENVINO_HERE = (
 pytest.importorskip("tensorflow_model_optimization")
 onnx = pytest.importorskip("onnx")
 
-ALL = [
-    "onnx-fp32",
-    "onnx-int8-ptq",
-    "tflite-dynamic",
-    "tflite-fp16",
-    "tflite-fp32",
-    "tflite-int8-ptq",
-    "tflite-int8-qat",
-] + OPENVINO_HERE
+ALL = sorted(
+    [
+        "onnx-fp32",
+        "onnx-int8-ptq",
+        "tflite-dynamic",
+        "tflite-fp16",
+        "tflite-fp32",
+        "tflite-int8-ptq",
+        "tflite-int8-qat",
+    ]
+    + OPENVINO_HERE
+)
 
 
 @pytest.mark.slow
@@ -148,7 +151,8 @@ def test_the_committed_fixture_is_what_the_pipeline_makes(exported):
 
     fresh = {a.name: a for a in read_artifacts(exported)}
     committed = {a.name: a for a in read_artifacts(HERE / "tiny_run")}
-    assert sorted(fresh) == sorted(committed) == ALL
+    # the fixture was made where OpenVINO has bf16; a machine without it writes no openvino-bf16
+    assert sorted(fresh) == sorted(n for n in committed if n in fresh or n != "openvino-bf16") == ALL
     index = json.loads((HERE / "tiny_run" / "export" / "artifacts.json").read_text())
     assert index["version"] == json.loads((exported / "export" / "artifacts.json").read_text())["version"]
     for name, a in fresh.items():

@@ -201,7 +201,7 @@ def test_from_scratch_learns_over_seeds_with_onednn_on_and_off(tmp_path, onednn)
 def test_precise_batchnorm_sets_population_statistics_of_the_current_weights():
     """recompute_batchnorm gives each BatchNorm layer the average of its batch statistics over the
     batches (upstream layers in training mode), whatever its momentum and old statistics."""
-    from edgeclf.callbacks import recompute_batchnorm
+    from edgeclf.callbacks import batch_statistics_forward, recompute_batchnorm
 
     inputs = keras.Input((4, 4, 2))
     x = keras.layers.Conv2D(3, 1, name="conv")(inputs)
@@ -210,7 +210,9 @@ def test_precise_batchnorm_sets_population_statistics_of_the_current_weights():
     rng = np.random.default_rng(0)
     batches = [rng.normal(3.0, 2.0, (8, 4, 4, 2)).astype("float32") for _ in range(5)]
     dataset = tf.data.Dataset.from_tensor_slices((np.concatenate(batches), np.zeros(40))).batch(8)
-    assert recompute_batchnorm(model, dataset, 10) == 5
+    forward = batch_statistics_forward(model)
+    assert recompute_batchnorm(model, dataset, 10, forward) == 5
+    assert recompute_batchnorm(model, dataset.take(0), 10, forward) == 0  # nothing to average: unchanged
     features = [model.get_layer("conv")(b).numpy() for b in batches]
     bn = model.get_layer("bn")
     np.testing.assert_allclose(

@@ -1,7 +1,7 @@
 """Training images/s of `edgeclf train` against a plain, hand-written `model.fit` of the same model
 on the same tf.data input, and the input pipeline alone.
 
-Three fresh processes on the same folder and config (fine-tune phase off, EPOCHS epochs):
+Fresh processes on the same folder and config (fine-tune phase off, EPOCHS epochs):
 
 - edgeclf: `edgeclf.train.train` as the command runs it (checkpoint, early stopping, schedule,
   PreciseBN and validation each epoch). Its history.csv gives per epoch the training steps alone
@@ -10,6 +10,10 @@ Three fresh processes on the same folder and config (fine-tune phase off, EPOCHS
   `model.compile(Adam, categorical cross-entropy)` + `model.fit(train_ds, epochs=EPOCHS)`, no
   callbacks but a timer, no validation.
 - input: the same training pipeline iterated for one epoch with nothing consuming it.
+
+edgeclf trains with TensorFlow's op determinism on (`train.deterministic: true`, for runs that
+repeat exactly); a plain model.fit does not. Both are measured both ways ("-deterministic" and
+"-nondeterministic") so that the cost of determinism is apart from edgeclf's own.
 
 Images/s are the median over epochs 2..EPOCHS (epoch 1 decodes and fills the cache).
 
@@ -37,10 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+KINDS = ("edgeclf-deterministic", "edgeclf-nondeterministic", "plain-nondeterministic", "plain-deterministic", "input")
+
+
 def overrides(args) -> dict:
     return {"model.name": "mobilenet_v2", "model.alpha": args.alpha, "model.weights": "none",
             "data.image_size": args.size, "train.epochs": args.epochs, "train.fine_tune_epochs": 0,
-            "train.early_stopping_patience": args.epochs + 1}  # fmt: skip
+            "train.early_stopping_patience": args.epochs + 1,
+            "train.deterministic": args.worker.endswith("-deterministic")}  # fmt: skip
 
 
 def edgeclf_worker(args, out: Path) -> dict:
@@ -58,6 +66,7 @@ def edgeclf_worker(args, out: Path) -> dict:
 
 
 def plain_worker(args, out: Path, input_only: bool) -> dict:
+    import tensorflow as tf
     import tf_keras as keras
 
     from edgeclf.config import load_config
@@ -67,6 +76,8 @@ def plain_worker(args, out: Path, input_only: bool) -> dict:
 
     cfg = load_config(overrides=overrides(args))
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     data = discover(args.folder, cfg.data.split, cfg.seed)
     files, labels = data.files_and_labels("train")
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         with tempfile.TemporaryDirectory(prefix="edgeclf-throughput-") as tmp:
-            if args.worker == "edgeclf":
+            if args.worker.startswith("edgeclf"):
                 result = edgeclf_worker(args, Path(tmp) / "run")
             else:
                 result = plain_worker(args, Path(tmp) / "plain", input_only=args.worker == "input")
@@ -129,7 +140,7 @@ def main() -> None:
 
     from edgeclf.runtime.machine import fingerprint
 
-    results = {kind: run_worker(kind, args) for kind in ("edgeclf", "plain", "input")}
+    results = {kind: run_worker(kind, args) for kind in KINDS}
 
     def rate(result: dict, key: str = "train_seconds") -> float:
         return float(result["images"] / np.median(result[key][1:]))
@@ -139,19 +150,24 @@ def main() -> None:
         "machine": fingerprint(None, "cpu"),
         "model": {"name": "mobilenet_v2", "alpha": args.alpha, "size": args.size, "weights": "random"},
         "images_per_second": {
-            "edgeclf_train_steps": rate(results["edgeclf"]),
-            "edgeclf_whole_epoch": rate(results["edgeclf"], "epoch_seconds"),
-            "plain_model_fit": rate(results["plain"]),
-            "input_pipeline_alone": rate(results["input"]),
+            **{f"{kind}_train_steps": rate(results[kind]) for kind in KINDS},
+            **{f"{kind}_whole_epoch": rate(results[kind], "epoch_seconds") for kind in KINDS[:2]},
         },
         "raw": results,
     }
     ips = document["images_per_second"]
-    document["ratio_edgeclf_to_plain"] = ips["edgeclf_train_steps"] / ips["plain_model_fit"]
+    document["ratio_edgeclf_to_plain"] = {
+        mode: ips[f"edgeclf-{mode}_train_steps"] / ips[f"plain-{mode}_train_steps"]
+        for mode in ("deterministic", "nondeterministic")
+    }
+    document["ratio_edgeclf_default_to_plain_default"] = (
+        ips["edgeclf-deterministic_train_steps"] / ips["plain-nondeterministic_train_steps"]
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(document, indent=2) + "\n")
-    print(json.dumps({k: document[k] for k in ("images_per_second", "ratio_edgeclf_to_plain")}, indent=2))
+    keys = ("images_per_second", "ratio_edgeclf_to_plain", "ratio_edgeclf_default_to_plain_default")
+    print(json.dumps({k: document[k] for k in keys}, indent=2))
 
 
 if __name__ == "__main__":
