@@ -38,7 +38,8 @@ MAX_SAMPLES = 2000
 INT8_CROSSOVER = (
     "on an Intel Xeon with AVX-512 VNNI (docs/BENCHMARKS.md), LiteRT's int8 beat its fp32 for MobileNetV2 "
     "alpha 0.75 and 1.0 (from 96 px, 56 MMACs) but lost at alpha 0.35 and 0.5 even at 224 px (59-97 MMACs): "
-    "narrow layers leave the int8 kernels idle; ONNX Runtime's int8 was faster at every size measured"
+    "narrow layers leave the int8 kernels idle; OpenVINO's int8 lost to its f32 at 11-30 MMACs and won from 56; "
+    "ONNX Runtime's int8 was faster at every size measured"
 )
 
 log = logging.getLogger(__name__)
