@@ -29,6 +29,7 @@ from edgeclf.images import load_image
 from edgeclf.keras_baseline import KERAS_NAME
 from edgeclf.run_directory import METADATA, MODEL, REPORTS, Run
 from edgeclf.runtime.artifact import read_artifacts
+from edgeclf.runtime.backends import runnable
 from edgeclf.runtime.machine import fingerprint
 from edgeclf.runtime.timing import SPANS, headline_batch
 
@@ -109,6 +110,9 @@ def run_bench(target: Path, options: BenchConfig, out: Path | None = None, image
     entries = _validated_artifacts(target, is_run)
     if options.engine != "auto":  # --engine applies to ONNX artifacts; TFLite ones run on LiteRT only
         entries = [a for a in entries if a.format == "onnx"]
+    entries, skipped = runnable(entries, options.engine)
+    if skipped:
+        log.warning(f"{', '.join(skipped)}: skipped, their engine is not installed here")
     files, split = _input_files(target, is_run, images)
     files = files[: max(*options.batch_sizes, 32)]  # at least the largest batch; 32 images are enough to time
     pixels, decode_ms = _decoded(files, entries[0].image_size if entries else _run_image_size(target), options)
@@ -128,6 +132,8 @@ def run_bench(target: Path, options: BenchConfig, out: Path | None = None, image
             results[name] = {**result, "name": name, "format": fmt, "precision": precision, "file_bytes": size}
     _speedups(results)
     document = _document(target, options, threads, results, len(files), split, images, decode_ms)
+    if skipped:
+        document["notes"].append(f"not measured, their engine is not installed on this device: {', '.join(skipped)}")
     path = Path(out) if out else (target / REPORTS / "bench.json" if is_run else Path("bench.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     return BenchResult(atomic_write_json(path, document), document)

@@ -22,6 +22,7 @@ from edgeclf.metrics import classification_metrics
 from edgeclf.plots import confusion_png
 from edgeclf.run_directory import ARTIFACTS, REPORTS, Run
 from edgeclf.runtime.artifact import pick, read_artifacts
+from edgeclf.runtime.backends import runnable
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.machine import fingerprint
 
@@ -89,6 +90,10 @@ def evaluate_run(
     scores = [_score(KERAS_NAME, "keras", "fp32", keras, labels, float_probs, float_probs, run.classes)]
     if engine != "auto":  # --engine applies to ONNX artifacts; TFLite ones keep LiteRT
         entries = [a for a in entries if a.format == "onnx" or names]
+    if not names:  # named ones run or fail clearly; the rest need their engine installed
+        entries, skipped = runnable(entries, engine)
+        if skipped:
+            log.warning(f"{', '.join(skipped)}: skipped, their engine is not installed here")
     for info in entries:
         classifier = Classifier.from_run(run.path, info, engine=engine)
         probs = classifier.predict_pixels(pixels)

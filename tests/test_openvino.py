@@ -177,3 +177,14 @@ def test_bench_compares_each_precision_with_the_fp32_of_its_own_engine():
     assert results["openvino-bf16"]["runtime_fp32"] == "openvino-fp32"
     assert results["openvino-bf16"]["speedup_vs_runtime_fp32"] == 2.0
     assert results["openvino-int8-ptq"]["speedup_vs_runtime_fp32"] == 4.0
+
+
+def test_stages_skip_artifacts_whose_engine_is_not_installed(tiny_run, monkeypatch):
+    entries = read_artifacts(tiny_run)
+    monkeypatch.setattr(backends, "engine_available", lambda engine: engine != "openvino")
+    ok, skipped = backends.runnable(entries)
+    assert sorted(skipped) == sorted(a.name for a in entries if a.engine == "openvino") and len(skipped) >= 2
+    assert {a.name for a in ok} == {a.name for a in entries} - set(skipped)
+    # --engine openvino moves the ONNX Runtime entries onto OpenVINO too: without it they cannot run
+    _, moved = backends.runnable(entries, "openvino")
+    assert {"onnx-fp32", "onnx-int8-ptq"} <= set(moved) and not any(n.startswith("tflite") for n in moved)

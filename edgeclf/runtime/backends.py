@@ -77,8 +77,26 @@ def engine_available(engine: str) -> bool:
     """Whether the engine's package can be imported here (without importing it)."""
     from importlib.util import find_spec
 
-    modules = {"litert": ("ai_edge_litert", "tflite_runtime"), "onnxruntime": ("onnxruntime",)}
-    return any(find_spec(m) is not None for m in modules.get(engine, (engine,)))
+    modules = {
+        "litert": ("ai_edge_litert", "tflite_runtime"),
+        "onnxruntime": ("onnxruntime",),
+        "openvino": ("openvino",),
+    }
+    try:
+        return any(find_spec(m) is not None for m in modules.get(engine, ()))
+    except ValueError:  # a module set to None in sys.modules (how tests hide a package)
+        return False
+
+
+def runnable(entries: list, override: str | None = None) -> tuple[list, list]:
+    """(the artifacts whose engine is installed here, the names of those whose engine is not), the
+    engine being --engine's for ONNX artifacts when given, else the recorded one."""
+    ok, missing = [], []
+    for entry in entries:
+        suffix = Path(entry.path).suffix
+        engine = override if override not in (None, "auto") and suffix == ".onnx" else entry.engine
+        (ok if engine_available(engine or DEFAULT_ENGINE.get(suffix, "")) else missing).append(entry)
+    return ok, [entry.name for entry in missing]
 
 
 def engine_version(engine: str) -> str:
