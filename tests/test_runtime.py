@@ -215,3 +215,26 @@ def test_a_missing_engine_is_a_one_line_error(tiny_run, name, blocked, message):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda text: text[: len(text) // 2], "not valid JSON"),
+        (lambda text: "[]", "field 'artifacts' must be a list of at most 256 entries"),
+        (lambda text: text.replace('"zero_point": 0', '"zero_point": "zero"', 1), "field 'input.zero_point'"),
+        (lambda text: text.replace('"input": {', '"inputs": {', 1), "field 'input': Field required"),
+        (lambda text: text.replace('"size": [\n', '"size": [\n99999,\n'), "'preprocessing.size' must be"),
+        (lambda text: text + " " * (9 * 2**20), "over 8 MiB; not an edgeclf artifacts.json"),
+    ],
+)
+def test_a_malformed_artifacts_json_is_one_error_line_naming_the_file_and_field(tiny_run, tmp_path, edit, message):
+    export = tmp_path / "export"
+    shutil.copytree(tiny_run / "export", export)
+    index = export / "artifacts.json"
+    index.write_text(edit(index.read_text()))
+    image = _test_images(tiny_run)[0]
+    result = CliRunner().invoke(app, ["predict", str(export), image])
+    assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
+    assert str(index) in " ".join(result.output.split()) and message in " ".join(result.output.split())
+    assert "Traceback" not in result.output

@@ -14,6 +14,9 @@ import numpy as np
 from edgeclf.errors import EdgeclfError
 
 ARTIFACTS_VERSION = 1
+MAX_INDEX_BYTES = 8 * 1024 * 1024  # an artifacts.json larger than this is refused before it is read
+MAX_ENTRIES = 256
+MAX_IMAGE_SIDE = 4096  # preprocessing.size: pixels per side an artifact may ask for
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,30 @@ class ArtifactInfo:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ArtifactInfo:
-        data = dict(data)
-        data["input"] = TensorInfo(**data["input"])
-        data["output"] = TensorInfo(**data["output"])
-        return cls(**data)
+    def from_json(cls, data: Any, where: str = "artifact description") -> ArtifactInfo:
+        """An entry checked field by field (types, and the image size within 1..MAX_IMAGE_SIDE);
+        raises EdgeclfError naming `where` and the field."""
+        from pydantic import TypeAdapter, ValidationError
+
+        name = data.get("name") if isinstance(data, dict) and isinstance(data.get("name"), str) else None
+        label = f"{where} ({name[:80]!r})" if name else where
+        try:
+            info = TypeAdapter(cls).validate_python(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(part) for part in error["loc"]) or "(the entry)"
+            raise EdgeclfError(f"{label}: field '{field}': {error['msg']}; re-export, or restore the file") from None
+        size = info.preprocessing.get("size")
+        if not (
+            isinstance(size, list)
+            and len(size) == 2
+            and all(isinstance(v, int) and 1 <= v <= MAX_IMAGE_SIDE for v in size)
+        ):
+            raise EdgeclfError(
+                f"{label}: field 'preprocessing.size' must be [height, width] within 1..{MAX_IMAGE_SIDE}, "
+                f"not {str(size)[:40]}"
+            )
+        return info
 
 
 def locate_artifacts(path: Path) -> Path:
@@ -90,9 +112,20 @@ def locate_artifacts(path: Path) -> Path:
 
 
 def read_artifacts(path: Path) -> list[ArtifactInfo]:
-    """Entries of an artifacts.json (path to the file, to an export folder or to a run directory)."""
-    data = json.loads(locate_artifacts(path).read_text(encoding="utf-8"))
-    return [ArtifactInfo.from_json(entry) for entry in data["artifacts"]]
+    """Entries of an artifacts.json (path to the file, to an export folder or to a run directory).
+    Raises FileNotFoundError when there is none, EdgeclfError naming the file (and the entry and
+    field) when it is too large, not JSON, or an entry is malformed."""
+    index = locate_artifacts(path)
+    if index.stat().st_size > MAX_INDEX_BYTES:
+        raise EdgeclfError(f"{index}: over {MAX_INDEX_BYTES // 2**20} MiB; not an edgeclf artifacts.json")
+    try:
+        data = json.loads(index.read_bytes())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EdgeclfError(f"{index}: not valid JSON ({str(exc)[:120]}); re-export, or restore the file") from None
+    entries = data.get("artifacts") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
+        raise EdgeclfError(f"{index}: field 'artifacts' must be a list of at most {MAX_ENTRIES} entries")
+    return [ArtifactInfo.from_json(entry, f"{index}: artifacts[{i}]") for i, entry in enumerate(entries)]
 
 
 def artifact_file(path: Path, info: ArtifactInfo) -> Path:

@@ -54,7 +54,10 @@ def describe_file(path: Path) -> ArtifactInfo:
     data = None
     if path.suffix == ".tflite":
         member = tflite_member(path.read_bytes(), DESCRIPTION_FILE)
-        data = json.loads(member) if member is not None else None
+        try:
+            data = json.loads(member) if member is not None else None
+        except (UnicodeDecodeError, ValueError):
+            raise ArtifactNotFound(f"{path}: its embedded {DESCRIPTION_FILE} is not valid JSON; re-export") from None
     else:
         import onnxruntime as ort
 
@@ -70,4 +73,4 @@ def describe_file(path: Path) -> ArtifactInfo:
     if not data.get("labels") and beside.is_file():
         data["labels"] = beside.read_text(encoding="utf-8").splitlines()
     data["path"] = path.name
-    return ArtifactInfo.from_json(data)
+    return ArtifactInfo.from_json(data, f"{path}: its embedded description")
