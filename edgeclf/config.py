@@ -141,6 +141,7 @@ class ServeConfig(_Strict):
     host: str = Field(min_length=1)
     port: int = Field(ge=0, le=65535)
     max_body_bytes: int = Field(ge=1)
+    timeout: float = Field(gt=0, le=3600)
 
 
 class Config(_Strict):

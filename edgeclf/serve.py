@@ -1,6 +1,14 @@
 """`edgeclf serve`: a small HTTP endpoint on the device. POST an image file's bytes to /predict
 (optionally ?top_k=N) and get JSON top-k; GET /health describes the model. Standard library only
-(http.server), one request at a time, TensorFlow-free; stops cleanly on SIGINT/SIGTERM."""
+(http.server's ThreadingHTTPServer), TensorFlow-free; stops within a second on SIGINT/SIGTERM.
+
+Every connection has its own thread and a socket timeout (serve.timeout): a client that stalls
+mid-request is dropped when it runs out, and cannot hold up another client or the shutdown (the
+threads are daemons and are not waited for). Reading and decoding run concurrently; the engine
+call is serialised by one lock (an interpreter is not safe to call from two threads at once).
+Content-Length must be a plain decimal within serve.max_body_bytes: anything else is answered
+400/411/413 with a JSON error before a byte of the body is read; chunked bodies are refused (411).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import json
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from edgeclf.images import ImageError
@@ -18,6 +26,7 @@ from edgeclf.runtime.classifier import Classifier
 from edgeclf.signals import StopSignal
 
 MAX_BYTES = 20 * 1024 * 1024  # default body limit (serve.max_body_bytes); larger bodies get 413 unread
+TIMEOUT = 10.0  # default seconds a connection may stay silent (serve.timeout)
 
 
 class BadRequest(Exception):
@@ -35,6 +44,8 @@ class PredictHandler(BaseHTTPRequestHandler):
     top_k: int = 5
     max_bytes: int = MAX_BYTES
     log: Callable[[str], None] | None = None
+    timeout = TIMEOUT  # socketserver sets it on the connection: reads and writes time out after it
+    inference: threading.Lock  # one engine call at a time
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if urlparse(self.path).path != "/health":
@@ -56,7 +67,9 @@ class PredictHandler(BaseHTTPRequestHandler):
             return self._reply(exc.status, {"error": str(exc)})
         except ImageError as exc:
             return self._reply(HTTPStatus.BAD_REQUEST, {"error": f"not a usable image: {exc}"})
-        self._reply(HTTPStatus.OK, answer(self.classifier, pixels, k, decode_ms))
+        with self.inference:
+            result = answer(self.classifier, pixels, k, decode_ms)
+        self._reply(HTTPStatus.OK, result)
 
     def _requested_top_k(self, query: str) -> int:
         try:
@@ -68,17 +81,31 @@ class PredictHandler(BaseHTTPRequestHandler):
         return k
 
     def _body(self) -> bytes:
-        """The request body, refused before it is read when it is empty or over max_bytes."""
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length <= 0:
+        """The request body, refused before it is read unless Content-Length is one plain decimal
+        within 1..max_bytes. A refused request's connection is closed (its body is never read)."""
+        lengths = self.headers.get_all("Content-Length") or []
+        asked_to_close = self.close_connection  # the client's Connection header, as http.server parsed it
+        self.close_connection = True  # until the body is read, the stream cannot be trusted for another request
+        if self.headers.get("Transfer-Encoding"):
+            raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted: send Content-Length")
+        if not lengths:
+            raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "Content-Length required: POST the image file's bytes")
+        text = lengths[0].strip()
+        if len(lengths) > 1 or not (text.isascii() and text.isdigit()) or len(text) > 12:
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "Content-Length must be one non-negative decimal integer")
+        length = int(text)
+        if length == 0:
             raise BadRequest(HTTPStatus.BAD_REQUEST, "empty body: POST the image file's bytes")
         if length > self.max_bytes:
-            self.close_connection = True
             raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {self.max_bytes} bytes")
-        return self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            raise BadRequest(HTTPStatus.REQUEST_TIMEOUT, f"the body stalled for {self.timeout:g} s") from None
+        if len(body) != length:
+            raise BadRequest(HTTPStatus.BAD_REQUEST, f"body ended after {len(body)} of {length} bytes")
+        self.close_connection = asked_to_close
+        return body
 
     def _reply(self, status: HTTPStatus, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -100,19 +127,25 @@ def make_server(
     top_k: int = 5,
     log: Callable[[str], None] | None = None,
     max_bytes: int = MAX_BYTES,
-) -> HTTPServer:
-    """An HTTPServer bound to (host, port) answering /predict and /health; port 0 picks a free one.
-    Raises OSError when it cannot listen there."""
+    timeout: float = TIMEOUT,
+) -> ThreadingHTTPServer:
+    """A threaded HTTP server bound to (host, port) answering /predict and /health; port 0 picks a
+    free one. Raises OSError when it cannot listen there."""
     settings = {
         "classifier": classifier,
         "top_k": top_k,
         "max_bytes": max_bytes,
+        "timeout": timeout,
+        "inference": threading.Lock(),
         "log": staticmethod(log) if log else None,
     }
-    return HTTPServer((host, port), type("Handler", (PredictHandler,), settings))
+    server = ThreadingHTTPServer((host, port), type("Handler", (PredictHandler,), settings))
+    server.daemon_threads = True  # a stalled client's thread does not hold the process
+    server.block_on_close = False  # server_close() does not wait for the connection threads
+    return server
 
 
-def serve(server: HTTPServer, stop: StopSignal) -> None:
+def serve(server: ThreadingHTTPServer, stop: StopSignal) -> None:
     """Answer requests until `stop` is set (SIGINT/SIGTERM), then close the socket."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     thread.start()

@@ -41,7 +41,13 @@ def command(
     log = None if quiet else lambda line: console.print(line, style="dim", markup=False)
     try:
         server = make_server(
-            classifier, cfg.serve.host, cfg.serve.port, cfg.predict.top_k, log, cfg.serve.max_body_bytes
+            classifier,
+            cfg.serve.host,
+            cfg.serve.port,
+            cfg.predict.top_k,
+            log,
+            cfg.serve.max_body_bytes,
+            cfg.serve.timeout,
         )
     except OSError as exc:
         where = f"--host {cfg.serve.host} --port {cfg.serve.port}"

@@ -1,0 +1,118 @@
+"""edgeclf serve as a long-running service: stalled clients, hostile headers, prompt shutdown."""
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from edgeclf.run_directory import Run
+from edgeclf.runtime.open import open_classifier
+from edgeclf.serve import make_server, serve
+from edgeclf.signals import StopSignal
+
+TIMEOUT = 1.0
+
+
+@pytest.fixture
+def server(tiny_run):
+    server = make_server(open_classifier(tiny_run), port=0, max_bytes=100_000, timeout=TIMEOUT)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def image(tiny_run):
+    dataset = Run.open(tiny_run).dataset
+    return (dataset.root / dataset.split("test")[0].path).read_bytes()
+
+
+def raw(server, data: bytes, wait: float = 5.0) -> tuple[int, dict]:
+    """Send bytes as they are, read the whole answer: (status, JSON body)."""
+    with socket.create_connection(server.server_address[:2], timeout=wait) as conn:
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def post(body: bytes, headers: str) -> bytes:
+    return f"POST /predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n".encode() + body
+
+
+def test_a_good_request_is_answered(server, image):
+    status, body = raw(server, post(image, f"Content-Length: {len(image)}\r\n"))
+    assert status == 200 and body["top_k"][0]["label"] in ("bag", "sneaker", "trouser")
+
+
+@pytest.mark.parametrize(
+    "headers, status, message",
+    [
+        ("", 411, "Content-Length required"),
+        ("Content-Length: abc\r\n", 400, "one non-negative decimal integer"),
+        ("Content-Length: -1\r\n", 400, "one non-negative decimal integer"),
+        ("Content-Length: +5\r\n", 400, "one non-negative decimal integer"),
+        ("Content-Length: 5\r\nContent-Length: 5\r\n", 400, "one non-negative decimal integer"),
+        ("Content-Length: 99999999999999999999999\r\n", 400, "one non-negative decimal integer"),
+        ("Content-Length: 0\r\n", 400, "empty body"),
+        ("Content-Length: 100001\r\n", 413, "body over 100000 bytes"),
+        ("Transfer-Encoding: chunked\r\n", 411, "chunked bodies are not accepted"),
+    ],
+)
+def test_hostile_headers_get_a_json_error_before_the_body_is_read(server, headers, status, message):
+    answer = raw(server, post(b"", headers))
+    assert answer[0] == status and message in answer[1]["error"]
+
+
+def test_a_short_body_is_refused_when_the_client_stops_sending(server, image):
+    started = time.perf_counter()
+    status, body = raw(server, post(image[:10], f"Content-Length: {len(image)}\r\n"))
+    assert status == 408 and "the body stalled for 1 s" in body["error"]
+    assert TIMEOUT <= time.perf_counter() - started < TIMEOUT + 3
+
+
+def test_a_stalled_client_blocks_nobody_and_is_dropped(server, image):
+    stalled = socket.create_connection(server.server_address[:2])
+    stalled.sendall(b"POST /predict HTTP/1.1\r\nContent-Len")  # and nothing more
+    started = time.perf_counter()
+    status, _ = raw(server, post(image, f"Content-Length: {len(image)}\r\n"))
+    assert status == 200 and time.perf_counter() - started < TIMEOUT  # answered while the other one hangs
+    stalled.settimeout(TIMEOUT + 3)
+    assert stalled.recv(1024) == b""  # the server closed it when its timeout ran out
+    stalled.close()
+
+
+def test_concurrent_requests_all_get_the_same_answer(server, image):
+    answers = []
+
+    def one():
+        answers.append(raw(server, post(image, f"Content-Length: {len(image)}\r\n")))
+
+    threads = [threading.Thread(target=one) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(answers) == 16 and all(status == 200 for status, _ in answers)
+    assert len({json.dumps(body["top_k"]) for _, body in answers}) == 1
+
+
+def test_shutdown_is_prompt_with_a_client_holding_a_connection(tiny_run):
+    server = make_server(open_classifier(tiny_run), port=0, timeout=60)
+    stop = StopSignal(signals=())
+    thread = threading.Thread(target=serve, args=(server, stop))
+    thread.start()
+    stalled = socket.create_connection(server.server_address[:2])
+    stalled.sendall(b"GET /health HTTP/1.1\r\n")  # an unfinished request, on a 60-second timeout
+    time.sleep(0.2)
+    started = time.perf_counter()
+    stop.event.set()
+    thread.join(5)
+    assert not thread.is_alive() and time.perf_counter() - started < 1.0
+    stalled.close()
