@@ -28,8 +28,9 @@ from edgeclf.errors import EdgeclfError
 from edgeclf.images import load_image
 from edgeclf.keras_baseline import KERAS_NAME
 from edgeclf.run_directory import METADATA, MODEL, REPORTS, Run
-from edgeclf.runtime.artifact import read_artifacts
+from edgeclf.runtime.artifact import artifact_file, locate_artifacts, read_artifacts
 from edgeclf.runtime.backends import runnable
+from edgeclf.runtime.integrity import check_recorded
 from edgeclf.runtime.machine import fingerprint
 from edgeclf.runtime.timing import SPANS, headline_batch
 
@@ -96,7 +97,9 @@ class BenchResult:
         return self.document["notes"]
 
 
-def run_bench(target: Path, options: BenchConfig, out: Path | None = None, images: Path | None = None) -> BenchResult:
+def run_bench(
+    target: Path, options: BenchConfig, out: Path | None = None, images: Path | None = None, integrity: bool = True
+) -> BenchResult:
     """Bench a run directory (the Keras baseline and every artifact, on its test images), or an
     export folder alone, as on a device (every artifact, on the images under `images`); each
     measurement runs in its own process. Writes bench.json (default: RUN_DIR/reports/bench.json, or
@@ -113,6 +116,9 @@ def run_bench(target: Path, options: BenchConfig, out: Path | None = None, image
     entries, skipped = runnable(entries, options.engine)
     if skipped:
         log.warning(f"{', '.join(skipped)}: skipped, their engine is not installed here")
+    for entry in entries if integrity else []:  # the files measured are the files exported
+        index = locate_artifacts(target)
+        check_recorded(artifact_file(index, entry), entry.bytes, entry.sha256, index)
     files, split = _input_files(target, is_run, images)
     files = files[: max(*options.batch_sizes, 32)]  # at least the largest batch; 32 images are enough to time
     pixels, decode_ms = _decoded(files, entries[0].image_size if entries else _run_image_size(target), options)

@@ -30,12 +30,13 @@ def predict(
     threads: int | None = None,
     kernels: str = "fast",
     engine: str | None = None,
+    integrity: bool = True,
 ) -> PredictResult:
     """Classify every image file named in, or found under, targets. The classifier is warmed up
     once before the first image, so that no image is timed on the engine's first call. Raises
     EdgeclfError for a bad option, a missing model or artifact, or when no image is found."""
     check_top_k(top_k)
-    classifier = open_classifier(model, artifact, threads, kernels, engine=engine)
+    classifier = open_classifier(model, artifact, threads, kernels, engine=engine, integrity=integrity)
     results = []
     for path in find_images(targets):
         try:

@@ -238,3 +238,62 @@ def test_a_malformed_artifacts_json_is_one_error_line_naming_the_file_and_field(
     assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
     assert str(index) in " ".join(result.output.split()) and message in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def _export_copy(tiny_run, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(tiny_run / "export", export)
+    return export
+
+
+def test_a_changed_artifact_is_refused_unless_asked(tiny_run, tmp_path):
+    export = _export_copy(tiny_run, tmp_path)
+    (export / "model_fp32.onnx").write_bytes((export / "model_int8_ptq.onnx").read_bytes())
+    image = _test_images(tiny_run)[0]
+    for command in (["predict", str(export), image], ["bench", str(export), "--images", image, "--runs", "2"]):
+        refused = CliRunner().invoke(app, [*command, "--artifact", "onnx-fp32"] if command[0] == "predict" else command)
+        assert refused.exit_code == 2 and "changed since export" in refused.output, refused.output
+        assert "model_fp32.onnx" in refused.output and "--no-integrity-check" in " ".join(refused.output.split())
+    allowed = CliRunner().invoke(
+        app, ["predict", str(export), image, "--artifact", "onnx-fp32", "--no-integrity-check"]
+    )
+    assert allowed.exit_code == 0, allowed.output
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("model_fp32.tflite", b"", "not a TFLite model"),
+        ("model_fp32.tflite", b"\x00" * 64, "not a TFLite model"),
+        ("model_fp32.tflite", b"\xff\xff\xff\x7fTFL3" + b"\x00" * 56, "a damaged TFLite flatbuffer"),
+        ("model_fp32.onnx", b"\x08\x07garbage" * 10, "ONNX Runtime could not load it"),
+    ],
+)
+def test_a_malformed_model_file_is_one_error_line(tiny_run, tmp_path, name, content, message):
+    export = _export_copy(tiny_run, tmp_path)
+    (export / name).write_bytes(content)
+    artifact = "tflite-fp32" if name.endswith(".tflite") else "onnx-fp32"
+    for target in ([str(export), "--artifact", artifact, "--no-integrity-check"], [str(export / name)]):
+        result = CliRunner().invoke(app, ["predict", *target[:1], _test_images(tiny_run)[0], *target[1:]])
+        assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
+        assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda a: a["output"].update(scale=0.0), "needs a finite scale above 0"),
+        (lambda a: a["input"].update(zero_point=300), "needs a finite scale above 0"),
+        (lambda a: a.update(labels=["bag", "sneaker"]), "the model gives 3 outputs but its description lists 2 labels"),
+    ],
+)
+def test_inconsistent_descriptions_are_refused(tiny_run, tmp_path, edit, message):
+    export = _export_copy(tiny_run, tmp_path)
+    index = json.loads((export / "artifacts.json").read_text())
+    entry = next(a for a in index["artifacts"] if a["name"] == "tflite-int8-ptq")
+    edit(entry)
+    (export / "artifacts.json").write_text(json.dumps(index))
+    result = CliRunner().invoke(
+        app, ["predict", str(export), _test_images(tiny_run)[0], "--artifact", "tflite-int8-ptq"]
+    )
+    assert result.exit_code == 2 and message in " ".join(result.output.split()) and "Traceback" not in result.output

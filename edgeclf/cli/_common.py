@@ -93,6 +93,16 @@ ENGINE_HELP = (
 )
 
 
+def integrity_option():
+    """--no-integrity-check: run files whose size or sha256 differ from artifacts.json's record."""
+    return typer.Option(
+        True,
+        "--integrity-check/--no-integrity-check",
+        help="Refuse an artifact whose size or sha256 differs from what artifacts.json records (the default); "
+        "--no-integrity-check runs a file you changed on purpose.",
+    )
+
+
 def comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 

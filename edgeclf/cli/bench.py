@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import ENGINE_HELP, comma_ints, console, overrides, setting, user_errors
+from edgeclf.cli._common import ENGINE_HELP, comma_ints, console, integrity_option, overrides, setting, user_errors
 
 HELP = (
     "Benchmark the float Keras model and every validated artifact, each in its own process: load time, first "
@@ -26,6 +26,7 @@ def command(
     batch_sizes: str | None = setting("bench.batch_sizes", "Comma-separated batch sizes.", convert=comma_ints),
     device: str | None = setting("bench.device", "cpu | gpu"),
     engine: str | None = setting("bench.engine", ENGINE_HELP),
+    integrity: bool = integrity_option(),
     out: Path | None = typer.Option(
         None, help="bench.json path (default RUN_DIR/reports/bench.json, or ./bench.json)."
     ),
@@ -49,6 +50,6 @@ def command(
     options = load_config([own] if own.is_file() else [], values, names).bench
     if seconds is not None:
         options = options.model_copy(update={"runs": None, "seconds": seconds})
-    result = run_bench(run_dir, options, out, images)
+    result = run_bench(run_dir, options, out, images, integrity)
     render.bench_table(result.document)
     console.print(f"[bold green]done[/]: {result.path}")

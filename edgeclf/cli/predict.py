@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import ENGINE_HELP, overrides, setting, user_errors
+from edgeclf.cli._common import ENGINE_HELP, integrity_option, overrides, setting, user_errors
 
 HELP = (
     "Classify images with a run's artifact (default: the best int8) or a bare .tflite/.onnx; "
@@ -30,6 +30,7 @@ def command(
         "CPU (for checking a device against a workstation).",
     ),
     engine: str | None = setting("predict.engine", ENGINE_HELP),
+    integrity: bool = integrity_option(),
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.config import load_config
@@ -37,7 +38,9 @@ def command(
 
     values, names = overrides(command, locals())
     options = load_config([], values, names).predict
-    result = predict(model, images, artifact, options.top_k, options.threads, options.kernels, options.engine)
+    result = predict(
+        model, images, artifact, options.top_k, options.threads, options.kernels, options.engine, integrity
+    )
     if as_json:
         print(json.dumps(result.results, indent=2))
     else:

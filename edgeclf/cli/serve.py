@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import ENGINE_HELP, console, overrides, setting, user_errors
+from edgeclf.cli._common import ENGINE_HELP, console, integrity_option, overrides, setting, user_errors
 
 HELP = (
     "Long-running device mode over HTTP: POST an image file's bytes to /predict[?top_k=N] and get JSON top-k "
@@ -27,6 +27,7 @@ def command(
     top_k: int | None = setting("predict.top_k", "Labels per answer unless the request asks ?top_k=N.", "--top-k"),
     threads: int | None = setting("predict.threads", "Inference threads."),
     engine: str | None = setting("predict.engine", ENGINE_HELP),
+    integrity: bool = integrity_option(),
     quiet: bool = typer.Option(False, "--quiet", help="Do not log each request."),
 ) -> None:
     from edgeclf.config import load_config
@@ -37,7 +38,7 @@ def command(
 
     values, names = overrides(command, locals())
     cfg = load_config([], values, names)
-    classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine)
+    classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine, integrity=integrity)
     log = None if quiet else lambda line: console.print(line, style="dim", markup=False)
     try:
         server = make_server(

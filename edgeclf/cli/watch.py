@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import ENGINE_HELP, console, overrides, setting, user_errors
+from edgeclf.cli._common import ENGINE_HELP, console, integrity_option, overrides, setting, user_errors
 
 HELP = (
     "Long-running device mode: classify every new image dropped into FOLDER (or frames from --camera N with "
@@ -27,6 +27,7 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     threads: int | None = setting("predict.threads", "Inference threads."),
     engine: str | None = setting("predict.engine", ENGINE_HELP),
+    integrity: bool = integrity_option(),
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.config import load_config
@@ -39,7 +40,7 @@ def command(
         raise EdgeclfError("give a FOLDER to watch or --camera N (one of them)")
     values, names = overrides(command, locals())
     cfg = load_config([], values, names)
-    classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine)
+    classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine, integrity=integrity)
 
     def emit(result: dict) -> None:
         if as_json:

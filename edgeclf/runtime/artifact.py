@@ -5,6 +5,7 @@ preprocessing and the labels."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,19 @@ class ArtifactInfo:
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"]) or "(the entry)"
             raise EdgeclfError(f"{label}: field '{field}': {error['msg']}; re-export, or restore the file") from None
+        for side in ("input", "output"):
+            tensor = getattr(info, side)
+            if tensor.quantized and not (
+                tensor.scale is not None
+                and math.isfinite(tensor.scale)
+                and tensor.scale > 0
+                and tensor.zero_point is not None
+                and np.iinfo(tensor.dtype).min <= tensor.zero_point <= np.iinfo(tensor.dtype).max
+            ):
+                raise EdgeclfError(
+                    f"{label}: field '{side}': a {tensor.dtype} tensor needs a finite scale above 0 and a zero "
+                    f"point within {tensor.dtype}'s range (got scale {tensor.scale}, zero point {tensor.zero_point})"
+                )
         size = info.preprocessing.get("size")
         if not (
             isinstance(size, list)

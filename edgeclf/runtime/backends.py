@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeclf.errors import EdgeclfError
+from edgeclf.runtime.integrity import check_model_file
 
 KERNELS = ("fast", "reference")
 ENGINES = ("litert", "onnxruntime", "openvino")
@@ -143,10 +144,13 @@ class LiteRTBackend:
         resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
         self.engine = "LiteRT (reference kernels)" if kernels == "reference" else "LiteRT (XNNPACK)"
         self.version = engine_version("litert")
-        self.interpreter = Interpreter(
-            model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
-        )
-        self.interpreter.allocate_tensors()
+        try:
+            self.interpreter = Interpreter(
+                model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
+            )
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgeclfError(f"{path}: LiteRT could not load it ({' '.join(str(exc).split())[:160]})") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._batch = int(self.input["shape"][0])
@@ -174,7 +178,10 @@ class OnnxBackend:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... classes
+            raise EdgeclfError(f"{path}: ONNX Runtime could not load it ({' '.join(str(exc).split())[:160]})") from None
         self.input_name = self.session.get_inputs()[0].name
         self.engine = f"onnxruntime ({self.session.get_providers()[0]})"
 
@@ -277,6 +284,7 @@ def open_backend(
     path = Path(path)
     if kernels not in KERNELS:
         raise EdgeclfError(f"--kernels {kernels}: choose one of {', '.join(KERNELS)}")
+    check_model_file(path)  # before any native runtime reads the bytes
     engine = engine or resolve_engine(path)
     if precision == "bf16" and engine != "openvino":
         raise EdgeclfError(f"{path.name}: bf16 artifacts run on OpenVINO only (--engine {engine} was asked for)")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeclf.errors import EdgeclfError
 from edgeclf.images import load_image, normalize
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.backends import open_backend, resolve_engine
@@ -95,8 +96,13 @@ class Classifier:
         return probs, spans
 
     def warm_up(self) -> None:
-        """One untimed inference, so that the first image's timing is not the engine's first call."""
-        self.predict_pixels(np.zeros((1, *self.info.image_size, 3), np.uint8))
+        """One untimed inference, so that the first image's timing is not the engine's first call;
+        it also checks that the model gives one output per label. Raises EdgeclfError."""
+        width = self.predict_pixels(np.zeros((1, *self.info.image_size, 3), np.uint8)).shape[-1]
+        if width != len(self.labels):
+            raise EdgeclfError(
+                f"{self.info.name}: the model gives {width} outputs but its description lists {len(self.labels)} labels"
+            )
 
     def predict_files(self, paths: list[Path], batch_size: int = 32) -> np.ndarray:
         pixels = np.stack([load_image(p, self.info.image_size) for p in paths])

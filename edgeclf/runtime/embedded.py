@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edgeclf.errors import EdgeclfError
 from edgeclf.runtime.artifact import ArtifactInfo
+from edgeclf.runtime.integrity import check_model_file
 
 LABEL_FILE = "labels.txt"  # in a .tflite's zip; also beside a bare file
 DESCRIPTION_FILE = "edgeclf.json"  # in a .tflite's zip
@@ -51,6 +52,7 @@ def describe_file(path: Path) -> ArtifactInfo:
     """The ArtifactInfo a bare model file carries (edgeclf.json in a .tflite's zip, or an ONNX's
     metadata_props); labels.txt beside the file fills in labels when the file has none.
     Raises ArtifactNotFound when the file carries no description."""
+    check_model_file(path)  # size bound and structure before the bytes are read
     data = None
     if path.suffix == ".tflite":
         member = tflite_member(path.read_bytes(), DESCRIPTION_FILE)
@@ -61,7 +63,10 @@ def describe_file(path: Path) -> ArtifactInfo:
     else:
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own Fail/InvalidProtobuf/... classes
+            raise EdgeclfError(f"{path}: ONNX Runtime could not load it ({' '.join(str(exc).split())[:160]})") from None
         props = session.get_modelmeta().custom_metadata_map
         if ONNX_DESCRIPTION in props:
             data = json.loads(props[ONNX_DESCRIPTION])

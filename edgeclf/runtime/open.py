@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, read_artifacts
+from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, read_artifacts
 from edgeclf.runtime.backends import DEFAULT_ENGINE, engine_available
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.embedded import ArtifactNotFound, describe_file
+from edgeclf.runtime.integrity import check_recorded
 
 __all__ = ["ArtifactNotFound", "default_artifact", "describe_file", "open_classifier"]
 
@@ -31,17 +32,19 @@ def open_classifier(
     kernels: str = "fast",
     warm_up: bool = True,
     engine: str | None = None,
+    integrity: bool = True,
 ) -> Classifier:
     """A classifier for what the user points at (see the module docstring), warmed up by one
     untimed inference unless warm_up is False; `engine` overrides the recorded engine of an ONNX
-    artifact. Raises ArtifactNotFound or EdgeclfError."""
-    classifier = _open(Path(target), artifact, threads, kernels, engine)
+    artifact. An artifact from an artifacts.json must have the size and sha256 recorded there
+    unless integrity is False. Raises ArtifactNotFound or EdgeclfError."""
+    classifier = _open(Path(target), artifact, threads, kernels, engine, integrity)
     if warm_up:
         classifier.warm_up()
     return classifier
 
 
-def _open(target: Path, artifact: str | None, threads: int | None, kernels: str, engine: str | None) -> Classifier:
+def _open(target: Path, artifact, threads, kernels: str, engine: str | None, integrity: bool) -> Classifier:
     if target.is_file() and target.suffix in (".tflite", ".onnx"):
         return Classifier(describe_file(target), target, threads, kernels=kernels, engine=engine)
     if not target.exists():
@@ -61,4 +64,11 @@ def _open(target: Path, artifact: str | None, threads: int | None, kernels: str,
                 f"--artifact {artifact}: not in artifacts.json; choose one of {', '.join(sorted(by_name))}"
             )
         info = by_name[artifact]
-    return Classifier(info, artifact_file(target, info), threads, kernels=kernels, engine=engine)
+    file = artifact_file(target, info)
+    if not file.is_file():
+        raise ArtifactNotFound(
+            f"{file}: listed in {locate_artifacts(target)} but missing; copy the whole export folder"
+        )
+    if integrity:
+        check_recorded(file, info.bytes, info.sha256, locate_artifacts(target))
+    return Classifier(info, file, threads, kernels=kernels, engine=engine)

@@ -1,0 +1,50 @@
+"""Checks a model file passes before a native runtime gets its bytes: it is the file artifacts.json
+describes (size and sha256), and it is structurally what its name says (a TFLite flatbuffer, an
+ONNX protobuf). A failure is an EdgeclfError naming the file and what to do. TensorFlow-free."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+from edgeclf.errors import EdgeclfError
+
+MAX_MODEL_BYTES = 2 * 1024**3  # larger files are refused before they are read
+TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer file identifier of the TFLite schema, at bytes 4..8
+
+
+def check_recorded(file: Path, size: int, sha256: str, index: Path) -> None:
+    """The file has the byte count and sha256 that the index records (else it changed since
+    export: re-export, re-validate, or skip this check on purpose)."""
+    actual = file.stat().st_size
+    hint = "re-export, run edgeclf validate on the run, or pass --no-integrity-check if you changed it on purpose"
+    if actual != size:
+        raise EdgeclfError(f"{file}: {actual} bytes, {index} records {size}: changed since export; {hint}")
+    digest = hashlib.sha256()
+    with file.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        raise EdgeclfError(
+            f"{file}: sha256 {digest.hexdigest()[:12]}... differs from the {sha256[:12]}... that {index} records: "
+            f"changed since export; {hint}"
+        )
+
+
+def check_model_file(file: Path) -> None:
+    """A .tflite must be a flatbuffer with TFLite's identifier whose root table lies inside the
+    file. An .onnx is left to the runtime's own protobuf loader (the onnx package belongs to the
+    training side), whose failure the backend turns into an error line naming the file; both are
+    bounded in size first."""
+    size = file.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise EdgeclfError(f"{file}: {size} bytes, over {MAX_MODEL_BYTES // 1024**3} GiB; not a model edgeclf runs")
+    if file.suffix == ".tflite":
+        with file.open("rb") as stream:
+            head = stream.read(8)
+        if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
+            raise EdgeclfError(f"{file}: not a TFLite model (no {TFLITE_IDENTIFIER.decode()} flatbuffer identifier)")
+        (root,) = struct.unpack("<I", head[:4])
+        if not 8 <= root <= size - 4:
+            raise EdgeclfError(f"{file}: a damaged TFLite flatbuffer (root table at {root} of {size} bytes)")
