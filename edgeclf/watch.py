@@ -1,17 +1,95 @@
 """`edgeclf watch`: the long-running device mode. Classifies every new image that appears in a
 folder (or frames from a camera, when OpenCV is installed), printing label, probability and
-latency per image, until SIGINT or SIGTERM. TensorFlow-free."""
+latency per image, until SIGINT or SIGTERM. TensorFlow-free.
+
+Folder mode polls (no file-watching library: polling works on every filesystem, network ones
+included). What it promises:
+- a file is read only once its size and modification time have not changed for `settle` seconds;
+- a file that vanishes before it is read, cannot be read (retried RETRIES times, one scan apart),
+  is not a usable image, is a link or is too large gets a record {"image", "error"}, never a crash;
+- each content is reported once: the sha256 of every file classified is kept in a state file
+  (FOLDER/.edgeclf-watch.json by default, written atomically, the newest MAX_STATE kept), so the
+  same bytes under another name, or after a restart with --existing, are not reported again
+  (unless `reprocess`); a file whose content changes is read again;
+- the watched folder disappearing ends the watch with a clear error (exit 2), for a supervisor
+  (systemd's Restart=) to act on, rather than waiting silently.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
+import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from edgeclf.atomic import atomic_write_json
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import EXTENSIONS, ImageError, resize, to_rgb8
 from edgeclf.runtime.answers import decode_timed, top1
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.signals import StopSignal
+
+STATE_FILE = ".edgeclf-watch.json"
+MAX_STATE = 10_000  # contents remembered
+MAX_FILE_BYTES = 64 * 1024 * 1024  # larger files get an error record, unread
+RETRIES = 3  # reads of a file that cannot be read yet, one scan apart
+
+
+@dataclass
+class _Pending:
+    signature: tuple[int, int]  # (size, mtime_ns)
+    stable_since: float
+    failures: int = 0
+
+
+class _Seen:
+    """The sha256 of every content classified, newest last, kept in a JSON file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.digests: OrderedDict[str, str] = OrderedDict()
+        try:
+            if path.is_file() and path.stat().st_size <= 4 * MAX_STATE * 200:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                for digest, name in list(data.get("done", {}).items())[-MAX_STATE:]:
+                    if isinstance(digest, str) and len(digest) == 64:
+                        self.digests[digest] = str(name)[:255]
+        except (OSError, ValueError, AttributeError):
+            self.digests.clear()  # an unreadable state file starts a fresh one
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self.digests
+
+    def add(self, digest: str, name: str) -> None:
+        self.digests[digest] = name
+        while len(self.digests) > MAX_STATE:
+            self.digests.popitem(last=False)
+        atomic_write_json(self.path, {"version": 1, "done": dict(self.digests)})
+
+
+def _listing(folder: Path) -> dict[Path, tuple[int, int] | str]:
+    """Candidate image files directly in folder: path -> (size, mtime_ns), or the reason it is
+    refused (a link, not a regular file). Hidden files and other extensions are left alone.
+    Raises FileNotFoundError when the folder itself is gone."""
+    found: dict[Path, tuple[int, int] | str] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or Path(entry.name).suffix.lower() not in EXTENSIONS:
+                continue
+            try:
+                if entry.is_symlink():
+                    found[Path(entry.path)] = "a link: not followed (watch reads only the folder it was given)"
+                elif entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    found[Path(entry.path)] = (stat.st_size, stat.st_mtime_ns)
+            except FileNotFoundError:  # gone between listing and stat
+                continue
+    return found
 
 
 def watch_folder(
@@ -22,36 +100,80 @@ def watch_folder(
     settle: float = 0.2,
     stop: StopSignal | None = None,
     existing: bool = False,
+    state: Path | None = None,
+    reprocess: bool = False,
 ) -> int:
-    """Poll folder every `interval` seconds for new image files (ignoring those present at start
-    unless `existing`); a file is read once its size has stopped changing for `settle` seconds, and
-    emit() gets its top-1 answer (or {"image", "error"} when it is not a usable image). Runs until
-    `stop` is set (SIGINT/SIGTERM by default); returns the number of images classified. Raises
-    EdgeclfError when the folder does not exist."""
+    """Poll folder every `interval` seconds (see the module docstring for what is read when);
+    emit() gets each file's top-1 answer or an error record. Files present at start are ignored
+    unless `existing`; `state` is the state file (default FOLDER/.edgeclf-watch.json); `reprocess`
+    reports contents already in it again. Runs until `stop` is set (SIGINT/SIGTERM by default);
+    returns the number of images classified. Raises EdgeclfError when the folder does not exist
+    or disappears."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgeclfError(f"{folder}: no such folder to watch")
     stop = stop or StopSignal()
-    seen: set[Path] = set() if existing else {p for p in folder.iterdir() if p.is_file()}
-    sizes: dict[Path, int] = {}
+    seen = _Seen(Path(state) if state else folder / STATE_FILE)
+    done: dict[Path, tuple[int, int] | str] = {} if existing else _listing(folder)
+    pending: dict[Path, _Pending] = {}
     count = 0
     while not stop.stopped:
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and p not in seen):
-            if path.suffix.lower() not in EXTENSIONS or path.name.startswith("."):
-                seen.add(path)
+        try:
+            listing = _listing(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            raise EdgeclfError(f"{folder}: the watched folder disappeared; watch stopped") from None
+        now = time.monotonic()
+        for path in [p for p in pending if p not in listing]:
+            del pending[path]
+            emit({"image": str(path), "error": "vanished before it could be read"})
+        for path, signature in sorted(listing.items()):
+            if done.get(path) == signature or stop.stopped:
                 continue
-            size = path.stat().st_size
-            if sizes.get(path) != size:  # still being written: look again next round
-                sizes[path] = size
+            if isinstance(signature, str):
+                done[path] = signature
+                emit({"image": str(path), "error": signature})
                 continue
-            seen.add(path)
-            try:
-                emit(top1(classifier, str(path), *decode_timed(path, classifier.info.image_size)))
-                count += 1
-            except ImageError as exc:
-                emit({"image": str(path), "error": str(exc)})
-        stop.wait(max(interval, settle))
+            waiting = pending.get(path)
+            if waiting is None or waiting.signature != signature:  # new, or still being written
+                pending[path] = _Pending(signature, now)
+                continue
+            if now - waiting.stable_since < settle:
+                continue
+            record = _read(classifier, path, signature, seen, reprocess, waiting)
+            if record is None and waiting.failures < RETRIES:
+                continue  # could not be read yet: the next scan tries again
+            del pending[path]
+            done[path] = signature
+            if record is None:
+                record = {"image": str(path), "error": f"could not be read after {RETRIES} tries"}
+            if record:
+                emit(record)
+                count += "label" in record
+        stop.wait(interval)
     return count
+
+
+def _read(classifier: Classifier, path: Path, signature, seen: _Seen, reprocess: bool, waiting: _Pending):
+    """The record to emit for a settled file, {} when its content was reported before, or None when
+    it cannot be read yet (waiting.failures counts the tries)."""
+    if signature[0] > MAX_FILE_BYTES:
+        return {"image": str(path), "error": f"over {MAX_FILE_BYTES // 2**20} MiB; not read"}
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {"image": str(path), "error": "vanished before it could be read"}
+    except OSError:  # permissions, a lock, a network filesystem hiccup
+        waiting.failures += 1
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in seen and not reprocess:
+        return {}
+    try:
+        record = top1(classifier, str(path), *decode_timed(io.BytesIO(data), classifier.info.image_size))
+    except ImageError as exc:
+        return {"image": str(path), "error": str(exc)}
+    seen.add(digest, path.name)
+    return record
 
 
 def watch_camera(

@@ -24,6 +24,10 @@ def command(
     artifact: str | None = typer.Option(None, help="Artifact name from artifacts.json."),
     interval: float | None = setting("watch.interval", "Seconds between folder scans."),
     existing: bool = typer.Option(False, "--existing", help="Also classify the images already in the folder."),
+    state: Path | None = typer.Option(
+        None, help="State file of the contents already reported (default FOLDER/.edgeclf-watch.json)."
+    ),
+    reprocess: bool = typer.Option(False, "--reprocess", help="Report contents the state file lists again."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     threads: int | None = setting("predict.threads", "Inference threads."),
     engine: str | None = setting("predict.engine", ENGINE_HELP),
@@ -53,7 +57,15 @@ def command(
     console.print(f"watching {source} with {classifier.info.name}; Ctrl-C to stop", style="dim")
     if folder is not None:
         count = watch_folder(
-            classifier, folder, emit, cfg.watch.interval, cfg.watch.settle, stop=stop, existing=existing
+            classifier,
+            folder,
+            emit,
+            cfg.watch.interval,
+            cfg.watch.settle,
+            stop=stop,
+            existing=existing,
+            state=state,
+            reprocess=reprocess,
         )
     else:
         count = watch_camera(classifier, camera, emit, stop=stop)

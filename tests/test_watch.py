@@ -1,0 +1,134 @@
+"""edgeclf watch's folder mode under the faults a device sees: half-written, vanishing, unreadable
+and repeated files, links, a folder that disappears, and restarts."""
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeclf.errors import EdgeclfError
+from edgeclf.run_directory import Run
+from edgeclf.runtime.open import open_classifier
+from edgeclf.signals import StopSignal
+from edgeclf.watch import STATE_FILE, watch_folder
+
+SETTLE = 0.3
+
+
+class Watcher:
+    """watch_folder in a thread, with its records and a way to stop it."""
+
+    def __init__(self, classifier, folder, **options):
+        # the folders start empty: --existing avoids racing the first scan against the test's first file
+        options.setdefault("existing", True)
+        self.records, self.stop, self.error = [], StopSignal(signals=()), None
+        self.thread = threading.Thread(target=self._run, args=(classifier, folder), kwargs=options, daemon=True)
+        self.thread.start()
+
+    def _run(self, classifier, folder, **options):
+        try:
+            self.count = watch_folder(classifier, folder, self.records.append, 0.05, SETTLE, stop=self.stop, **options)
+        except EdgeclfError as exc:
+            self.error = exc
+
+    def wait_for(self, condition, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not condition(self.records) and time.monotonic() < deadline and self.thread.is_alive():
+            time.sleep(0.02)
+        return condition(self.records)
+
+    def finish(self):
+        self.stop.event.set()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+        return self.records
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_run):
+    return open_classifier(tiny_run)
+
+
+@pytest.fixture(scope="module")
+def images(tiny_run):
+    dataset = Run.open(tiny_run).dataset
+    return [(dataset.root / r.path).read_bytes() for r in dataset.split("test")[:3]]
+
+
+def test_a_slowly_written_file_is_read_once_when_complete(classifier, images, tmp_path):
+    watcher = Watcher(classifier, tmp_path)
+    target = tmp_path / "slow.png"
+    with target.open("wb") as stream:  # written in pieces, each within the settle time
+        for i in range(0, len(images[0]), 200):
+            stream.write(images[0][i : i + 200])
+            stream.flush()
+            time.sleep(SETTLE / 4)
+    assert watcher.wait_for(lambda r: len(r) >= 1)
+    time.sleep(3 * SETTLE)
+    records = watcher.finish()
+    assert len(records) == 1 and records[0]["image"] == str(target) and "label" in records[0], records
+
+
+def test_vanishing_unreadable_and_broken_files_get_records_not_crashes(classifier, images, tmp_path, monkeypatch):
+    watcher = Watcher(classifier, tmp_path)
+    (tmp_path / "gone.png").write_bytes(images[0])
+    time.sleep(SETTLE / 3)
+    (tmp_path / "gone.png").unlink()  # listed, then gone before it settled
+    (tmp_path / "broken.png").write_bytes(images[1][:40])
+    locked = tmp_path / "locked.png"
+    real = Path.read_bytes
+    monkeypatch.setattr(
+        Path,
+        "read_bytes",
+        lambda p: (_ for _ in ()).throw(PermissionError(13, "denied", str(p))) if p == locked else real(p),
+    )  # noqa: E501
+    locked.write_bytes(images[2])
+    assert watcher.wait_for(lambda r: len(r) >= 3)
+    records = {Path(r["image"]).name: r for r in watcher.finish()}
+    assert records["gone.png"]["error"] == "vanished before it could be read"
+    assert "truncated" in records["broken.png"]["error"] or "image" in records["broken.png"]["error"]
+    assert records["locked.png"]["error"] == "could not be read after 3 tries"
+
+
+def test_each_content_is_reported_once_across_names_and_restarts(classifier, images, tmp_path):
+    watcher = Watcher(classifier, tmp_path)
+    (tmp_path / "a.png").write_bytes(images[0])
+    assert watcher.wait_for(lambda r: len(r) >= 1)
+    (tmp_path / "copy_of_a.png").write_bytes(images[0])  # the same bytes under another name
+    (tmp_path / "b.png").write_bytes(images[1])
+    assert watcher.wait_for(lambda r: len(r) >= 2)
+    time.sleep(3 * SETTLE)
+    first = watcher.finish()
+    assert sorted(Path(r["image"]).name for r in first) == ["a.png", "b.png"]
+    assert len(json.loads((tmp_path / STATE_FILE).read_text())["done"]) == 2
+    again = Watcher(classifier, tmp_path, existing=True)  # a restart over the same folder
+    time.sleep(4 * SETTLE)
+    assert again.finish() == []
+    forced = Watcher(classifier, tmp_path, existing=True, reprocess=True)
+    assert forced.wait_for(lambda r: len(r) >= 3)
+    assert len(forced.finish()) == 3
+
+
+def test_links_are_not_followed(classifier, images, tmp_path):
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(images[0])
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    watcher = Watcher(classifier, watched)
+    (watched / "link.png").symlink_to(outside)
+    assert watcher.wait_for(lambda r: len(r) >= 1)
+    (record,) = watcher.finish()
+    assert "a link: not followed" in record["error"]
+
+
+def test_the_folder_disappearing_is_a_clear_error(classifier, tmp_path):
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    watcher = Watcher(classifier, folder)
+    time.sleep(0.2)
+    shutil.rmtree(folder)
+    watcher.thread.join(5)
+    assert isinstance(watcher.error, EdgeclfError) and "the watched folder disappeared" in str(watcher.error)
