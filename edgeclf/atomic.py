@@ -3,17 +3,66 @@
 A file is written under a temporary name beside its target (same folder, same suffix, so that
 writers which look at the suffix still work) and renamed over the target only when complete; a
 folder is built under a hidden temporary name and renamed into place when complete. A failure
-leaves the old target as it was and no temporary behind. TensorFlow-free.
+leaves the old target as it was and no temporary behind. A process killed outright (kill -9,
+power loss) leaves its temporaries; they carry its PID, and the next writer of the same target
+removes those whose process is gone (restoring a previous folder that was moved aside but not yet
+replaced), and refuses to run beside a live one. TensorFlow-free.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from edgeclf.errors import EdgeclfError
+
+log = logging.getLogger(__name__)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftovers (a reused PID) are stale too
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clear_stale(target: Path, patterns: tuple[str, ...]) -> None:
+    """Remove the temporaries of `target` (names matching `patterns`, each with a (?P<pid>) group)
+    left by processes that no longer run; a moved-aside old folder comes back when the target is
+    missing. Raises EdgeclfError when a live process owns one (two writers of one target)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    for sibling in sorted(target.parent.iterdir()):
+        match = next((m for p in patterns if (m := re.fullmatch(p, sibling.name))), None)
+        if match is None:
+            continue
+        pid = int(match["pid"])
+        if _alive(pid):
+            raise EdgeclfError(
+                f"{target}: another process (pid {pid}) is writing it ({sibling.name}); "
+                "wait for it to finish or stop it"
+            )
+        if sibling.name.startswith(f".{target.name}.old-") and not target.exists():
+            os.replace(sibling, target)
+            log.warning(f"{target}: restored from {sibling.name}, left by a process killed while replacing it")
+        elif sibling.is_dir():
+            shutil.rmtree(sibling, ignore_errors=True)
+            log.warning(f"removed {sibling}: a staging folder left by a killed process (pid {pid})")
+        else:
+            sibling.unlink(missing_ok=True)
+            log.warning(f"removed {sibling}: a temporary file left by a killed process (pid {pid})")
 
 
 @contextmanager
@@ -21,6 +70,7 @@ def replacing(path: Path) -> Iterator[Path]:
     """with replacing(target) as tmp: write tmp (any writer); on leaving the block without an
     exception tmp is synced and renamed over target; with one, tmp is removed and target untouched."""
     path = Path(path)
+    clear_stale(path, (rf"\.{re.escape(path.stem)}\.tmp-(?P<pid>\d+){re.escape(path.suffix)}",))
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
         yield tmp
@@ -59,6 +109,8 @@ class StagedDirectory:
 
     def __enter__(self) -> StagedDirectory:
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        name = re.escape(self.out.name)
+        clear_stale(self.out, (rf"\.{name}\.partial-(?P<pid>\d+)", rf"\.{name}\.old-(?P<pid>\d+)"))
         shutil.rmtree(self.path, ignore_errors=True)
         self.path.mkdir()
         return self

@@ -40,6 +40,21 @@ def check_out_dir(out: Path, overwrite: bool, option: str = "--out") -> None:
         )
 
 
+def check_apart(data_dir: Path, out: Path) -> None:
+    """Refuse an --out inside the data folder (its files would be read as data next time) or a data
+    folder inside --out (overwriting the run would delete the data)."""
+    data, run = Path(data_dir).resolve(), Path(out).resolve()
+    if run == data or data in run.parents:
+        raise RunDirError(
+            f"--out {out}: inside the data folder {data_dir}; the run's files would be read as data. "
+            "Choose a folder outside it"
+        )
+    if run in data.parents:
+        raise RunDirError(
+            f"--out {out}: holds the data folder {data_dir}; choose a folder that does not contain the data"
+        )
+
+
 @dataclass
 class Run:
     path: Path

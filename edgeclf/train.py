@@ -25,7 +25,7 @@ from edgeclf.curves import plot_curves, write_history_csv
 from edgeclf.dataset import Dataset, discover
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import PREPROCESSING
-from edgeclf.run_directory import CONFIG, DATASET, LABELS, METADATA, MODEL, check_out_dir
+from edgeclf.run_directory import CONFIG, DATASET, LABELS, METADATA, MODEL, check_apart, check_out_dir
 from edgeclf.weights import WeightsRequest, WeightsSource
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ def prepare(
 ) -> Dataset:
     """The cheap checks first (--out, --weights), then the data folder found, checked and split.
     progress(done, total) is called as images are checked. Raises RunDirError, WeightsError, DataError."""
+    check_apart(Path(data_dir), Path(out))
     check_out_dir(out, overwrite)
     WeightsRequest.parse(cfg.model.weights)
     return discover(Path(data_dir), cfg.data.split, cfg.seed, progress=progress)
@@ -102,6 +103,7 @@ def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = Fal
     Raises EdgeclfError subclasses for anything the user can fix."""
     if isinstance(data, Dataset):
         check_out_dir(out, overwrite)  # prepare() checked it for a folder
+        check_apart(data.root, Path(out))
     else:
         data = prepare(data, out, cfg, overwrite=overwrite)
     started = time.perf_counter()

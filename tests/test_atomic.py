@@ -32,3 +32,42 @@ def test_replacing_keeps_the_target_until_the_new_file_is_complete(tmp_path):
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["home", "model.tflite"]
     atomic_write_json(tmp_path / "a.json", {"x": 1})
     assert (tmp_path / "a.json").read_text() == '{\n  "x": 1\n}\n'
+
+
+DEAD = 2**22 + 12345  # above Linux's default pid_max (4,194,304 = 2**22): no such process
+
+
+def test_leftovers_of_a_killed_writer_are_cleared_by_the_next_one(tmp_path, caplog):
+    out = tmp_path / "run"
+    (tmp_path / f".run.partial-{DEAD}").mkdir()  # killed while staging
+    (tmp_path / f".run.partial-{DEAD}" / "model.keras").write_text("half")
+    target = tmp_path / "artifacts.json"
+    (tmp_path / f".artifacts.tmp-{DEAD}.json").write_text("{half")  # killed while writing a file
+    with caplog.at_level("WARNING", logger="edgeclf.atomic"):
+        with StagedDirectory(out) as stage:
+            (stage.path / "model.keras").write_text("new")
+        atomic_write_json(target, {"ok": True})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts.json", "home", "run"]
+    assert sum("left by a killed process" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_folder_moved_aside_by_a_killed_writer_comes_back(tmp_path):
+    out = tmp_path / "run"
+    old = tmp_path / f".run.old-{DEAD}"  # killed between moving the old run aside and renaming the new one
+    old.mkdir()
+    (old / "model.keras").write_text("the previous run")
+    from edgeclf.atomic import clear_stale
+
+    clear_stale(out, (r"\.run\.old-(?P<pid>\d+)",))
+    assert (out / "model.keras").read_text() == "the previous run" and not old.exists()
+
+
+def test_a_live_writer_of_the_same_target_is_refused(tmp_path):
+    import os
+
+    from edgeclf.errors import EdgeclfError
+
+    (tmp_path / f".run.partial-{os.getppid()}").mkdir()  # the parent process: alive
+    with pytest.raises(EdgeclfError, match=f"another process \\(pid {os.getppid()}\\) is writing it"):
+        with StagedDirectory(tmp_path / "run"):
+            pass

@@ -138,3 +138,14 @@ def test_runtime_side_imports_without_tensorflow():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_out_inside_the_data_folder_and_data_inside_out_are_refused(tmp_path):
+    good = class_folders(tmp_path / "good", ["bag", "sneaker"], 6)
+    inside = runner.invoke(app, ["train", str(good), "--out", str(good / "run")])
+    _one_line_error(inside, f"--out {good / 'run'}: inside the data folder", "read as data")
+    same = runner.invoke(app, ["train", str(good), "--out", str(good)])
+    _one_line_error(same, "inside the data folder")
+    around = runner.invoke(app, ["train", str(good), "--out", str(tmp_path), "--overwrite"])
+    _one_line_error(around, f"--out {tmp_path}: holds the data folder")
+    assert sorted(p.name for p in good.iterdir()) == ["bag", "sneaker"]  # nothing written into the data
