@@ -43,6 +43,7 @@ class DataConfig(_Strict):
     split: SplitConfig
     cache: Literal["disk", "memory", "none"]
     shuffle_buffer: int = Field(ge=1)
+    duplicates: Literal["warn", "drop"]
 
 
 class AugmentConfig(_Strict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -27,6 +28,8 @@ from edgeclf.images import EXTENSIONS, check_image
 SPLITS = ("train", "val", "test")
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 MANIFEST_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Dataset:
     ignored: list[SkippedFile] = field(default_factory=list)
     split_fractions: dict[str, float] | None = None
     seed: int | None = None
+    duplicates: list[dict] = field(default_factory=list)  # identical files across classes or splits
 
     def split(self, name: str) -> list[ImageRecord]:
         return [r for r in self.records if r.split == name]
@@ -78,6 +82,7 @@ class Dataset:
             "files": [asdict(r) for r in self.records],
             "skipped": [asdict(s) for s in self.skipped],
             "ignored": [asdict(s) for s in self.ignored],
+            "duplicates": self.duplicates,
         }
 
     @classmethod
@@ -91,6 +96,7 @@ class Dataset:
             ignored=[SkippedFile(**s) for s in data["ignored"]],
             split_fractions=data.get("split_fractions"),
             seed=data.get("seed"),
+            duplicates=list(data.get("duplicates", [])),
         )
 
     @classmethod
@@ -151,10 +157,13 @@ def discover(
     seed: int,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    duplicates: str = "warn",
 ) -> Dataset:
     """Find the classes and images under root, check every image (progress(done, total) as they
-    are checked), and split them (or keep the folder's own splits). Raises DataError naming the
-    folder and what to do."""
+    are checked), and split them (or keep the folder's own splits). Identical files (same sha256)
+    in two classes (label noise) or two splits (leakage) are listed in `duplicates` and logged;
+    with duplicates="drop" the conflicting copies are left out (see find_duplicates). Raises
+    DataError naming the folder and what to do."""
     root = Path(root)
     if not root.exists():
         raise DataError(f"data folder {root} does not exist")
@@ -188,8 +197,47 @@ def discover(
         records = _stratified_split(root, good, index, split, seed)
         fractions = split.model_dump()
     records.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.path))
+    found, dropped = find_duplicates(records)
+    if found:
+        classes_n = sum(d["kind"] == "classes" for d in found)
+        log.warning(
+            f"data folder {root}: {classes_n} content(s) appear in two classes (label noise) and "
+            f"{len(found) - classes_n} in two splits (leakage); listed in dataset.json 'duplicates'"
+            + ("; their conflicting copies are left out (data.duplicates: drop)" if duplicates == "drop" else
+               "; data.duplicates: drop leaves them out")
+        )  # fmt: skip
+    if duplicates == "drop" and dropped:
+        records = [r for r in records if r.path not in dropped]
+        skipped += [SkippedFile(path, reason) for path, reason in sorted(dropped.items())]
     layout = "presplit" if presplit else "class-folders"
-    return Dataset(root, classes, records, layout, skipped, ignored, fractions, seed)
+    return Dataset(root, classes, records, layout, skipped, ignored, fractions, seed, found)
+
+
+def find_duplicates(records: list[ImageRecord]) -> tuple[list[dict], dict[str, str]]:
+    """([{"sha256", "kind": "classes" | "splits", "files": [path, ...]}], {path: why it would be
+    dropped}). A content in two classes is label noise: every copy is dropped. A content in two
+    splits of one class leaks: the copy in the earliest split (train, val, test) is kept."""
+    groups: dict[str, list[ImageRecord]] = {}
+    for record in records:
+        groups.setdefault(record.sha256, []).append(record)
+    found, dropped = [], {}
+    for digest, group in groups.items():
+        if len(group) < 2:
+            continue
+        files = [r.path for r in group]
+        if len({r.label for r in group}) > 1:
+            found.append({"sha256": digest, "kind": "classes", "files": files})
+            names = ", ".join(sorted({r.label_name for r in group}))
+            dropped |= {r.path: f"identical file in classes {names} (label noise)" for r in group}
+        elif len({r.split for r in group}) > 1:
+            found.append({"sha256": digest, "kind": "splits", "files": files})
+            keep = min(group, key=lambda r: (SPLITS.index(r.split), r.path))
+            dropped |= {
+                r.path: f"identical to {keep.path} in {keep.split} (would leak across splits)"
+                for r in group
+                if r.split != keep.split
+            }
+    return found, dropped
 
 
 def _candidates(root: Path, sources: dict[str, Path]) -> tuple[list[tuple[str, str, Path]], list[SkippedFile]]:

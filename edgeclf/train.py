@@ -94,7 +94,7 @@ def prepare(
     check_apart(Path(data_dir), Path(out))
     check_out_dir(out, overwrite)
     WeightsRequest.parse(cfg.model.weights)
-    return discover(Path(data_dir), cfg.data.split, cfg.seed, progress=progress)
+    return discover(Path(data_dir), cfg.data.split, cfg.seed, progress=progress, duplicates=cfg.data.duplicates)
 
 
 def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = False) -> TrainResult:

@@ -124,3 +124,33 @@ def test_class_with_only_junk_is_an_error(tmp_path):
     (root / "coat" / "a.jpg").write_bytes(b"")
     with pytest.raises(DataError, match="coat hold no readable images"):
         discover(root, SPLIT, seed=1)
+
+
+def test_identical_files_across_classes_and_splits_are_reported_or_dropped(tmp_path, caplog):
+    source = class_folders(tmp_path / "source", ["bag", "sneaker"], 6)
+    root = tmp_path / "pre"
+    for name in ("bag", "sneaker"):  # distinct images: 4 in train, 2 in val
+        files = sorted((source / name).iterdir())
+        for split, chosen in (("train", files[:4]), ("val", files[4:])):
+            (root / split / name).mkdir(parents=True)
+            for f in chosen:
+                (root / split / name / f.name).write_bytes(f.read_bytes())
+    bags = sorted((root / "train" / "bag").iterdir())
+    sneakers = sorted((root / "train" / "sneaker").iterdir())
+    (root / "val" / "bag" / "copy.png").write_bytes(bags[2].read_bytes())  # train -> val: leakage
+    sneakers[3].write_bytes(bags[3].read_bytes())  # one picture, two labels: label noise
+    with caplog.at_level("WARNING", logger="edgeclf.dataset"):
+        warned = discover(root, SPLIT, seed=1)
+    kinds = {d["kind"]: d for d in warned.duplicates}
+    assert len(warned.duplicates) == 2 and len(warned.records) == 13  # warn keeps every file
+    assert set(kinds["classes"]["files"]) == {f"train/bag/{bags[3].name}", f"train/sneaker/{sneakers[3].name}"}
+    assert set(kinds["splits"]["files"]) == {"val/bag/copy.png", f"train/bag/{bags[2].name}"}
+    assert any("label noise" in r.getMessage() and "leakage" in r.getMessage() for r in caplog.records)
+    assert Dataset.from_json(json.loads(json.dumps(warned.to_json()))).duplicates == warned.duplicates
+    dropped = discover(root, SPLIT, seed=1, duplicates="drop")
+    gone = {s.path: s.reason for s in dropped.skipped}
+    for noisy in (f"train/bag/{bags[3].name}", f"train/sneaker/{sneakers[3].name}"):
+        assert "label noise" in gone[noisy]
+    assert "would leak across splits" in gone["val/bag/copy.png"]
+    kept = {r.path for r in dropped.records}
+    assert f"train/bag/{bags[2].name}" in kept and len(kept) == 10 and not (set(gone) & kept)
