@@ -9,6 +9,7 @@ needed (no TensorFlow). PREPROCESSING describes `load_image` and is written into
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -65,6 +66,16 @@ def find_images(targets: list[Path]) -> list[Path]:
     return files
 
 
+# Refused from the header, before any pixel is decoded: a small file can declare a huge image. Below
+# Pillow's own bomb limit (MAX_IMAGE_PIXELS, 89 MP), so its warning never fires. JPEG's draft mode
+# (decoding at a reduced scale) is not used: it would give other pixels than training saw.
+MAX_PIXELS = 40_000_000
+# Pillow's warnings about odd files (EXIF, palettes) are not the user's business: the file decodes or
+# raises ImageError. Set once, process-wide (warnings.catch_warnings is not thread-safe; serve decodes
+# in threads).
+warnings.filterwarnings("ignore", module=r"PIL\..*")
+
+
 class ImageError(Exception):
     """The file is not an image we can decode; the message is the reason."""
 
@@ -77,6 +88,9 @@ def open_rgb(path: str | Path | BinaryIO) -> Image.Image:
         with Image.open(path) as img:
             if img.format not in FORMATS:
                 raise ImageError(f"unsupported format {img.format}")
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"{width} x {height} pixels, over the {MAX_PIXELS // 10**6} MP edgeclf decodes")
             img.seek(0)
             img.load()
             upright = ImageOps.exif_transpose(img)

@@ -71,3 +71,13 @@ def test_check_image_reasons(tmp_path):
 def test_unsupported_format_is_refused(tmp_path):
     path = _save(Image.new("RGB", (8, 8)), tmp_path / "x.png", format="TIFF")
     assert "unsupported format TIFF" in check_image(path)
+
+
+def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(tmp_path):
+    from edgeclf.images import MAX_PIXELS, ImageError, load_image
+
+    path = tmp_path / "bomb.png"
+    Image.new("1", (8000, 6000)).save(path)  # 48 MP in a few kilobytes
+    assert path.stat().st_size < 100_000 and 8000 * 6000 > MAX_PIXELS
+    with pytest.raises(ImageError, match="8000 x 6000 pixels, over the 40 MP"):  # refused from the header
+        load_image(path, 32)
