@@ -297,3 +297,14 @@ def test_inconsistent_descriptions_are_refused(tiny_run, tmp_path, edit, message
         app, ["predict", str(export), _test_images(tiny_run)[0], "--artifact", "tflite-int8-ptq"]
     )
     assert result.exit_code == 2 and message in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
+def test_file_names_are_printed_literally_never_as_console_markup(tiny_run, tmp_path, monkeypatch):
+    odd = tmp_path / "[red]odd [link=x]name.png"  # no closing tags: a file name cannot hold "/"
+    odd.write_bytes(Path(_test_images(tiny_run)[0]).read_bytes())
+    broken = tmp_path / "[bold]broken.png"
+    broken.write_bytes(b"not an image")
+    monkeypatch.chdir(tmp_path)  # short relative names: the table does not wrap them
+    result = CliRunner().invoke(app, ["predict", str(tiny_run), odd.name, broken.name])
+    assert result.exit_code == 0, result.output
+    assert "[red]odd [link=x]name.png" in result.output and "[bold]broken.png" in result.output

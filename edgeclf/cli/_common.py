@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from edgeclf.errors import EdgeclfError
 
@@ -91,6 +92,12 @@ ENGINE_HELP = (
     "Engine for ONNX artifacts: auto (as artifacts.json says: ONNX Runtime, or OpenVINO for openvino-*), "
     "onnxruntime, or openvino (pip install 'edgeclf[openvino]'; fp32 files run pinned to f32)."
 )
+
+
+def done(message: str) -> None:
+    """The last line of a command: "done" in green, then the message shown literally (it holds
+    paths and names, which are never read as console markup)."""
+    console.print(Text.assemble(("done", "bold green"), message), soft_wrap=True)
 
 
 def integrity_option():

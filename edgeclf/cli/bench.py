@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import ENGINE_HELP, comma_ints, console, integrity_option, overrides, setting, user_errors
+from edgeclf.cli._common import (
+    ENGINE_HELP,
+    comma_ints,
+    done,
+    integrity_option,
+    overrides,
+    setting,
+    user_errors,
+)
 
 HELP = (
     "Benchmark the float Keras model and every validated artifact, each in its own process: load time, first "
@@ -52,4 +60,4 @@ def command(
         options = options.model_copy(update={"runs": None, "seconds": seconds})
     result = run_bench(run_dir, options, out, images, integrity)
     render.bench_table(result.document)
-    console.print(f"[bold green]done[/]: {result.path}")
+    done(f": {result.path}")

@@ -40,6 +40,8 @@ def command(
     )
     for name, what in RUN_FILES.items():
         if (run / name).exists():
-            console.print(f"  {run / name}  {what}")
-    console.print(f"next: edgeclf predict {run} some_image.png   |   edgeclf train YOUR_FOLDER --out runs/mine")
-    console.print(f"report: {result.report.html}  (and {result.report.markdown.name})")
+            console.print(f"  {run / name}  {what}", markup=False)
+    console.print(
+        f"next: edgeclf predict {run} some_image.png   |   edgeclf train YOUR_FOLDER --out runs/mine", markup=False
+    )
+    console.print(f"report: {result.report.html}  (and {result.report.markdown.name})", markup=False)

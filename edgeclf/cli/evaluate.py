@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import ENGINE_HELP, comma_list, console, user_errors
+from edgeclf.cli._common import ENGINE_HELP, comma_list, done, user_errors
 
 HELP = (
     "Evaluate the float Keras model and every exported artifact on a split: accuracy, top-5, per-class "
@@ -27,4 +27,4 @@ def command(
 
     result = evaluate_run(run_dir, split, comma_list(artifacts) if artifacts else None, engine)
     render.eval_table(result)
-    console.print(f"[bold green]done[/]: {result.path}")
+    done(f": {result.path}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import comma_list, console, overrides, setting, user_errors
+from edgeclf.cli._common import comma_list, console, done, overrides, setting, user_errors
 
 HELP = (
     "Export a run to TFLite and ONNX (float32, float16; with --int8 also full-integer int8), validate each "
@@ -41,8 +41,8 @@ def command(
     with render.verdicts_on_failure():
         result = export_run(run_dir, int8=int8, overrides=values, option_names=names)
     render.export_table(result)
-    console.print(f"[bold green]done[/]: {len(result.artifacts)} artifact(s) indexed in {result.index}")
+    done(f": {len(result.artifacts)} artifact(s) indexed in {result.index}")
     if bundle is not None:
         from edgeclf.export.bundle import write_bundle
 
-        console.print(f"bundle for the device: {write_bundle(result.index.parent, bundle)}")
+        console.print(f"bundle for the device: {write_bundle(result.index.parent, bundle)}", markup=False)

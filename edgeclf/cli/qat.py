@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import console, overrides, setting, user_errors
+from edgeclf.cli._common import done, overrides, setting, user_errors
 
 HELP = "Quantization-aware training (tensorflow-model-optimization) of a trained run; writes qat_model.h5."
 EXAMPLE = "Example: edgeclf qat runs/demo --epochs 1"
@@ -22,4 +22,4 @@ def command(
 
     values, names = overrides(command, locals())
     result = run_qat(run_dir, overrides=values, option_names=names)
-    console.print(f"[bold green]done[/] in {result.seconds:.0f}s: {result.path}")
+    done(f" in {result.seconds:.0f}s: {result.path}")

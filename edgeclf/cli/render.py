@@ -1,13 +1,19 @@
 """How the command line shows what the stages return: tables, progress bars and summaries.
-The stages compute and return typed results; only this module (and the command modules) print."""
+The stages compute and return typed results; only this module (and the command modules) print.
+
+Whatever comes from outside (file and folder names, class names, labels, artifact names, error
+reasons, notes) is shown literally: table cells are `Text` and interpolated values are escaped, so
+a file called "[red]x.png" prints as such instead of being read as console markup."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from edgeclf.cli._common import console
 
@@ -25,12 +31,12 @@ def counting(what: str) -> Iterator[Callable[[int, int], None]]:
 def dataset_summary(data) -> None:
     """Images per class and split, then the files skipped (with the reason) and ignored."""
     counts = data.counts()
-    table = Table(title=f"{data.root} ({data.layout})", show_footer=True)
+    table = Table(title=Text(f"{data.root} ({data.layout})"), show_footer=True)
     table.add_column("class", footer="total")
     for split in counts:
         table.add_column(split, justify="right", footer=str(sum(counts[split].values())))
     for name in data.classes:
-        table.add_row(name, *(str(counts[s][name]) for s in counts))
+        table.add_row(Text(name), *(str(counts[s][name]) for s in counts))
     console.print(table)
     for title, entries in (("skipped", data.skipped), ("ignored", data.ignored)):
         if not entries:
@@ -51,7 +57,10 @@ def export_table(result) -> None:
     for a in result.artifacts:
         v = a.validation
         if "accuracy" not in v:  # failed before it ran (not integer, wrong output)
-            table.add_row(a.name, a.precision, f"{a.bytes / 1024:.0f} KiB", "-", "-", "-", v["check"], "[red]FAILED[/]")
+            table.add_row(
+                Text(a.name), Text(a.precision), f"{a.bytes / 1024:.0f} KiB", "-", "-", "-", Text(v["check"]),
+                "[red]FAILED[/]",
+            )  # fmt: skip
             continue
         if v["check"] in ("max_abs_diff", "p99_abs_diff"):  # p99: bf16's tolerance is on the 99th percentile
             check = f"{v['check'][:3]}|Δp| {v[v['check']]:.1e}"
@@ -59,7 +68,8 @@ def export_table(result) -> None:
             check = f"drop ≤ {v['max_drop']:g}"
         status = "[green]ok[/]" if a.status == "ok" else "[red]FAILED[/]"
         table.add_row(
-            a.name, a.precision, f"{a.bytes / 1024:.0f} KiB", f"{v['accuracy']:.2%}", f"{-v['drop_points']:+.2f}",
+            Text(a.name), Text(a.precision), f"{a.bytes / 1024:.0f} KiB", f"{v['accuracy']:.2%}",
+            f"{-v['drop_points']:+.2f}",
             f"{v['agreement_with_float']:.2%}", check, status,
         )  # fmt: skip
     console.print(table)
@@ -85,7 +95,7 @@ def eval_table(result) -> None:
     for s in result.scores:
         top5 = f"{s.metrics['top5_accuracy']:.2%}" if "top5_accuracy" in s.metrics else "-"
         table.add_row(
-            s.name, s.precision, f"{s.accuracy:.2%}", top5, f"{s.metrics['macro']['f1']:.4f}",
+            Text(s.name), Text(s.precision), f"{s.accuracy:.2%}", top5, f"{s.metrics['macro']['f1']:.4f}",
             f"{s.delta_points:+.2f}", f"{s.agreement_with_float:.2%}",
         )  # fmt: skip
     console.print(table)
@@ -110,35 +120,37 @@ def bench_table(document: dict) -> None:
         b1 = headline_batch(r)
         best = max(b["throughput_ips"] for b in r["batches"])
         table.add_row(
-            r["name"], f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['load_ms']:.1f}", f"{r['first_inference_ms']:.2f}",
+            Text(r["name"]), f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['load_ms']:.1f}",
+            f"{r['first_inference_ms']:.2f}",
             f"{b1['p50_ms']:.3f}", f"{b1['p90_ms']:.3f}", f"{b1['p99_ms']:.3f}", f"{b1['throughput_ips']:.0f}",
             f"{best:.0f}", f"{r['peak_rss_mb']:.0f}", times(r["speedup_vs_keras"]), times(r["speedup_vs_runtime_fp32"]),
         )  # fmt: skip
     console.print(table)
     for note in document["notes"]:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 def predict_table(result) -> None:
-    table = Table(title=f"{result.artifact} ({result.engine})")
+    table = Table(title=Text(f"{result.artifact} ({result.engine})"))
     table.add_column("image")
     table.add_column("top-k (probability)")
     table.add_column("invoke ms", justify="right")
     for r in result.results:
         if "error" in r:
-            table.add_row(r["image"], f"[red]{r['error']}[/]", "")
+            table.add_row(Text(r["image"]), Text(r["error"], style="red"), "")
         else:
             labels = ", ".join(f"{p['label']} ({p['probability']:.3f})" for p in r["top_k"])
-            table.add_row(r["image"], labels, f"{r['invoke_ms']:.3f}")
+            table.add_row(Text(r["image"]), Text(labels), f"{r['invoke_ms']:.3f}")
     console.print(table)
 
 
 def watch_line(result: dict) -> None:
     if "error" in result:
-        console.print(f"{result['image']}: [red]{result['error']}[/]")
+        console.print(f"{escape(result['image'])}: [red]{escape(result['error'])}[/]")
     else:
         console.print(
-            f"{result['image']}: {result['label']} {result['probability']:.3f} (invoke {result['invoke_ms']:.2f} ms)"
+            f"{result['image']}: {result['label']} {result['probability']:.3f} (invoke {result['invoke_ms']:.2f} ms)",
+            markup=False,
         )
 
 
@@ -150,4 +162,4 @@ def verify_lines(result) -> None:
     )
     for check in result.checks:
         verdict = "[yellow]SKIP[/]" if check.skipped else "[green]PASS[/]" if check.passed else "[red]FAIL[/]"
-        console.print(f"{verdict} {check.artifact}: " + "; ".join(check.details), markup=True)
+        console.print(f"{verdict} {escape(check.artifact)}: " + escape("; ".join(check.details)), markup=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import console, user_errors
+from edgeclf.cli._common import done, user_errors
 
 HELP = (
     "Write report.md and a self-contained report.html: per device one table (size, accuracy, Δ vs float, agreement, "
@@ -25,4 +25,4 @@ def command(
     from edgeclf.report import build_report
 
     result = build_report(run_dir, more_bench or [], out)
-    console.print(f"[bold green]done[/]: {result.markdown} and {result.html} ({len(result.devices)} device(s))")
+    done(f": {result.markdown} and {result.html} ({len(result.devices)} device(s))")

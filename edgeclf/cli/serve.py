@@ -55,7 +55,9 @@ def command(
         raise EdgeclfError(f"{where}: cannot listen ({exc.strerror}); choose another port") from None
     bound_host, bound_port = server.server_address[:2]
     console.print(
-        f"serving {classifier.info.name} on http://{bound_host}:{bound_port}/predict; Ctrl-C to stop", style="dim"
+        f"serving {classifier.info.name} on http://{bound_host}:{bound_port}/predict; Ctrl-C to stop",
+        style="dim",
+        markup=False,
     )
     serve(server, StopSignal())
     console.print("stopped", style="dim")

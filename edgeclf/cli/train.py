@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import console, overrides, setting, user_errors
+from edgeclf.cli._common import done, overrides, setting, user_errors
 
 HELP = "Train a classifier on a folder of labelled images (one sub-folder per class)."
 EXAMPLE = (
@@ -45,7 +45,7 @@ def command(
         data = prepare(data_dir, out, cfg, overwrite=overwrite, progress=progress)
     render.dataset_summary(data)
     result = train(data, out, cfg, overwrite=overwrite)
-    console.print(
-        f"[bold green]done[/] in {result.seconds:.0f}s: {result.run_dir}  (val accuracy {result.val_accuracy:.4f}, "
+    done(
+        f" in {result.seconds:.0f}s: {result.run_dir}  (val accuracy {result.val_accuracy:.4f}, "
         f"best epoch {result.best_epoch}, weights: {result.weights_source})"
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import console, overrides, setting, user_errors
+from edgeclf.cli._common import done, overrides, setting, user_errors
 
 HELP = (
     "Validate the artifacts in RUN_DIR/export again against the run's float Keras model on the validation "
@@ -32,4 +32,4 @@ def command(
     with render.verdicts_on_failure():
         result = revalidate_run(run_dir, artifact, overrides=values, option_names=names)
     render.export_table(result)
-    console.print(f"[bold green]done[/]: {len(result.artifacts)} artifact(s) validated; {result.index} updated")
+    done(f": {len(result.artifacts)} artifact(s) validated; {result.index} updated")

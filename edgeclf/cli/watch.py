@@ -54,7 +54,7 @@ def command(
 
     stop = StopSignal()
     source = folder if folder is not None else f"camera {camera}"
-    console.print(f"watching {source} with {classifier.info.name}; Ctrl-C to stop", style="dim")
+    console.print(f"watching {source} with {classifier.info.name}; Ctrl-C to stop", style="dim", markup=False)
     if folder is not None:
         count = watch_folder(
             classifier,
