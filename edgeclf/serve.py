@@ -8,10 +8,17 @@ threads are daemons and are not waited for). Reading and decoding run concurrent
 call is serialised by one lock (an interpreter is not safe to call from two threads at once).
 Content-Length must be a plain decimal within serve.max_body_bytes: anything else is answered
 400/411/413 with a JSON error before a byte of the body is read; chunked bodies are refused (411).
+
+With a token (--token, or EDGECLF_SERVE_TOKEN), every request must carry `Authorization: Bearer
+TOKEN` (compared in constant time) or gets 401 before anything else is read. It keeps other hosts
+on the network from using the model or reading its labels; it does not encrypt anything (the
+token and the images cross the network in clear: put TLS in front, e.g. a reverse proxy, where
+that matters) and it is one shared secret, not per-user access control.
 """
 
 from __future__ import annotations
 
+import hmac
 import io
 import json
 import threading
@@ -46,8 +53,22 @@ class PredictHandler(BaseHTTPRequestHandler):
     log: Callable[[str], None] | None = None
     timeout = TIMEOUT  # socketserver sets it on the connection: reads and writes time out after it
     inference: threading.Lock  # one engine call at a time
+    token: str | None = None  # shared secret every request must present, when set
+
+    def _authorized(self) -> bool:
+        """True without a token, or when the request presents it; else answers 401 (and closes)."""
+        if not self.token:
+            return True
+        given = self.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {self.token}".encode()):
+            return True
+        self.close_connection = True
+        self._reply(HTTPStatus.UNAUTHORIZED, {"error": "send the token: Authorization: Bearer TOKEN"})
+        return False
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if not self._authorized():
+            return
         if urlparse(self.path).path != "/health":
             return self._reply(HTTPStatus.NOT_FOUND, {"error": "GET /health, or POST an image to /predict"})
         info = self.classifier.info
@@ -56,6 +77,8 @@ class PredictHandler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.OK, health)
 
     def do_POST(self) -> None:  # noqa: N802
+        if not self._authorized():
+            return
         url = urlparse(self.path)
         if url.path != "/predict":
             return self._reply(HTTPStatus.NOT_FOUND, {"error": "POST the image file's bytes to /predict"})
@@ -128,6 +151,7 @@ def make_server(
     log: Callable[[str], None] | None = None,
     max_bytes: int = MAX_BYTES,
     timeout: float = TIMEOUT,
+    token: str | None = None,
 ) -> ThreadingHTTPServer:
     """A threaded HTTP server bound to (host, port) answering /predict and /health; port 0 picks a
     free one. Raises OSError when it cannot listen there."""
@@ -137,6 +161,7 @@ def make_server(
         "max_bytes": max_bytes,
         "timeout": timeout,
         "inference": threading.Lock(),
+        "token": token or None,
         "log": staticmethod(log) if log else None,
     }
     server = ThreadingHTTPServer((host, port), type("Handler", (PredictHandler,), settings))

@@ -116,3 +116,20 @@ def test_shutdown_is_prompt_with_a_client_holding_a_connection(tiny_run):
     thread.join(5)
     assert not thread.is_alive() and time.perf_counter() - started < 1.0
     stalled.close()
+
+
+def test_a_token_is_required_when_set(tiny_run, image):
+    server = make_server(open_classifier(tiny_run), port=0, timeout=TIMEOUT, token="s3cret")
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        length = f"Content-Length: {len(image)}\r\n"
+        assert raw(server, post(image, length))[0] == 401
+        assert raw(server, post(image, length + "Authorization: Bearer wrong\r\n"))[0] == 401
+        health = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        status, body = raw(server, health)
+        assert status == 401 and "Authorization: Bearer TOKEN" in body["error"] and "labels" not in body
+        assert raw(server, post(image, length + "Authorization: Bearer s3cret\r\n"))[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()

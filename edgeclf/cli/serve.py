@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import typer
@@ -29,6 +30,13 @@ def command(
     engine: str | None = setting("predict.engine", ENGINE_HELP),
     integrity: bool = integrity_option(),
     quiet: bool = typer.Option(False, "--quiet", help="Do not log each request."),
+    token: str | None = typer.Option(
+        None,
+        envvar="EDGECLF_SERVE_TOKEN",
+        show_default=False,
+        help="Shared secret: every request must send 'Authorization: Bearer TOKEN' (or set EDGECLF_SERVE_TOKEN). "
+        "Use it whenever --host is not a loopback address; it authenticates, it does not encrypt.",
+    ),
 ) -> None:
     from edgeclf.config import load_config
     from edgeclf.errors import EdgeclfError
@@ -49,11 +57,19 @@ def command(
             log,
             cfg.serve.max_body_bytes,
             cfg.serve.timeout,
+            token,
         )
     except OSError as exc:
         where = f"--host {cfg.serve.host} --port {cfg.serve.port}"
         raise EdgeclfError(f"{where}: cannot listen ({exc.strerror}); choose another port") from None
     bound_host, bound_port = server.server_address[:2]
+    if not token and not ipaddress.ip_address(bound_host).is_loopback:
+        console.print(
+            f"warning: serving on {bound_host} without a token: anyone who can reach this port can use the model "
+            "(--token, or EDGECLF_SERVE_TOKEN)",
+            style="yellow",
+            markup=False,
+        )
     console.print(
         f"serving {classifier.info.name} on http://{bound_host}:{bound_port}/predict; Ctrl-C to stop",
         style="dim",
