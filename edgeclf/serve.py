@@ -130,6 +130,18 @@ class PredictHandler(BaseHTTPRequestHandler):
         self.close_connection = asked_to_close
         return body
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, a bad version, too many headers, an
+        unsupported method) as the same one-line JSON as ours, always with a status line."""
+        if self.request_version == "HTTP/0.9":  # unparsed: answer as HTTP/1.1, not as a bare 0.9 body
+            self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        try:
+            status = HTTPStatus(code)
+        except ValueError:
+            status = HTTPStatus.BAD_REQUEST
+        self._reply(status, {"error": message or status.phrase})
+
     def _reply(self, status: HTTPStatus, body: dict) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)

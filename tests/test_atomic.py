@@ -71,3 +71,38 @@ def test_a_live_writer_of_the_same_target_is_refused(tmp_path):
     with pytest.raises(EdgeclfError, match=f"another process \\(pid {os.getppid()}\\) is writing it"):
         with StagedDirectory(tmp_path / "run"):
             pass
+
+
+def test_a_full_disk_is_one_error_line_and_the_previous_file_stays(tiny_run, tmp_path, monkeypatch):
+    """ENOSPC while the result is written (simulated: a real small tmpfs needs privileges CI lacks)."""
+    import errno
+    import shutil
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from edgeclf.cli import app
+    from edgeclf.run_directory import Run
+
+    export = tmp_path / "export"
+    shutil.copytree(tiny_run / "export", export)
+    out = tmp_path / "bench.json"
+    out.write_text('{"previous": true}')
+    real = Path.write_bytes
+
+    def full(path, data):
+        if path.name.startswith(".bench.tmp-"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    dataset = Run.open(tiny_run).dataset
+    images = dataset.root / dataset.split("test")[0].path
+    result = CliRunner().invoke(
+        app, ["bench", str(export), "--images", str(images), "--runs", "2", "--batch-sizes", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 2 and result.output.count("error:") == 1 and "Traceback" not in result.output
+    assert "No space left on device writing" in " ".join(result.output.split())
+    assert out.read_text() == '{"previous": true}' and sorted(p.name for p in tmp_path.iterdir()) == [
+        "bench.json", "export", "home"
+    ]  # fmt: skip

@@ -3,6 +3,7 @@ errors into one line, and options that override a configuration key (each declar
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
@@ -16,6 +17,8 @@ from rich.markup import escape
 from rich.text import Text
 
 from edgeclf.errors import EdgeclfError
+
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # a full or read-only disk: one line, not a traceback
 
 # Tables keep their columns when the output is a file or a pipe (rich would assume 80 columns).
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -55,6 +58,17 @@ def user_errors(fn):
         except EdgeclfError as exc:
             # the message is shown literally: file names and hints like 'edgeclf[openvino]' are not markup
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            if exc.errno not in DISK_ERRORS:
+                raise
+            where = f" writing {exc.filename}" if exc.filename else ""
+            err_console.print(
+                f"[bold red]error:[/] {escape((exc.strerror or str(exc)) + where)}; free space (or make it writable) "
+                "and run the command again: files are replaced only when complete, so what was there is intact",
+                markup=True,
+                soft_wrap=True,
+            )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
