@@ -133,8 +133,6 @@ class PredictHandler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (a malformed request line, a bad version, too many headers, an
         unsupported method) as the same one-line JSON as ours, always with a status line."""
-        if self.request_version == "HTTP/0.9":  # unparsed: answer as HTTP/1.1, not as a bare 0.9 body
-            self.request_version = "HTTP/1.1"
         self.close_connection = True
         try:
             status = HTTPStatus(code)
@@ -143,6 +141,9 @@ class PredictHandler(BaseHTTPRequestHandler):
         self._reply(status, {"error": message or status.phrase})
 
     def _reply(self, status: HTTPStatus, body: dict) -> None:
+        if self.request_version == "HTTP/0.9":  # a bare "GET /path" (or an unparsed line): answer with a status line
+            self.request_version = "HTTP/1.1"
+            self.close_connection = True
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
