@@ -270,3 +270,76 @@ def test_bundle_install_script_installs_its_wheel_without_tensorflow_and_verifie
     assert set(measured["artifacts"]) == {a.name for a in read_artifacts(export)} - openvino
     if openvino:
         assert any("engine is not installed on this device" in note for note in measured["notes"])
+
+
+def _tar(path, *members):
+    """A .tar.gz of (TarInfo, bytes or None) members."""
+    import io
+
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _member(name, data=b"x", kind=tarfile.REGTYPE, link=""):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, link, len(data) if kind == tarfile.REGTYPE else 0
+    return info, data if kind == tarfile.REGTYPE else None
+
+
+def test_unpack_checks_and_verifies_a_bundle(bundle, tmp_path):
+    run, export, _ = bundle
+    archive = export.parent.parent / "bundle.tar.gz"
+    dest = tmp_path / "v2"
+    result = CliRunner().invoke(app, ["unpack", str(archive), str(dest)])
+    assert result.exit_code == 0, result.output
+    assert {a.name for a in read_artifacts(dest / "export")} == {a.name for a in read_artifacts(export)}
+    again = CliRunner().invoke(app, ["unpack", str(archive), str(dest)])
+    assert again.exit_code == 2 and "is not an empty folder" in again.output
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ([_member("../escape.txt")], "absolute or parent-relative name"),
+        ([_member("/etc/evil")], "absolute or parent-relative name"),
+        ([_member("export/model.tflite", kind=tarfile.SYMTYPE, link="/etc/passwd")], "is a link"),
+        ([_member("export/hard", kind=tarfile.LNKTYPE, link="bundle.json")], "is a link"),
+        ([_member("dev", kind=tarfile.CHRTYPE)], "a device or special file"),
+        ([_member("bundle.json", b"{}")], "no usable bundle.json"),
+    ],
+)
+def test_unpack_refuses_hostile_bundles_and_writes_nothing(tmp_path, members, message):
+    archive = _tar(tmp_path / "evil.tar.gz", *members)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(app, ["unpack", str(archive), str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.output.count("error:") == 1 and message in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no out/, no staging, nothing outside
+
+
+def test_unpack_refuses_a_non_bundle_and_a_bomb(tmp_path, monkeypatch):
+    import edgeclf.unpack
+
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not gzip at all")
+    result = CliRunner().invoke(app, ["unpack", str(junk), str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not a readable .tar.gz bundle" in result.output
+    monkeypatch.setattr(edgeclf.unpack, "MAX_BYTES", 1000)
+    big = _tar(tmp_path / "big.tar.gz", _member("a.bin", b"\0" * 600), _member("b.bin", b"\0" * 600))
+    result = CliRunner().invoke(app, ["unpack", str(big), str(tmp_path / "out")])
+    assert result.exit_code == 2 and "unpacked; not an edgeclf bundle" in result.output
+
+
+def test_links_out_of_an_export_folder_are_refused(bundle, tmp_path):
+    run, export, _ = bundle
+    copy = tmp_path / "export"
+    shutil.copytree(export, copy)
+    outside = tmp_path / "elsewhere.tflite"
+    (copy / "model_fp32.tflite").rename(outside)
+    (copy / "model_fp32.tflite").symlink_to(outside)
+    image = str(next((Run.open(run).dataset.root / "bag").glob("*.png")))
+    result = CliRunner().invoke(app, ["predict", str(copy), image, "--artifact", "tflite-fp32"])
+    assert result.exit_code == 2 and "outside the export folder; refused" in result.output
+    with pytest.raises(Exception, match="a bundle holds regular files only"):
+        write_bundle(copy, tmp_path / "b.tar.gz")

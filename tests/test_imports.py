@@ -24,6 +24,7 @@ DEVICE_MODULES = [
     "edgeclf.predict",
     "edgeclf.watch",
     "edgeclf.serve",
+    "edgeclf.unpack",
     "edgeclf.parity",
     "edgeclf.signals",
 ]

@@ -2,7 +2,21 @@
 
 import typer
 
-from edgeclf.cli import bench, demo, evaluate, export, predict, qat, report, serve, train, validate, verify, watch
+from edgeclf.cli import (
+    bench,
+    demo,
+    evaluate,
+    export,
+    predict,
+    qat,
+    report,
+    serve,
+    train,
+    unpack,
+    validate,
+    verify,
+    watch,
+)  # fmt: skip
 
 app = typer.Typer(
     name="edgeclf",
@@ -14,7 +28,7 @@ app = typer.Typer(
 )
 COMMANDS = {
     "train": train, "qat": qat, "export": export, "validate": validate, "evaluate": evaluate, "predict": predict,
-    "bench": bench, "report": report, "watch": watch, "serve": serve, "verify": verify, "demo": demo,
+    "bench": bench, "report": report, "watch": watch, "serve": serve, "verify": verify, "unpack": unpack, "demo": demo,
 }  # fmt: skip
 for name, module in COMMANDS.items():
     app.command(name, help=module.HELP, epilog=module.EXAMPLE)(module.command)

@@ -85,6 +85,9 @@ def write_bundle(export_dir: Path, out: Path) -> Path:
     parity = index.parent / PARITY_DIR
     if not (parity / "reference.json").is_file():
         raise EdgeclfError(f"{parity}: no parity outputs (edgeclf verify needs them); re-run edgeclf export")
+    links = [p for p in [index, *(artifact_file(index, a) for a in entries), *parity.rglob("*")] if p.is_symlink()]
+    if links:  # a bundle carries regular files only: a link could point anywhere on the device
+        raise EdgeclfError(f"{links[0]}: a link; a bundle holds regular files only (copy the file in its place)")
     with tempfile.TemporaryDirectory(prefix="edgeclf-wheel-") as tmp:
         wheel = build_runner_wheel(Path(tmp))
         content = wheel.read_bytes()

@@ -65,6 +65,9 @@ def _open(target: Path, artifact, threads, kernels: str, engine: str | None, int
             )
         info = by_name[artifact]
     file = artifact_file(target, info)
+    folder = locate_artifacts(target).parent.resolve()
+    if file.is_symlink() and folder not in file.resolve().parents:
+        raise ArtifactNotFound(f"{file}: a link to {file.resolve()}, outside the export folder; refused")
     if not file.is_file():
         raise ArtifactNotFound(
             f"{file}: listed in {locate_artifacts(target)} but missing; copy the whole export folder"
