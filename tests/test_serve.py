@@ -133,3 +133,36 @@ def test_a_token_is_required_when_set(tiny_run, image):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_soak_with_a_stalled_and_a_slow_client_every_request_is_answered(server, image):
+    """Bounded: 4 clients for 2 s on loopback, plus a client that stalls mid-request line and one that
+    sends its body in pieces; tools/soak_serve.py runs the long version."""
+    deadline = time.monotonic() + 2.0
+    statuses, slow_statuses = [], []
+    request = post(image, f"Content-Length: {len(image)}\r\n")
+
+    def client():
+        while time.monotonic() < deadline:
+            statuses.append(raw(server, request)[0])
+
+    def slow():
+        while time.monotonic() < deadline:
+            with socket.create_connection(server.server_address[:2], timeout=10) as conn:
+                for i in range(0, len(request), 100):
+                    conn.sendall(request[i : i + 100])
+                    time.sleep(0.01)
+                slow_statuses.append(int(conn.recv(64).split()[1]))
+
+    stalled = socket.create_connection(server.server_address[:2])
+    stalled.sendall(b"POST /predi")
+    threads = [threading.Thread(target=client) for _ in range(4)] + [threading.Thread(target=slow)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    stalled.settimeout(TIMEOUT + 3)
+    assert stalled.recv(64) == b""  # dropped once its timeout ran out
+    stalled.close()
+    assert len(statuses) >= 20 and set(statuses) == {200}
+    assert slow_statuses and set(slow_statuses) == {200}

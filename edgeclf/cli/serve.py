@@ -29,6 +29,7 @@ def command(
     threads: int | None = setting("predict.threads", "Inference threads."),
     engine: str | None = setting("predict.engine", ENGINE_HELP),
     integrity: bool = integrity_option(),
+    timeout: float | None = setting("serve.timeout", "Seconds a connection may stay silent before it is dropped."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not log each request."),
     token: str | None = typer.Option(
         None,
