@@ -37,7 +37,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clear_stale(target: Path, patterns: tuple[str, ...]) -> None:
+def clear_stale(target: Path, patterns: tuple[str, ...], keep: Path | None = None) -> None:
     """Remove the temporaries of `target` (names matching `patterns`, each with a (?P<pid>) group)
     left by processes that no longer run; a moved-aside old folder comes back when the target is
     missing. Raises EdgeclfError when a live process owns one (two writers of one target)."""
@@ -46,7 +46,7 @@ def clear_stale(target: Path, patterns: tuple[str, ...]) -> None:
         return
     for sibling in sorted(target.parent.iterdir()):
         match = next((m for p in patterns if (m := re.fullmatch(p, sibling.name))), None)
-        if match is None:
+        if match is None or sibling == keep:
             continue
         pid = int(match["pid"])
         if _alive(pid):
@@ -101,22 +101,47 @@ def atomic_write_json(path: Path, data) -> Path:
 
 class StagedDirectory:
     """with StagedDirectory(out) as stage: write into stage.path; renamed to out (replacing what
-    was there) on success, removed on failure."""
+    was there) on success, removed on failure. With resume_marker, a stage holding that file is
+    kept when the work is interrupted (Ctrl-C, or a failed resume), and adopt=True takes over the
+    staging folder a killed or interrupted process left instead of starting empty."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, resume_marker: str | None = None, adopt: bool = False):
         self.out = Path(out)
         self.path = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
+        self.resume_marker, self.adopt = resume_marker, adopt
 
     def __enter__(self) -> StagedDirectory:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         name = re.escape(self.out.name)
-        clear_stale(self.out, (rf"\.{name}\.partial-(?P<pid>\d+)", rf"\.{name}\.old-(?P<pid>\d+)"))
-        shutil.rmtree(self.path, ignore_errors=True)
-        self.path.mkdir()
+        if self.adopt:
+            self._adopt(rf"\.{name}\.partial-(?P<pid>\d+)")
+        patterns = (rf"\.{name}\.partial-(?P<pid>\d+)", rf"\.{name}\.old-(?P<pid>\d+)")
+        clear_stale(self.out, patterns, keep=self.path if self.adopt else None)
+        if not self.adopt:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path.mkdir()
         return self
+
+    def _adopt(self, pattern: str) -> None:
+        """Take over the newest staging folder of out whose process is gone and which holds the marker."""
+        found = [
+            p
+            for p in self.out.parent.iterdir()
+            if (m := re.fullmatch(pattern, p.name)) and not _alive(int(m["pid"])) and (p / self.resume_marker).is_file()
+        ]
+        if not found:
+            raise EdgeclfError(
+                f"--resume: no interrupted run of {self.out} to continue (a killed edgeclf train leaves "
+                f".{self.out.name}.partial-PID beside it); run without --resume"
+            )
+        os.replace(max(found, key=lambda p: (p / self.resume_marker).stat().st_mtime), self.path)
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is not None:
+            resumable = self.resume_marker and (self.path / self.resume_marker).is_file()
+            if resumable and (self.adopt or issubclass(exc_type, KeyboardInterrupt)):
+                log.warning(f"{self.out}: interrupted; the same edgeclf train command with --resume continues it")
+                return
             shutil.rmtree(self.path, ignore_errors=True)
             return
         old = None

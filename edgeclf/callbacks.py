@@ -12,12 +12,29 @@ import tf_keras as keras
 class EpochLog(keras.callbacks.Callback):
     """One row per epoch for history.csv, and one line per epoch logged to `logger`. `seconds` is the
     whole epoch (training steps, then whatever runs before and during validation); `train_seconds`
-    the training steps alone (until validation begins), what images/s is computed from."""
+    the training steps alone (until validation begins), what images/s is computed from.
 
-    def __init__(self, rows: list[dict], phase: str, total: int, logger: str = "edgeclf.train"):
+    on_row(rows) is called once the row is recorded. With announce=False the line is not logged
+    here: `announcer()` is a callback that logs it, to be listed last, after whatever saves state
+    (so that a logged epoch is an epoch saved)."""
+
+    def __init__(
+        self, rows: list[dict], phase: str, total: int, logger: str = "edgeclf.train", on_row=None, announce=True
+    ):
         super().__init__()
         self.rows, self.phase, self.total = rows, phase, total
         self.log = logging.getLogger(logger)
+        self.on_row, self.announce = on_row, announce
+
+    def announcer(self) -> keras.callbacks.Callback:
+        return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._line(self.rows[-1]))
+
+    def _line(self, row: dict) -> None:
+        self.log.info(
+            f"epoch {row['epoch']:>3}/{self.total} [{self.phase}]  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
+            f"lr {row['learning_rate']:.2e}  {row['seconds']:.1f}s"
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -40,12 +57,12 @@ class EpochLog(keras.callbacks.Callback):
             "seconds": round(time.perf_counter() - self.started, 3),
         }
         row["train_seconds"] = round(self.train_seconds, 3) if self.train_seconds is not None else row["seconds"]
+        self.rows[:] = [r for r in self.rows if r["epoch"] != row["epoch"]]  # a resumed epoch runs again
         self.rows.append(row)
-        self.log.info(
-            f"epoch {row['epoch']:>3}/{self.total} [{self.phase}]  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
-            f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
-            f"lr {row['learning_rate']:.2e}  {row['seconds']:.1f}s"
-        )
+        if self.on_row:
+            self.on_row(self.rows)
+        if self.announce:
+            self._line(row)
 
 
 class PreciseBatchNorm(keras.callbacks.Callback):

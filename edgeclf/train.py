@@ -8,6 +8,7 @@ become model.keras. Progress (devices, phases, one line per epoch) is logged to 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import platform
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from edgeclf import __version__
 from edgeclf.atomic import StagedDirectory, atomic_write_json, atomic_write_text
-from edgeclf.config import Config
+from edgeclf.config import Config, load_config
 from edgeclf.curves import plot_curves, write_history_csv
 from edgeclf.dataset import Dataset, discover
 from edgeclf.errors import EdgeclfError
@@ -29,6 +30,8 @@ from edgeclf.run_directory import CONFIG, DATASET, LABELS, METADATA, MODEL, chec
 from edgeclf.weights import WeightsRequest, WeightsSource
 
 log = logging.getLogger(__name__)
+PROGRESS = "progress.json"  # in the staging folder while training: what resume_run() continues from
+BACKUP = "backup"  # Keras' BackupAndRestore state, per phase
 
 
 @dataclass
@@ -99,24 +102,58 @@ def prepare(
 
 def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = False) -> TrainResult:
     """Train as cfg says on data (a Dataset from prepare(), or a data folder) and write the run
-    directory `out` (built under a temporary name: a failed run leaves nothing).
-    Raises EdgeclfError subclasses for anything the user can fix."""
+    directory `out` (built under a temporary name: a failed run leaves nothing; a killed one leaves
+    it with its progress, for resume_run()). Raises EdgeclfError subclasses for anything the user can fix."""
     if isinstance(data, Dataset):
         check_out_dir(out, overwrite)  # prepare() checked it for a folder
         check_apart(data.root, Path(out))
     else:
         data = prepare(data, out, cfg, overwrite=overwrite)
     started = time.perf_counter()
-    with StagedDirectory(Path(out)) as stage:
+    with StagedDirectory(Path(out), resume_marker=PROGRESS) as stage:
         run = stage.path
         atomic_write_text(run / CONFIG, cfg.to_yaml())
         atomic_write_json(run / DATASET, data.to_json())
         atomic_write_text(run / LABELS, "\n".join(data.classes) + "\n")
-        fitted = _fit(data, cfg, run)
-        seconds = time.perf_counter() - started
-        write_history_csv(fitted.rows, run / "history.csv")
-        plot_curves(fitted.rows, run / "curves.png", title=f"{cfg.model.name} on {data.root.name}")
-        atomic_write_json(run / METADATA, _metadata(cfg, data, fitted, seconds))
+        fitted, seconds = _fit(data, cfg, run, started), time.perf_counter() - started
+        _write_results(run, cfg, data, fitted, seconds)
+    return _result(out, data, fitted, seconds)
+
+
+def resume_run(out: Path, data_dir: Path | None = None) -> TrainResult:
+    """Continue the `edgeclf train --out OUT` that was killed: its staging folder (left with the
+    dead process's PID) is adopted, and training goes on from its last completed epoch with the
+    recorded config, split and manifest; the weights, optimizer state and epoch counter come back
+    from Keras' BackupAndRestore; the order of later epochs' batches, EarlyStopping's and
+    ReduceLROnPlateau's counters start afresh, so the result is close to, not bit-identical with,
+    an uninterrupted run. Raises EdgeclfError when there is nothing to resume or the data moved."""
+    started = time.perf_counter()
+    with StagedDirectory(Path(out), resume_marker=PROGRESS, adopt=True) as stage:
+        run = stage.path
+        cfg = load_config([run / CONFIG])
+        data = Dataset.load(run / DATASET)
+        if data_dir is not None and Path(data_dir).resolve() != data.root.resolve():
+            raise EdgeclfError(f"--resume: the interrupted run trained on {data.root}, not {data_dir}")
+        if not data.root.is_dir():
+            raise EdgeclfError(f"--resume: the interrupted run's data folder {data.root} is gone")
+        progress = json.loads((run / PROGRESS).read_text(encoding="utf-8"))
+        phases = ", ".join(progress["completed"]) or "no"
+        log.info(f"resuming {out} after epoch {len(progress['rows'])} ({phases} phase(s) done)")
+        fitted = _fit(data, cfg, run, started - float(progress.get("seconds", 0)), progress)
+        seconds = time.perf_counter() - started + float(progress.get("seconds", 0))
+        _write_results(run, cfg, data, fitted, seconds)
+    return _result(out, data, fitted, seconds)
+
+
+def _write_results(run: Path, cfg: Config, data: Dataset, fitted: Fitted, seconds: float) -> None:
+    write_history_csv(fitted.rows, run / "history.csv")
+    plot_curves(fitted.rows, run / "curves.png", title=f"{cfg.model.name} on {data.root.name}")
+    atomic_write_json(run / METADATA, _metadata(cfg, data, fitted, seconds))
+    (run / PROGRESS).unlink(missing_ok=True)
+    shutil.rmtree(run / BACKUP, ignore_errors=True)
+
+
+def _result(out: Path, data: Dataset, fitted: Fitted, seconds: float) -> TrainResult:
     return TrainResult(
         Path(out),
         data.classes,
@@ -135,7 +172,7 @@ def use_mixed_precision(cfg: Config, gpus: list[str]) -> bool:
     return cfg.train.mixed_precision and bool(gpus)
 
 
-def _fit(data: Dataset, cfg: Config, run: Path) -> Fitted:
+def _fit(data: Dataset, cfg: Config, run: Path, started: float, progress: dict | None = None) -> Fitted:
     import tensorflow as tf
     import tf_keras as keras
 
@@ -147,12 +184,27 @@ def _fit(data: Dataset, cfg: Config, run: Path) -> Fitted:
     log.info(f"training on {', '.join(gpus) if gpus else 'the CPU'}" + (" with mixed precision" if mixed else ""))
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     try:
-        return _fit_phases(data, cfg, run, gpus or ["CPU"], mixed)
+        return _fit_phases(data, cfg, run, gpus or ["CPU"], mixed, Progress(run, started, progress))
     finally:
         keras.mixed_precision.set_global_policy("float32")  # later stages in this process build float32 models
 
 
-def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed: bool) -> Fitted:
+class Progress:
+    """What a resumed run needs besides Keras' BackupAndRestore state: the epoch rows so far, the
+    phases completed and the seconds spent, in the staging folder's progress.json after each epoch."""
+
+    def __init__(self, run: Path, started: float, recorded: dict | None):
+        self.path, self.started = run / PROGRESS, started
+        self.rows: list[dict] = list(recorded["rows"]) if recorded else []
+        self.completed: list[str] = list(recorded["completed"]) if recorded else []
+        self.resumed = recorded is not None
+
+    def save(self) -> None:
+        atomic_write_json(self.path, {"rows": self.rows, "completed": self.completed,
+                                      "seconds": round(time.perf_counter() - self.started, 3)})  # fmt: skip
+
+
+def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed: bool, progress: Progress) -> Fitted:
     from edgeclf.callbacks import PreciseBatchNorm
     from edgeclf.models import build_classifier, save_model
 
@@ -162,21 +214,29 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed
     log.info(f"model {model.name}: {model.count_params():,} parameters, weights: {built.weights.source}{note}")
 
     cache = run / "cache"
+    shutil.rmtree(cache, ignore_errors=True)  # a killed run's cache may be half-written: built again
     cache.mkdir()
     train_ds, val_ds = _datasets(data, cfg, cache)
 
     checkpoint = run / "checkpoints" / "best.weights.h5"
-    checkpoint.parent.mkdir()
+    checkpoint.parent.mkdir(exist_ok=progress.resumed)
     # BatchNorm trains only with a random backbone (a pretrained one keeps it frozen in both phases)
     precise_bn = [] if built.weights.pretrained else [PreciseBatchNorm(train_ds, cfg.train.precise_bn_batches)]
-    rows: list[dict] = []
+    rows = progress.rows
     phases = [
         Phase("head", cfg.train.epochs, cfg.train.learning_rate),
         Phase("fine_tune", cfg.train.fine_tune_epochs, cfg.train.fine_tune_learning_rate),
     ]
     phases = [p for p in phases if p.epochs > 0]
     for phase in phases:
-        _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, rows, precise_bn)
+        if phase.name in progress.completed:  # resumed: this phase finished before the process was killed
+            _set_phase_layers(phase, built, cfg)
+            if checkpoint.exists():
+                model.load_weights(str(checkpoint))
+            continue
+        _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, precise_bn)
+        progress.completed.append(phase.name)
+        progress.save()
     if not checkpoint.exists():
         raise EdgeclfError(
             "training produced no usable model: the validation loss was never finite; "
@@ -213,16 +273,25 @@ def _datasets(data: Dataset, cfg: Config, cache: Path):
     return train_ds, val_ds
 
 
-def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: Path, rows: list, extra: list) -> None:
-    """Compile at the phase's rate and fit; the epochs continue the numbering of earlier phases, and
-    the checkpoint keeps the best weights over all of them (the next phase starts from those)."""
-    import tf_keras as keras
-
-    from edgeclf.callbacks import EpochLog
+def _set_phase_layers(phase: Phase, built, cfg: Config) -> None:
     from edgeclf.models import set_trainable
 
     phase.trainable_backbone_layers = set_trainable(built, phase.name, cfg.train.fine_tune_layers)
     phase.backbone_layers = len(built.backbone_layers)
+
+
+def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: Path, progress, extra: list) -> None:
+    """Compile at the phase's rate and fit; the epochs continue the numbering of earlier phases, and
+    the checkpoint keeps the best weights over all of them (the next phase starts from those).
+    Each epoch's row is saved in progress.json, then Keras' BackupAndRestore saves the training
+    state, then the epoch's line is logged: a logged epoch is a saved one. A resumed phase continues
+    from the saved state (an epoch whose row was saved but not its state runs again)."""
+    import tf_keras as keras
+
+    from edgeclf.callbacks import EpochLog
+
+    rows = progress.rows
+    _set_phase_layers(phase, built, cfg)
     log.info(
         f"phase {phase.name}: {phase.epochs} epoch(s) at learning rate {phase.learning_rate:g}, "
         f"{phase.trainable_backbone_layers} of {phase.backbone_layers} backbone layers trainable"
@@ -236,9 +305,10 @@ def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: P
     best_so_far = min((r["val_loss"] for r in rows if math.isfinite(r["val_loss"])), default=None)
     total = cfg.train.epochs + cfg.train.fine_tune_epochs
     t = cfg.train
-    done = len(rows)
+    done = len([r for r in rows if r["phase"] != phase.name])  # epochs of the earlier phases
+    epoch_log = EpochLog(rows, phase.name, total, on_row=lambda _rows: progress.save(), announce=False)
     callbacks = [
-        EpochLog(rows, phase.name, total),
+        epoch_log,
         keras.callbacks.ModelCheckpoint(
             str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True,
             initial_value_threshold=best_so_far,
@@ -251,8 +321,9 @@ def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: P
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=t.reduce_lr_factor, patience=t.reduce_lr_patience, min_lr=t.min_learning_rate
         ))  # fmt: skip
+    backup = keras.callbacks.BackupAndRestore(str(checkpoint.parent.parent / BACKUP / phase.name))
     model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + phase.epochs, verbose=0,
-              callbacks=callbacks + extra)  # fmt: skip
+              callbacks=callbacks + extra + [backup, epoch_log.announcer()])  # fmt: skip
     if checkpoint.exists():
         model.load_weights(str(checkpoint))
 

@@ -138,7 +138,7 @@ def test_mixed_precision_is_used_only_with_a_gpu(caplog):
 def test_a_failed_run_leaves_nothing(three_classes, tmp_path, monkeypatch):
     import edgeclf.train as stage
 
-    def fail_half_way(data, cfg, run):
+    def fail_half_way(data, cfg, run, *_):
         (run / "model.keras").write_bytes(b"half")
         raise RuntimeError("disk full")
 
@@ -233,3 +233,38 @@ def test_cosine_schedule_decays_from_the_phase_rate_to_the_floor():
     assert rates[0] == pytest.approx(0.002) and rates == sorted(rates, reverse=True)
     assert rates[2] == pytest.approx(1e-6 + (0.002 - 1e-6) * 0.5 * (1 + np.cos(np.pi * 0.5)))
     assert rates[-1] > 1e-6 and rate(7, 0.0) == pytest.approx(1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", [2, 4])  # in the head phase, and in the fine-tune phase
+def test_a_run_killed_mid_training_resumes_from_its_last_epoch(three_classes, tmp_path, kill_after):
+    """kill -9 after epoch N (a real process), then edgeclf train --resume: it continues from epoch
+    N with the recorded config and split, and the run is complete with every epoch in history.csv."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    options = ["--model", "small_cnn", "--alpha", "0.25", "--image-size", "32", "--weights", "none",
+               "--epochs", "3", "--fine-tune-epochs", "3", "--batch-size", "8"]  # fmt: skip
+    command = [sys.executable, "-m", "edgeclf", "train", str(three_classes), "--out", str(out), *options]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if line.startswith(f"epoch {kill_after:>3}/"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    staged = [p for p in tmp_path.iterdir() if p.name.startswith(".run.partial-")]
+    assert len(staged) == 1 and (staged[0] / "progress.json").is_file()
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming {out} after epoch {kill_after}" in resumed.stdout
+    assert f"epoch {kill_after:>3}/6" not in resumed.stdout and f"epoch {kill_after + 1:>3}/6" in resumed.stdout
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["phase"] for r in rows] == ["head"] * 3 + ["fine_tune"] * 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]  # nothing left behind
+    assert not (out / "progress.json").exists() and not (out / "backup").exists() and (out / "model.keras").is_file()
+    nothing = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=120)
+    assert nothing.returncode == 2 and "no interrupted run" in nothing.stderr

@@ -34,11 +34,24 @@ def command(
     weights: str | None = setting("model.weights", "auto | imagenet | none | PATH (.h5 weights, or an earlier run)."),
     seed: int | None = setting("seed", "Seed for the split, initialisation and shuffling."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the run a killed or interrupted edgeclf train left for --out, from its last completed epoch, "
+        "with its recorded config and split (other options are ignored).",
+    ),
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.config import load_config
-    from edgeclf.train import prepare, train
+    from edgeclf.train import prepare, resume_run, train
 
+    if resume:
+        result = resume_run(out, data_dir)
+        done(
+            f" in {result.seconds:.0f}s in all: {result.run_dir}  (val accuracy {result.val_accuracy:.4f}, "
+            f"best epoch {result.best_epoch}, resumed)"
+        )
+        return
     values, names = overrides(command, locals())
     cfg = load_config([config] if config else [], values, names)
     with render.counting("checking images") as progress:
