@@ -4,6 +4,7 @@ with the committed fixture's recipe; the fixture itself is checked to be what th
 import hashlib
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -216,3 +217,33 @@ def test_export_of_a_folder_that_is_not_a_run(tmp_path):
     assert result.exit_code == 2 and "has no metadata.json" in result.output
     with pytest.raises(EdgeclfError):
         run_qat(tmp_path / "missing")
+
+
+@pytest.mark.slow
+def test_an_export_killed_midway_restarts_cleanly(tiny_run, tmp_path):
+    """kill -9 while an artifact is being converted, then the same command again: the dead
+    process's temporary file is removed (with a warning), every artifact is written and indexed,
+    and what is on disk matches artifacts.json."""
+    import signal
+    import subprocess
+    import sys
+
+    from edgeclf.runtime.integrity import check_recorded
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    command = [sys.executable, "-m", "edgeclf", "export", str(run), "--int8"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if "tflite-int8" in line and "converting" in line:
+            time.sleep(0.5)  # inside the conversion: its temporary file is being written
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert not [p.name for p in (run / "export").iterdir() if p.name.startswith(".")]
+    index = run / "export" / "artifacts.json"
+    for entry in read_artifacts(run):
+        check_recorded(run / entry.path, entry.bytes, entry.sha256, index)

@@ -166,3 +166,20 @@ def test_soak_with_a_stalled_and_a_slow_client_every_request_is_answered(server,
     stalled.close()
     assert len(statuses) >= 20 and set(statuses) == {200}
     assert slow_statuses and set(slow_statuses) == {200}
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [b"GET /health HTTP/9.9\r\n\r\n", b"GET /predict\r\n\r\n", b"BREW /pot HTTP/1.1\r\n\r\n"],
+)
+def test_malformed_request_lines_get_a_status_line_and_json(server, request_line):
+    """Regression tests for what the fuzzer found: http.server's own refusals (a bad version, an
+    HTTP/0.9 request line) came back as an HTML page or a bare body without a status line."""
+    with socket.create_connection(server.server_address[:2], timeout=5) as conn:
+        conn.sendall(request_line)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.") and int(status_line.split()[1]) in (400, 404, 501, 505)
+    assert "error" in json.loads(rest.partition(b"\r\n\r\n")[2])

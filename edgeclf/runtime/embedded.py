@@ -75,7 +75,14 @@ def describe_file(path: Path) -> ArtifactInfo:
             f"{path}: carries no edgeclf description; use the export folder (artifacts.json) instead"
         )
     beside = path.with_name(LABEL_FILE)
-    if not data.get("labels") and beside.is_file():
-        data["labels"] = beside.read_text(encoding="utf-8").splitlines()
+    if isinstance(data, dict) and not data.get("labels") and beside.is_file():
+        if beside.stat().st_size > MAX_DESCRIPTION_BYTES:
+            raise ArtifactNotFound(f"{beside}: over {MAX_DESCRIPTION_BYTES} bytes; not a labels file")
+        try:
+            data["labels"] = beside.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise ArtifactNotFound(f"{beside}: not UTF-8 text; one label per line expected") from None
+    if not isinstance(data, dict):
+        raise ArtifactNotFound(f"{path}: its embedded description is not a JSON object; re-export")
     data["path"] = path.name
     return ArtifactInfo.from_json(data, f"{path}: its embedded description")
