@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeclf import __version__
 from edgeclf.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from edgeclf.decoded import DecodedSplit
 from edgeclf.keras_baseline import KERAS_NAME, KerasClassifier
 from edgeclf.metrics import classification_metrics
 from edgeclf.plots import confusion_png
@@ -83,23 +84,24 @@ def evaluate_run(
     run = Run.open(run_dir)
     entries = read_artifacts(run.path) if (run.export_dir / ARTIFACTS).is_file() else []
     entries = pick(entries, names, "--artifacts")
-    pixels, labels, _ = run.images(split)
-    log.info(f"evaluating on the {split} split: {len(labels)} images, {len(run.classes)} classes")
-    keras = KerasClassifier(run.model_path, run.classes)
-    float_probs = keras.predict_pixels(pixels)
-    scores = [_score(KERAS_NAME, "keras", "fp32", keras, labels, float_probs, float_probs, run.classes)]
     if engine != "auto":  # --engine applies to ONNX artifacts; TFLite ones keep LiteRT
         entries = [a for a in entries if a.format == "onnx" or names]
     if not names:  # named ones run or fail clearly; the rest need their engine installed
         entries, skipped = runnable(entries, engine)
         if skipped:
             log.warning(f"{', '.join(skipped)}: skipped, their engine is not installed here")
-    for info in entries:
-        classifier = Classifier.from_run(run.path, info, engine=engine)
-        probs = classifier.predict_pixels(pixels)
-        scores.append(
-            _score(info.name, info.format, info.precision, classifier, labels, probs, float_probs, run.classes)
-        )
+    with DecodedSplit(run, split) as images:  # decoded once, streamed a batch at a time to every model
+        labels = images.labels
+        log.info(f"evaluating on the {split} split: {len(labels)} images, {len(run.classes)} classes")
+        keras = KerasClassifier(run.model_path, run.classes)
+        float_probs = images.predict(keras.predict_pixels)
+        scores = [_score(KERAS_NAME, "keras", "fp32", keras, labels, float_probs, float_probs, run.classes)]
+        for info in entries:
+            classifier = Classifier.from_run(run.path, info, engine=engine)
+            probs = images.predict(classifier.predict_pixels)
+            scores.append(
+                _score(info.name, info.format, info.precision, classifier, labels, probs, float_probs, run.classes)
+            )
     for score in scores:
         score.delta_points = round((score.accuracy - scores[0].accuracy) * 100, 4)
     path = _write(run, split, len(labels), scores)

@@ -66,25 +66,25 @@ def export_run(
         )
     log.info(f"exporting {', '.join(s.name for s in specs)}")
     model, qat_model = _load_models(run, need_qat=any(s.source == "qat" for s in specs))
-    reference = Reference.compute(run, model, qat_model)
-    calibration = (
-        run.calibration_images(cfg.export.calibration_images, cfg.seed) if any(s.integer for s in specs) else None
-    )
-    sources = Sources(run, model, qat_model, calibration)
-    run.export_dir.mkdir(exist_ok=True)
-    written = []
-    for spec in specs:
-        if spec.shares:  # the same file on another engine
-            log.info(f"  {spec.name}: validating {spec.filename} on {spec.engine}")
-            info = enter_shared(spec, run, run.export_dir / spec.filename)
-            _record(info, validate(info, run.export_dir / spec.filename, reference, cfg.export))
-        else:
-            log.info(f"  {spec.name}: converting and validating")
-            with replacing(run.path / run.export_dir.name / spec.filename) as tmp:
-                info = convert(spec, sources, cfg.export, tmp)
-                _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
-        written.append(info)
-    return _finish(run, cfg, written, reference)
+    with Reference.compute(run, model, qat_model) as reference:
+        calibration = (
+            run.calibration_images(cfg.export.calibration_images, cfg.seed) if any(s.integer for s in specs) else None
+        )
+        sources = Sources(run, model, qat_model, calibration)
+        run.export_dir.mkdir(exist_ok=True)
+        written = []
+        for spec in specs:
+            if spec.shares:  # the same file on another engine
+                log.info(f"  {spec.name}: validating {spec.filename} on {spec.engine}")
+                info = enter_shared(spec, run, run.export_dir / spec.filename)
+                _record(info, validate(info, run.export_dir / spec.filename, reference, cfg.export))
+            else:
+                log.info(f"  {spec.name}: converting and validating")
+                with replacing(run.path / run.export_dir.name / spec.filename) as tmp:
+                    info = convert(spec, sources, cfg.export, tmp)
+                    _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
+            written.append(info)
+        return _finish(run, cfg, written, reference)
 
 
 def _runnable(specs: list[ArtifactSpec]) -> list[ArtifactSpec]:
@@ -117,28 +117,30 @@ def revalidate_run(
     entries = read_artifacts(index)
     chosen = pick(entries, names)
     model, qat_model = _load_models(run, need_qat=any(spec_named(a.name).source == "qat" for a in chosen))
-    reference = Reference.compute(run, model, qat_model)
-    checked, changed = [], []
-    for old in chosen:
-        file = artifact_file(index, old)
-        if not file.is_file():
-            raise ExportError(f"{file}: missing; re-export with edgeclf export {run.path}")
-        content = file.read_bytes()
-        info = describe(spec_named(old.name), run, content, old.input.expects)
-        info.produced_by, info.source_model = old.produced_by, old.source_model
-        info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
-        if info.sha256 != old.sha256:
-            changed.append(old.name)
-            log.warning(f"{old.name}: {file.name} differs from the exported file (sha256); validating it as it is now")
-        limits = (
-            cfg.export.model_copy(update={"int8_input": old.input.dtype})
-            if info.precision.startswith("int8")
-            else cfg.export
-        )
-        log.info(f"  {info.name}: validating")
-        _record(info, validate(info, file, reference, limits))
-        checked.append(info)
-    return _finish(run, cfg, checked, reference, changed)
+    with Reference.compute(run, model, qat_model) as reference:
+        checked, changed = [], []
+        for old in chosen:
+            file = artifact_file(index, old)
+            if not file.is_file():
+                raise ExportError(f"{file}: missing; re-export with edgeclf export {run.path}")
+            content = file.read_bytes()
+            info = describe(spec_named(old.name), run, content, old.input.expects)
+            info.produced_by, info.source_model = old.produced_by, old.source_model
+            info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
+            if info.sha256 != old.sha256:
+                changed.append(old.name)
+                log.warning(
+                    f"{old.name}: {file.name} differs from the exported file (sha256); validating it as it is now"
+                )
+            limits = (
+                cfg.export.model_copy(update={"int8_input": old.input.dtype})
+                if info.precision.startswith("int8")
+                else cfg.export
+            )
+            log.info(f"  {info.name}: validating")
+            _record(info, validate(info, file, reference, limits))
+            checked.append(info)
+        return _finish(run, cfg, checked, reference, changed)
 
 
 def _load_models(run: Run, need_qat: bool):
@@ -158,11 +160,11 @@ def _finish(
 ) -> ExportResult:
     """Write the index and the parity samples; raise for failed artifacts (after both are written)."""
     index = _write_index(run, artifacts)
-    pixels, labels = reference.pixels, reference.labels
+    labels = reference.labels
     record_parity(
         run.export_dir,
-        pixels[sample_indices(labels, cfg.export.parity_images)],
-        pixels[sample_indices(labels, cfg.export.parity_spread_images)],
+        reference.split.take(sample_indices(labels, cfg.export.parity_images)),
+        reference.split.take(sample_indices(labels, cfg.export.parity_spread_images)),
         {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance, "bf16": cfg.export.bf16_tolerance},
     )
     result = ExportResult(artifacts, index, len(labels), reference.float_accuracy, changed or [])

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeclf.config import ExportConfig
+from edgeclf.decoded import DecodedSplit
 from edgeclf.export.errors import (
     AccuracyDropTooLarge,
     ExportError,
@@ -44,23 +45,37 @@ FAILURES = {
 
 @dataclass
 class Reference:
-    """The validation split and the float model's predictions on it (and the QAT model's, when
-    the run has one): what every artifact is compared with."""
+    """The validation split (decoded once, streamed in batches: edgeclf.decoded) and the float
+    model's predictions on it (and the QAT model's, when the run has one): what every artifact is
+    compared with. Close it (or use it in a with block) to drop the decoded pixels."""
 
-    pixels: np.ndarray  # uint8 [N,H,W,3], the shared preprocessing's output
-    labels: np.ndarray
+    split: DecodedSplit
     float_probs: np.ndarray
     qat_probs: np.ndarray | None = None
 
     @classmethod
     def compute(cls, run, model, qat_model=None) -> Reference:
         """Predict the run's validation split with the float model (and the QAT model)."""
-        pixels, labels, _ = run.images("val")
-        float_probs = model.predict(pixels.astype(np.float32), verbose=0)
+        split = DecodedSplit(run, "val")
+        float_probs = split.predict(lambda pixels: model.predict_on_batch(pixels.astype(np.float32)))
         qat_probs = None
         if qat_model is not None:
-            qat_probs = qat_model.predict(normalize(pixels, run.metadata["normalization"]), verbose=0)
-        return cls(pixels, labels, float_probs, qat_probs)
+            norm = run.metadata["normalization"]
+            qat_probs = split.predict(lambda pixels: qat_model.predict_on_batch(normalize(pixels, norm)))
+        return cls(split, np.asarray(float_probs), None if qat_probs is None else np.asarray(qat_probs))
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.split.labels
+
+    def close(self) -> None:
+        self.split.close()
+
+    def __enter__(self) -> Reference:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def float_accuracy(self) -> float:
@@ -105,7 +120,7 @@ def validate(info: ArtifactInfo, file: Path, ref: Reference, limits: ExportConfi
         _check_precision(info, content, limits.int8_input)
     except ExportError as exc:
         return Verdict(False, "integer", len(ref.labels), failure="not_integer", reason=str(exc))
-    probs = Classifier(info, Path(file)).predict_pixels(ref.pixels)
+    probs = ref.split.predict(Classifier(info, Path(file)).predict_pixels)
     if probs.shape != ref.float_probs.shape:
         return Verdict(False, "output", len(ref.labels), failure="output",
                        reason=f"output shape {probs.shape}, expected {ref.float_probs.shape}")  # fmt: skip
