@@ -57,11 +57,15 @@ class Reference:
     def compute(cls, run, model, qat_model=None) -> Reference:
         """Predict the run's validation split with the float model (and the QAT model)."""
         split = DecodedSplit(run, "val")
-        float_probs = split.predict(lambda pixels: model.predict_on_batch(pixels.astype(np.float32)))
+        # Keras' own batching (32) inside each decoded batch: activations of a 224-px model over 256
+        # images at once would take gigabytes
+        float_probs = split.predict(lambda pixels: model.predict(pixels.astype(np.float32), batch_size=32, verbose=0))
         qat_probs = None
         if qat_model is not None:
             norm = run.metadata["normalization"]
-            qat_probs = split.predict(lambda pixels: qat_model.predict_on_batch(normalize(pixels, norm)))
+            qat_probs = split.predict(
+                lambda pixels: qat_model.predict(normalize(pixels, norm), batch_size=32, verbose=0)
+            )
         return cls(split, np.asarray(float_probs), None if qat_probs is None else np.asarray(qat_probs))
 
     @property
