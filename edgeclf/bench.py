@@ -116,9 +116,10 @@ def run_bench(
     entries, skipped = runnable(entries, options.engine)
     if skipped:
         log.warning(f"{', '.join(skipped)}: skipped, their engine is not installed here")
-    for entry in entries if integrity else []:  # the files measured are the files exported
+    if integrity and entries:  # the files measured are the files exported
         index = locate_artifacts(target)
-        check_recorded(artifact_file(index, entry), entry.bytes, entry.sha256, index)
+        for entry in entries:
+            check_recorded(artifact_file(index, entry), entry.bytes, entry.sha256, index)
     files, split = _input_files(target, is_run, images)
     files = files[: max(*options.batch_sizes, 32)]  # at least the largest batch; 32 images are enough to time
     pixels, decode_ms = _decoded(files, entries[0].image_size if entries else _run_image_size(target), options)

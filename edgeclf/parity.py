@@ -37,7 +37,7 @@ from edgeclf.atomic import atomic_write_bytes, atomic_write_json
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import ImageError, load_image
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, pick, read_artifacts
-from edgeclf.runtime.backends import DEFAULT_ENGINE, engine_available
+from edgeclf.runtime.backends import engine_available, engine_of
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.machine import fingerprint
 
@@ -311,7 +311,7 @@ def verify(export_dir: Path, names: list[str] | None = None, threads: int | None
         if changed:
             checks.append(ParityCheck(info.name, False, [changed]))
             continue
-        engine = info.engine or DEFAULT_ENGINE[Path(info.path).suffix]
+        engine = engine_of(info)
         if not names and not engine_available(engine):
             checks.append(ParityCheck(info.name, True, [f"skipped: {engine} is not installed here"], skipped=True))
             continue

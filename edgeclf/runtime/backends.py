@@ -89,14 +89,20 @@ def engine_available(engine: str) -> bool:
         return False
 
 
+def engine_of(entry, override: str | None = None) -> str:
+    """The engine an artifacts.json entry runs on: --engine's for an ONNX file when given, else the
+    recorded one, else its format's default ("" for a file that is neither .tflite nor .onnx)."""
+    suffix = Path(entry.path).suffix
+    if override not in (None, "auto") and suffix == ".onnx":
+        return override
+    return entry.engine or DEFAULT_ENGINE.get(suffix, "")
+
+
 def runnable(entries: list, override: str | None = None) -> tuple[list, list]:
-    """(the artifacts whose engine is installed here, the names of those whose engine is not), the
-    engine being --engine's for ONNX artifacts when given, else the recorded one."""
+    """(the artifacts whose engine is installed here, the names of those whose engine is not)."""
     ok, missing = [], []
     for entry in entries:
-        suffix = Path(entry.path).suffix
-        engine = override if override not in (None, "auto") and suffix == ".onnx" else entry.engine
-        (ok if engine_available(engine or DEFAULT_ENGINE.get(suffix, "")) else missing).append(entry)
+        (ok if engine_available(engine_of(entry, override)) else missing).append(entry)
     return ok, [entry.name for entry in missing]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, read_artifacts
-from edgeclf.runtime.backends import DEFAULT_ENGINE, engine_available
+from edgeclf.runtime.backends import engine_available, engine_of
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.embedded import ArtifactNotFound, describe_file
 from edgeclf.runtime.integrity import check_recorded
@@ -17,7 +17,7 @@ __all__ = ["ArtifactNotFound", "default_artifact", "describe_file", "open_classi
 def default_artifact(entries: list[ArtifactInfo]) -> ArtifactInfo:
     """The best validated int8 artifact whose engine is installed here (highest validation
     accuracy, TFLite first on ties), else fp32."""
-    ok = [a for a in entries if a.status == "ok" and engine_available(a.engine or DEFAULT_ENGINE[Path(a.path).suffix])]
+    ok = [a for a in entries if a.status == "ok" and engine_available(engine_of(a))]
     int8 = [a for a in ok if a.precision.startswith("int8")]
     pool = int8 or [a for a in ok if a.precision == "fp32"] or ok
     if not pool:
@@ -64,14 +64,12 @@ def _open(target: Path, artifact, threads, kernels: str, engine: str | None, int
                 f"--artifact {artifact}: not in artifacts.json; choose one of {', '.join(sorted(by_name))}"
             )
         info = by_name[artifact]
-    file = artifact_file(target, info)
-    folder = locate_artifacts(target).parent.resolve()
-    if file.is_symlink() and folder not in file.resolve().parents:
+    index = locate_artifacts(target)
+    file = artifact_file(index, info)
+    if file.is_symlink() and index.parent.resolve() not in file.resolve().parents:
         raise ArtifactNotFound(f"{file}: a link to {file.resolve()}, outside the export folder; refused")
     if not file.is_file():
-        raise ArtifactNotFound(
-            f"{file}: listed in {locate_artifacts(target)} but missing; copy the whole export folder"
-        )
+        raise ArtifactNotFound(f"{file}: listed in {index} but missing; copy the whole export folder")
     if integrity:
-        check_recorded(file, info.bytes, info.sha256, locate_artifacts(target))
+        check_recorded(file, info.bytes, info.sha256, index)
     return Classifier(info, file, threads, kernels=kernels, engine=engine)
