@@ -121,8 +121,15 @@ def run_bench(
         for entry in entries:
             check_recorded(artifact_file(index, entry), entry.bytes, entry.sha256, index)
     files, split = _input_files(target, is_run, images)
-    files = files[: max(*options.batch_sizes, 32)]  # at least the largest batch; 32 images are enough to time
-    pixels, decode_ms = _decoded(files, entries[0].image_size if entries else _run_image_size(target), options)
+    count = max(*options.batch_sizes, 32)  # at least the largest batch; 32 images are enough to time
+    size = entries[0].image_size if entries else _run_image_size(target)
+    if files is None:  # a run trained on a pack: its images come from the pack, no file decode to time
+        pixels, decode_ms = next(Run.open(target).dataset.batches(split, size, count)), None
+        images_used = len(pixels)
+        pixels = np.resize(pixels, (max(*options.batch_sizes, len(pixels)), *pixels.shape[1:]))
+    else:
+        pixels, decode_ms = _decoded(files[:count], size, options)
+        images_used = len(files[:count])
     targets = ([(KERAS_NAME, "keras", "fp32", None)] if is_run else []) + [
         (a.name, a.format, a.precision, a) for a in entries
     ]
@@ -138,7 +145,7 @@ def run_bench(
             size = info.bytes if info else (target / MODEL).stat().st_size
             results[name] = {**result, "name": name, "format": fmt, "precision": precision, "file_bytes": size}
     _speedups(results)
-    document = _document(target, options, threads, results, len(files), split, images, decode_ms)
+    document = _document(target, options, threads, results, images_used, split, images, decode_ms)
     if skipped:
         document["notes"].append(f"not measured, their engine is not installed on this device: {', '.join(skipped)}")
     path = Path(out) if out else (target / REPORTS / "bench.json" if is_run else Path("bench.json"))
@@ -198,9 +205,9 @@ def _decoded(files: list[Path], size, options: BenchConfig) -> tuple[np.ndarray,
     return pixels, decode_ms
 
 
-def _input_files(target: Path, is_run: bool, images: Path | None) -> tuple[list[Path], str | None]:
+def _input_files(target: Path, is_run: bool, images: Path | None) -> tuple[list[Path] | None, str | None]:
     """(image files, the run's split they come from: "test", "val" when the run has no test split,
-    or None for --images)."""
+    or None for --images); no files (None) for a run trained on a pack."""
     if images is not None:
         from edgeclf.images import find_images
 
@@ -209,6 +216,8 @@ def _input_files(target: Path, is_run: bool, images: Path | None) -> tuple[list[
         raise EdgeclfError(f"{target}: an export folder alone has no test images; pass --images DIR")
     run = Run.open(target)
     split = "test" if run.dataset.split("test") else "val"
+    if run.dataset.pack is not None:
+        return None, split
     return [run.dataset.root / r.path for r in run.dataset.split(split)], split
 
 

@@ -16,14 +16,16 @@ import math
 import os
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from edgeclf.config import SplitConfig
 from edgeclf.errors import DataError
-from edgeclf.images import EXTENSIONS, check_image
+from edgeclf.images import EXTENSIONS, check_image, load_image
 
 SPLITS = ("train", "val", "test")
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -58,6 +60,21 @@ class Dataset:
     split_fractions: dict[str, float] | None = None
     seed: int | None = None
     duplicates: list[dict] = field(default_factory=list)  # identical files across classes or splits
+    pack: str | None = None  # set when the images are read from a pack (edgeclf.packed), not from root
+
+    def batches(self, name: str, size: int, batch: int, positions: list[int] | None = None) -> Iterator[np.ndarray]:
+        """uint8 batches [<=batch,S,S,3] of a split's images through the shared preprocessing, in the
+        manifest's order (or only those at `positions` within the split, in that order): decoded
+        from the data folder, or read from the pack (TensorFlow) when the dataset is packed."""
+        if self.pack is not None:
+            from edgeclf.packed import read_split
+
+            yield from read_split(self, name, size, batch, positions)
+            return
+        records = self.split(name)
+        chosen = [records[i] for i in positions] if positions is not None else records
+        for start in range(0, len(chosen), batch):
+            yield np.stack([load_image(self.root / r.path, size) for r in chosen[start : start + batch]])
 
     def split(self, name: str) -> list[ImageRecord]:
         return [r for r in self.records if r.split == name]
@@ -83,6 +100,7 @@ class Dataset:
             "skipped": [asdict(s) for s in self.skipped],
             "ignored": [asdict(s) for s in self.ignored],
             "duplicates": self.duplicates,
+            **({"pack": self.pack} if self.pack else {}),
         }
 
     @classmethod
@@ -97,6 +115,7 @@ class Dataset:
             split_fractions=data.get("split_fractions"),
             seed=data.get("seed"),
             duplicates=list(data.get("duplicates", [])),
+            pack=data.get("pack"),
         )
 
     @classmethod

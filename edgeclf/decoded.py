@@ -5,7 +5,7 @@ model would multiply the decode time; holding them all would make memory grow wi
 the split is decoded a batch at a time into an anonymous temporary file of raw uint8 pixels (it
 disappears when closed, even after a crash), then read back a batch at a time for each model:
 memory is one batch of pixels plus the labels; the disk holds N x H x W x 3 bytes for the run of
-the stage. TensorFlow-free.
+the stage. TensorFlow-free for a data folder (a packed one is read with TensorFlow).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from edgeclf.errors import DataError
-from edgeclf.images import load_image
 
 BATCH = 256  # images decoded, held and predicted at a time
 
@@ -34,10 +33,8 @@ class DecodedSplit:
         self.paths = [r.path for r in records]
         self._image_bytes = self.size * self.size * 3
         self._file = tempfile.TemporaryFile(prefix="edgeclf-decoded-")
-        for start in range(0, len(records), batch):
-            chunk = records[start : start + batch]
-            pixels = np.stack([load_image(run.dataset.root / r.path, self.size) for r in chunk])
-            self._file.write(pixels.tobytes())
+        for pixels in run.dataset.batches(split, self.size, batch):
+            self._file.write(np.ascontiguousarray(pixels, np.uint8).tobytes())
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -25,6 +25,30 @@ def import_keras():
     return tf, tf_keras
 
 
+def compiled_predict(model, chunk: int = 32):
+    """A function (float32 array [N,...] -> probabilities [N,K]) that runs model(x, training=False)
+    compiled once for a fixed chunk of images and feeds it `chunk` images at a time (the last chunk
+    padded): memory is one chunk's activations, whatever N is, and nothing is kept between calls
+    (Keras' model.predict builds a data pipeline per call and grew memory across calls)."""
+    import tensorflow as tf
+
+    shape = [chunk, *model.input_shape[1:]]
+    call = tf.function(lambda x: model(x, training=False), jit_compile=False).get_concrete_function(
+        tf.TensorSpec(shape, tf.float32)
+    )
+
+    def predict(pixels: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(pixels), chunk):
+            part = pixels[start : start + chunk]
+            padded = np.zeros(shape, np.float32)
+            padded[: len(part)] = part
+            out.append(call(tf.constant(padded)).numpy()[: len(part)])
+        return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+    return predict
+
+
 class KerasClassifier:
     """The run's model.keras on TensorFlow. run(batch) is the compiled call; run_predict_on_batch
     is Keras' convenience path, kept only to show what it costs."""

@@ -34,6 +34,26 @@ def build_augmenter(cfg: AugmentConfig, seed: int):
     return keras.Sequential(layers, name="augment") if layers else None
 
 
+def input_datasets(dataset, data: DataConfig, seed: int, augment, cache_dir: Path | None):
+    """(training, validation) pipelines for a Dataset: from its pack when it is packed, else decoded
+    from its folder, the decoded images cached under cache_dir (data.cache: disk) as configured."""
+    common = dict(num_classes=len(dataset.classes), data=data, seed=seed)
+    if dataset.pack is not None:
+        from edgeclf.packed import open_pack
+
+        pack = open_pack(dataset.pack)
+        return (
+            make_packed_dataset(pack, "train", training=True, augment=augment, **common),
+            make_packed_dataset(pack, "val", training=False, **common),
+        )
+    files, labels = dataset.files_and_labels("train")
+    cache = (lambda name: cache_dir / name) if cache_dir is not None else (lambda name: None)
+    return (
+        make_dataset(files, labels, training=True, augment=augment, cache_file=cache("train"), **common),
+        make_dataset(*dataset.files_and_labels("val"), training=False, cache_file=cache("val"), **common),
+    )
+
+
 def training_order(count: int, seed: int) -> list[int]:
     """The seeded permutation applied to the training file list before decoding and caching."""
     import numpy as np
@@ -84,8 +104,40 @@ def make_dataset(
         ds = ds.cache(str(cache_file))
     elif data.cache == "memory":
         ds = ds.cache()
+    return _batches(ds, len(files), data, training=training, seed=seed, augment=augment)
+
+
+def make_packed_dataset(
+    pack, split: str, num_classes: int, data: DataConfig, *, training: bool, seed: int, augment=None
+):
+    """The same batches from a pack (edgeclf.packed): its shards are read (interleaved and in a
+    reshuffled shard order when training) instead of files decoded; no cache is needed (the pixels
+    are already decoded and resized; data.cache: memory still keeps them in memory)."""
+    import tensorflow as tf
+
+    from edgeclf.packed import records
+
+    if data.image_size != pack.image_size:
+        from edgeclf.errors import DataError
+
+        raise DataError(
+            f"{pack.location}: packed at {pack.image_size} px, data.image_size is {data.image_size}; "
+            f"pass --image-size {pack.image_size} or pack again with --image-size {data.image_size}"
+        )
+    ds = records(pack, split, training=training, seed=seed)
+    ds = ds.map(lambda x, y, _p: (x, tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    if data.cache == "memory":
+        ds = ds.cache()
+    return _batches(ds, len(pack.dataset.split(split)), data, training=training, seed=seed, augment=augment)
+
+
+def _batches(ds, count: int, data: DataConfig, *, training: bool, seed: int, augment):
+    """(uint8 image, one-hot) examples -> shuffled (training), batched float32, augmented (training),
+    prefetched."""
+    import tensorflow as tf
+
     if training:
-        ds = ds.shuffle(min(data.shuffle_buffer, len(files)), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(min(data.shuffle_buffer, count), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(data.batch_size)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment is not None:

@@ -62,18 +62,19 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
     keras.utils.set_random_seed(cfg.seed)
     model = load_model(run.model_path)
     qat = quantize_aware(model)
-    train_raw, val_raw = _datasets(run, cfg)
-    norm = run.metadata["normalization"]
-    train_ds, val_ds = (ds.map(lambda x, y: (normalize(x, norm), y)) for ds in (train_raw, val_raw))
+    with tempfile.TemporaryDirectory(prefix="edgeclf-qat-cache-") as cache:  # decoded images: on disk
+        train_raw, val_raw = _datasets(run, cfg, Path(cache))
+        norm = run.metadata["normalization"]
+        train_ds, val_ds = (ds.map(lambda x, y: (normalize(x, norm), y)) for ds in (train_raw, val_raw))
 
-    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-    _, float_acc = model.evaluate(val_raw, verbose=0)
-    log.info(
-        f"QAT: {cfg.qat.epochs} epoch(s) at learning rate {cfg.qat.learning_rate:g}; "
-        f"float validation accuracy {float_acc:.4f}"
-    )
-    rows = _fine_tune(qat, train_ds, val_ds, cfg)
-    _, qat_acc = qat.evaluate(val_ds, verbose=0)
+        model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+        _, float_acc = model.evaluate(val_raw, verbose=0)
+        log.info(
+            f"QAT: {cfg.qat.epochs} epoch(s) at learning rate {cfg.qat.learning_rate:g}; "
+            f"float validation accuracy {float_acc:.4f}"
+        )
+        rows = _fine_tune(qat, train_ds, val_ds, cfg)
+        _, qat_acc = qat.evaluate(val_ds, verbose=0)
     save_model(qat, run.qat_model_path)
     seconds = time.perf_counter() - started
     atomic_write_json(run.path / QAT_SUMMARY, _summary(run, cfg, float_acc, qat_acc, rows, seconds))
@@ -99,20 +100,13 @@ def quantize_aware(model):
     return tfmot.quantization.keras.quantize_model(core)
 
 
-def _datasets(run: Run, cfg: Config):
+def _datasets(run: Run, cfg: Config, cache: Path):
     """(training, validation) pixel datasets: the training recipe continues with the same
     augmentation as `edgeclf train` (QAT on clean images alone moves the model away from the float
-    one it must stay close to); decoded images are cached in memory."""
-    from edgeclf.pipeline import build_augmenter, make_dataset
+    one it must stay close to); decoded images cached under `cache` as the run's config says."""
+    from edgeclf.pipeline import build_augmenter, input_datasets
 
-    common = dict(
-        num_classes=len(run.classes), data=cfg.data.model_copy(update={"cache": "memory"}), seed=cfg.seed
-    )  # fmt: skip
-    data = run.dataset
-    augment = build_augmenter(cfg.augment, cfg.seed)
-    train = make_dataset(*data.files_and_labels("train"), training=True, augment=augment, **common)
-    val = make_dataset(*data.files_and_labels("val"), training=False, **common)
-    return train, val
+    return input_datasets(run.dataset, cfg.data, cfg.seed, build_augmenter(cfg.augment, cfg.seed), cache)
 
 
 def _fine_tune(qat, train_ds, val_ds, cfg: Config) -> list[dict]:

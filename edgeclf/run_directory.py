@@ -15,7 +15,6 @@ import numpy as np
 from edgeclf.config import Config, load_config
 from edgeclf.dataset import Dataset
 from edgeclf.errors import DataError, RunDirError
-from edgeclf.images import load_image
 
 METADATA = "metadata.json"
 CONFIG = "config.yaml"
@@ -80,7 +79,7 @@ class Run:
     @cached_property
     def dataset(self) -> Dataset:
         data = Dataset.load(self.path / DATASET)
-        if not data.root.is_dir():
+        if data.pack is None and not data.root.is_dir():  # a pack is checked when it is opened
             raise DataError(
                 f"the run's data folder {data.root} (from {self.path / DATASET}) is gone; put it back where it was"
             )
@@ -115,17 +114,18 @@ class Run:
         records = self.dataset.split(split)
         if not records:
             raise DataError(f"the run {self.path} has no '{split}' images")
-        pixels = np.stack([load_image(self.dataset.root / r.path, self.image_size) for r in records])
+        pixels = np.concatenate(list(self.dataset.batches(split, self.image_size, 256)))
         return pixels, np.array([r.label for r in records], dtype=np.int64), [r.path for r in records]
 
     def calibration_images(self, count: int, seed: int) -> np.ndarray:
         """count class-balanced training images (round-robin over classes, seeded), uint8."""
         rng = np.random.default_rng(seed)
-        per_class = [[r for r in self.dataset.split("train") if r.label == c] for c in range(len(self.classes))]
-        order = [list(rng.permutation(len(files))) for files in per_class]
+        train = self.dataset.split("train")
+        per_class = [[i for i, r in enumerate(train) if r.label == c] for c in range(len(self.classes))]
+        order = [list(rng.permutation(len(positions))) for positions in per_class]
         chosen = []
         while len(chosen) < count and any(order):
             for c, queue in enumerate(order):
                 if queue and len(chosen) < count:
                     chosen.append(per_class[c][queue.pop(0)])
-        return np.stack([load_image(self.dataset.root / r.path, self.image_size) for r in chosen])
+        return np.concatenate(list(self.dataset.batches("train", self.image_size, 256, chosen)))

@@ -24,7 +24,7 @@ from edgeclf.atomic import StagedDirectory, atomic_write_json, atomic_write_text
 from edgeclf.config import Config, load_config
 from edgeclf.curves import plot_curves, write_history_csv
 from edgeclf.dataset import Dataset, discover
-from edgeclf.errors import EdgeclfError
+from edgeclf.errors import DataError, EdgeclfError
 from edgeclf.images import PREPROCESSING
 from edgeclf.run_directory import CONFIG, DATASET, LABELS, METADATA, MODEL, check_apart, check_out_dir
 from edgeclf.weights import WeightsRequest, WeightsSource
@@ -85,18 +85,37 @@ class Fitted:
 
 
 def prepare(
-    data_dir: Path,
+    data_dir: Path | str,
     out: Path,
     cfg: Config,
     *,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Dataset:
-    """The cheap checks first (--out, --weights), then the data folder found, checked and split.
+    """The cheap checks first (--out, --weights), then the data folder found, checked and split, or
+    the pack (edgeclf data pack; any filesystem TensorFlow reads) opened, its split taken as packed.
     progress(done, total) is called as images are checked. Raises RunDirError, WeightsError, DataError."""
-    check_apart(Path(data_dir), Path(out))
+    from edgeclf.packed import is_pack, is_remote, open_pack
+
+    if not is_remote(data_dir):
+        check_apart(Path(data_dir), Path(out))
     check_out_dir(out, overwrite)
     WeightsRequest.parse(cfg.model.weights)
+    if is_pack(data_dir):
+        pack = open_pack(data_dir)
+        if pack.image_size != cfg.data.image_size:
+            raise DataError(
+                f"{data_dir}: packed at {pack.image_size} px, data.image_size is {cfg.data.image_size}; "
+                f"pass --image-size {pack.image_size} or pack again with --image-size {cfg.data.image_size}"
+            )
+        return pack.dataset
+    if is_remote(data_dir):
+        raise DataError(f"{data_dir}: no pack.json there; a remote location must hold a pack (edgeclf data pack)")
+    return prepare_folder(Path(data_dir), cfg, progress)
+
+
+def prepare_folder(data_dir: Path, cfg: Config, progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """A data folder found, checked and split as cfg says (the split edgeclf train and data pack make)."""
     return discover(Path(data_dir), cfg.data.split, cfg.seed, progress=progress, duplicates=cfg.data.duplicates)
 
 
@@ -106,7 +125,8 @@ def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = Fal
     it with its progress, for resume_run()). Raises EdgeclfError subclasses for anything the user can fix."""
     if isinstance(data, Dataset):
         check_out_dir(out, overwrite)  # prepare() checked it for a folder
-        check_apart(data.root, Path(out))
+        if data.pack is None:
+            check_apart(data.root, Path(out))
     else:
         data = prepare(data, out, cfg, overwrite=overwrite)
     started = time.perf_counter()
@@ -132,9 +152,14 @@ def resume_run(out: Path, data_dir: Path | None = None) -> TrainResult:
         run = stage.path
         cfg = load_config([run / CONFIG])
         data = Dataset.load(run / DATASET)
-        if data_dir is not None and Path(data_dir).resolve() != data.root.resolve():
-            raise EdgeclfError(f"--resume: the interrupted run trained on {data.root}, not {data_dir}")
-        if not data.root.is_dir():
+        trained_on = data.pack or str(data.root)
+        if data_dir is not None and not _same_location(str(data_dir), trained_on):
+            raise EdgeclfError(f"--resume: the interrupted run trained on {trained_on}, not {data_dir}")
+        if data.pack is not None:
+            from edgeclf.packed import open_pack
+
+            open_pack(data.pack)  # still there and whole (else a DataError naming it)
+        elif not data.root.is_dir():
             raise EdgeclfError(f"--resume: the interrupted run's data folder {data.root} is gone")
         progress = json.loads((run / PROGRESS).read_text(encoding="utf-8"))
         phases = ", ".join(progress["completed"]) or "no"
@@ -145,9 +170,17 @@ def resume_run(out: Path, data_dir: Path | None = None) -> TrainResult:
     return _result(out, data, fitted, seconds)
 
 
+def _same_location(a: str, b: str) -> bool:
+    from edgeclf.packed import is_remote
+
+    if is_remote(a) or is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def _write_results(run: Path, cfg: Config, data: Dataset, fitted: Fitted, seconds: float) -> None:
     write_history_csv(fitted.rows, run / "history.csv")
-    plot_curves(fitted.rows, run / "curves.png", title=f"{cfg.model.name} on {data.root.name}")
+    plot_curves(fitted.rows, run / "curves.png", title=f"{cfg.model.name} on {Path(data.pack or data.root).name}")
     atomic_write_json(run / METADATA, _metadata(cfg, data, fitted, seconds))
     (run / PROGRESS).unlink(missing_ok=True)
     shutil.rmtree(run / BACKUP, ignore_errors=True)
@@ -260,17 +293,10 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed
 
 
 def _datasets(data: Dataset, cfg: Config, cache: Path):
-    """(training, validation) tf.data pipelines, decoded images cached under `cache` as configured."""
-    from edgeclf.pipeline import build_augmenter, make_dataset
+    """(training, validation) tf.data pipelines (edgeclf.pipeline.input_datasets)."""
+    from edgeclf.pipeline import build_augmenter, input_datasets
 
-    common = dict(num_classes=len(data.classes), data=cfg.data, seed=cfg.seed)
-    augment = build_augmenter(cfg.augment, cfg.seed)
-    train_files, train_labels = data.files_and_labels("train")
-    train_ds = make_dataset(
-        train_files, train_labels, training=True, augment=augment, cache_file=cache / "train", **common
-    )
-    val_ds = make_dataset(*data.files_and_labels("val"), training=False, cache_file=cache / "val", **common)
-    return train_ds, val_ds
+    return input_datasets(data, cfg.data, cfg.seed, build_augmenter(cfg.augment, cfg.seed), cache)
 
 
 def _set_phase_layers(phase: Phase, built, cfg: Config) -> None:

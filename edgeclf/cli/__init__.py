@@ -4,6 +4,7 @@ import typer
 
 from edgeclf.cli import (
     bench,
+    data,
     demo,
     evaluate,
     export,
@@ -32,6 +33,7 @@ COMMANDS = {
 }  # fmt: skip
 for name, module in COMMANDS.items():
     app.command(name, help=module.HELP, epilog=module.EXAMPLE)(module.command)
+app.add_typer(data.app, name="data", help=data.HELP)
 
 
 def main() -> None:

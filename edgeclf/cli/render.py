@@ -31,7 +31,8 @@ def counting(what: str) -> Iterator[Callable[[int, int], None]]:
 def dataset_summary(data) -> None:
     """Images per class and split, then the files skipped (with the reason) and ignored."""
     counts = data.counts()
-    table = Table(title=Text(f"{data.root} ({data.layout})"), show_footer=True)
+    where = f"{data.pack} (packed from {data.root})" if data.pack else str(data.root)
+    table = Table(title=Text(f"{where} ({data.layout})"), show_footer=True)
     table.add_column("class", footer="total")
     for split in counts:
         table.add_column(split, justify="right", footer=str(sum(counts[split].values())))

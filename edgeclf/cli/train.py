@@ -17,8 +17,10 @@ EXAMPLE = (
 
 @user_errors
 def command(
-    data_dir: Path = typer.Argument(
-        ..., help="Folder with one sub-folder per class, or train/ val/ test/ folders of those."
+    data_dir: str = typer.Argument(
+        ...,
+        help="Folder with one sub-folder per class, or train/ val/ test/ folders of those; or a pack from "
+        "edgeclf data pack (local, or any filesystem TensorFlow reads: gs://, s3://).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to create."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file overriding configs/default.yaml."),
