@@ -250,7 +250,9 @@ def open_pack(location: str | Path) -> Pack:
             for s in listed:
                 if "/" in s["file"] or s["file"].startswith("."):
                     raise ValueError(f"shard name {s['file']!r}")
-    except (ValueError, KeyError, TypeError) as exc:
+    except KeyError as exc:
+        raise DataError(f"{path}: not a valid pack manifest (no {exc}); pack the folder again") from None
+    except (ValueError, TypeError) as exc:
         raise DataError(f"{path}: not a valid pack manifest ({exc}); pack the folder again") from None
     pack_ = Pack(location, dataset, size, encoding, shards)
     for split in shards:
