@@ -65,6 +65,22 @@ class EpochLog(keras.callbacks.Callback):
             self._line(row)
 
 
+class BestWeights(keras.callbacks.Callback):
+    """The weights of the epoch with the lowest finite val_loss so far (across every fit it is given
+    to), held in memory. Every process of a multi-worker run holds the same copy (val_loss is
+    reduced across workers), so each can return to the best weights, where ModelCheckpoint's file
+    exists on the chief only. `best` may start from an earlier value (a resumed run)."""
+
+    def __init__(self, best: float | None = None):
+        super().__init__()
+        self.best, self.weights = best, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = float((logs or {}).get("val_loss", math.nan))
+        if math.isfinite(loss) and (self.best is None or loss < self.best):
+            self.best, self.weights = loss, self.model.get_weights()
+
+
 class PreciseBatchNorm(keras.callbacks.Callback):
     """Before each validation during fit, replace every trainable BatchNorm layer's moving mean and
     variance by the population statistics of the current weights, averaged over `batches` training

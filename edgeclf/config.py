@@ -78,6 +78,9 @@ class TrainConfig(_Strict):
     precise_bn_batches: int = Field(ge=0, le=10000)
     deterministic: bool
     mixed_precision: bool
+    strategy: Literal["auto", "none", "mirrored", "multiworker"]
+    batch_size_per: Literal["global", "replica"]
+    learning_rate_scaling: Literal["none", "linear"]
 
     @model_validator(mode="after")
     def _some_training(self) -> TrainConfig:

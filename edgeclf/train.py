@@ -43,6 +43,7 @@ class TrainResult:
     val_loss: float
     weights_source: str
     seconds: float
+    wrote_run: bool = True  # False on a multi-worker cluster's non-chief workers
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Fitted:
     mixed_precision: bool
     val_loss: float
     val_accuracy: float
+    distribution: dict  # strategy, replicas, workers, batch sizes, learning-rate scale, input sharding
     precise_bn_batches: int | None  # None: BatchNorm frozen (pretrained backbone)
     bn_momentum: float | None = None
 
@@ -95,12 +97,19 @@ def prepare(
     """The cheap checks first (--out, --weights), then the data folder found, checked and split, or
     the pack (edgeclf data pack; any filesystem TensorFlow reads) opened, its split taken as packed.
     progress(done, total) is called as images are checked. Raises RunDirError, WeightsError, DataError."""
-    from edgeclf.packed import is_pack, is_remote, open_pack
+    from edgeclf.packed import is_remote
 
     if not is_remote(data_dir):
         check_apart(Path(data_dir), Path(out))
     check_out_dir(out, overwrite)
     WeightsRequest.parse(cfg.model.weights)
+    return load_data(data_dir, cfg, progress)
+
+
+def load_data(data_dir: Path | str, cfg: Config, progress: Callable[[int, int], None] | None = None) -> Dataset:
+    """The pack at data_dir opened (its image size must be cfg's), or the data folder checked and split."""
+    from edgeclf.packed import is_pack, is_remote, open_pack
+
     if is_pack(data_dir):
         pack = open_pack(data_dir)
         if pack.image_size != cfg.data.image_size:
@@ -123,6 +132,10 @@ def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = Fal
     """Train as cfg says on data (a Dataset from prepare(), or a data folder) and write the run
     directory `out` (built under a temporary name: a failed run leaves nothing; a killed one leaves
     it with its progress, for resume_run()). Raises EdgeclfError subclasses for anything the user can fix."""
+    from edgeclf.distribute import role, writes_run
+
+    if not writes_run(cfg.train.strategy, role()):
+        return _train_as_worker(data, out, cfg)
     if isinstance(data, Dataset):
         check_out_dir(out, overwrite)  # prepare() checked it for a folder
         if data.pack is None:
@@ -138,6 +151,20 @@ def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = Fal
         fitted, seconds = _fit(data, cfg, run, started), time.perf_counter() - started
         _write_results(run, cfg, data, fitted, seconds)
     return _result(out, data, fitted, seconds)
+
+
+def _train_as_worker(data: Dataset | Path, out: Path, cfg: Config) -> TrainResult:
+    """A non-chief worker of a multi-worker cluster: the same training steps as the chief (every
+    collective needs every worker), its files in a temporary folder that is removed; the chief
+    writes the run at `out`."""
+    import tempfile
+
+    if not isinstance(data, Dataset):
+        data = load_data(data, cfg)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edgeclf-worker-") as tmp:
+        fitted = _fit(data, cfg, Path(tmp), started)
+    return _result(out, data, fitted, time.perf_counter() - started, chief=False)
 
 
 def resume_run(out: Path, data_dir: Path | None = None) -> TrainResult:
@@ -186,7 +213,7 @@ def _write_results(run: Path, cfg: Config, data: Dataset, fitted: Fitted, second
     shutil.rmtree(run / BACKUP, ignore_errors=True)
 
 
-def _result(out: Path, data: Dataset, fitted: Fitted, seconds: float) -> TrainResult:
+def _result(out: Path, data: Dataset, fitted: Fitted, seconds: float, chief: bool = True) -> TrainResult:
     return TrainResult(
         Path(out),
         data.classes,
@@ -195,6 +222,7 @@ def _result(out: Path, data: Dataset, fitted: Fitted, seconds: float) -> TrainRe
         fitted.val_loss,
         fitted.weights.source,
         seconds,
+        chief,
     )
 
 
@@ -206,6 +234,9 @@ def use_mixed_precision(cfg: Config, gpus: list[str]) -> bool:
 
 
 def _fit(data: Dataset, cfg: Config, run: Path, started: float, progress: dict | None = None) -> Fitted:
+    from edgeclf.distribute import place
+
+    placement = place(cfg.train.strategy)  # first: MultiWorkerMirroredStrategy must precede the runtime
     import tensorflow as tf
     import tf_keras as keras
 
@@ -214,10 +245,14 @@ def _fit(data: Dataset, cfg: Config, run: Path, started: float, progress: dict |
         tf.config.experimental.enable_op_determinism()
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     mixed = use_mixed_precision(cfg, gpus)
-    log.info(f"training on {', '.join(gpus) if gpus else 'the CPU'}" + (" with mixed precision" if mixed else ""))
+    where = ", ".join(gpus) if gpus else "the CPU"
+    if placement.name != "none":
+        devices, task = ", ".join(placement.devices), placement.role.describe()
+        where = f"{placement.replicas} replicas ({placement.name}: {devices}; {task})"
+    log.info(f"training on {where}" + (" with mixed precision" if mixed else ""))
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     try:
-        return _fit_phases(data, cfg, run, gpus or ["CPU"], mixed, Progress(run, started, progress))
+        return _fit_phases(data, cfg, run, gpus or ["CPU"], mixed, Progress(run, started, progress), placement)
     finally:
         keras.mixed_precision.set_global_policy("float32")  # later stages in this process build float32 models
 
@@ -237,11 +272,17 @@ class Progress:
                                       "seconds": round(time.perf_counter() - self.started, 3)})  # fmt: skip
 
 
-def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed: bool, progress: Progress) -> Fitted:
-    from edgeclf.callbacks import PreciseBatchNorm
+def _fit_phases(
+    data: Dataset, cfg: Config, run: Path, devices: list[str], mixed: bool, progress: Progress, placement
+) -> Fitted:
+    from edgeclf.callbacks import BestWeights, PreciseBatchNorm
     from edgeclf.models import build_classifier, save_model
 
-    built = build_classifier(cfg.model, len(data.classes), cfg.data.image_size)
+    distribution = _distribution(cfg, placement, data)
+    # the pipelines batch globally (Keras splits each batch across the replicas)
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"batch_size": distribution["global_batch_size"]})})
+    with placement.scope():
+        built = build_classifier(cfg.model, len(data.classes), cfg.data.image_size)
     model = built.model
     note = f" ({built.weights.note})" if built.weights.note else ""
     log.info(f"model {model.name}: {model.count_params():,} parameters, weights: {built.weights.source}{note}")
@@ -249,28 +290,37 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed
     cache = run / "cache"
     shutil.rmtree(cache, ignore_errors=True)  # a killed run's cache may be half-written: built again
     cache.mkdir()
-    train_ds, val_ds = _datasets(data, cfg, cache)
+    train_ds, val_ds = _datasets(data, cfg, cache, distribution["input_sharding"])
 
-    checkpoint = run / "checkpoints" / "best.weights.h5"
+    # TensorFlow's checkpoint format (best.index + data): an .h5 file cannot be loaded back into
+    # the sync-on-read variables a distribution strategy makes
+    checkpoint = run / "checkpoints" / "best"
     checkpoint.parent.mkdir(exist_ok=progress.resumed)
     # BatchNorm trains only with a random backbone (a pretrained one keeps it frozen in both phases)
     precise_bn = [] if built.weights.pretrained else [PreciseBatchNorm(train_ds, cfg.train.precise_bn_batches)]
     rows = progress.rows
+    best = BestWeights(min((r["val_loss"] for r in rows if math.isfinite(r["val_loss"])), default=None))
     phases = [
-        Phase("head", cfg.train.epochs, cfg.train.learning_rate),
-        Phase("fine_tune", cfg.train.fine_tune_epochs, cfg.train.fine_tune_learning_rate),
+        Phase("head", cfg.train.epochs, cfg.train.learning_rate * distribution["learning_rate_scale"]),
+        Phase(
+            "fine_tune",
+            cfg.train.fine_tune_epochs,
+            cfg.train.fine_tune_learning_rate * distribution["learning_rate_scale"],
+        ),
     ]
     phases = [p for p in phases if p.epochs > 0]
     for phase in phases:
         if phase.name in progress.completed:  # resumed: this phase finished before the process was killed
             _set_phase_layers(phase, built, cfg)
-            if checkpoint.exists():
+            if _saved(checkpoint):
                 model.load_weights(str(checkpoint))
             continue
-        _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, precise_bn)
+        with placement.scope():
+            _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, [best, *precise_bn])
+        _restore_best(model, best, checkpoint)
         progress.completed.append(phase.name)
         progress.save()
-    if not checkpoint.exists():
+    if best.weights is None and not _saved(checkpoint):
         raise EdgeclfError(
             "training produced no usable model: the validation loss was never finite; "
             "lower --learning-rate or check the data"
@@ -283,7 +333,7 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed
     shutil.rmtree(checkpoint.parent)
     scratch = not built.weights.pretrained
     fitted = Fitted(
-        model, rows, phases, built.weights, devices, mixed, float(val_loss), float(val_accuracy),
+        model, rows, phases, built.weights, devices, mixed, float(val_loss), float(val_accuracy), distribution,
         precise_bn_batches=cfg.train.precise_bn_batches if scratch else None,
         bn_momentum=cfg.model.scratch_bn_momentum if scratch else None,
     )  # fmt: skip
@@ -292,11 +342,44 @@ def _fit_phases(data: Dataset, cfg: Config, run: Path, devices: list[str], mixed
     return fitted
 
 
-def _datasets(data: Dataset, cfg: Config, cache: Path):
-    """(training, validation) tf.data pipelines (edgeclf.pipeline.input_datasets)."""
+def _distribution(cfg: Config, placement, data: Dataset) -> dict:
+    """What the run's metadata records about the strategy, as applied (edgeclf.distribute)."""
+    from edgeclf.distribute import batch_sizes, input_sharding
+
+    global_batch, per_replica = batch_sizes(cfg.data.batch_size, cfg.train.batch_size_per, placement.replicas)
+    shards = None
+    if data.pack is not None:
+        from edgeclf.packed import open_pack
+
+        shards = len(open_pack(data.pack).shards.get("train", []))
+    workers = placement.role.workers if placement.name == "multiworker" else 1
+    return {
+        "strategy": placement.name,
+        "asked": cfg.train.strategy,
+        "replicas": placement.replicas,
+        "workers": workers,
+        "devices": placement.devices,
+        "batch_size_per": cfg.train.batch_size_per,
+        "global_batch_size": global_batch,
+        "per_replica_batch_size": per_replica,
+        "learning_rate_scaling": cfg.train.learning_rate_scaling,
+        "learning_rate_scale": placement.replicas if cfg.train.learning_rate_scaling == "linear" else 1,
+        "input_sharding": input_sharding(shards, workers),
+    }
+
+
+def _datasets(data: Dataset, cfg: Config, cache: Path, sharding: str = "data"):
+    """(training, validation) tf.data pipelines (edgeclf.pipeline.input_datasets), sharded across
+    workers by file or by data (only a multi-worker strategy shards)."""
+    import tensorflow as tf
+
     from edgeclf.pipeline import build_augmenter, input_datasets
 
-    return input_datasets(data, cfg.data, cfg.seed, build_augmenter(cfg.augment, cfg.seed), cache)
+    datasets = input_datasets(data, cfg.data, cfg.seed, build_augmenter(cfg.augment, cfg.seed), cache)
+    options = tf.data.Options()
+    policy = tf.data.experimental.AutoShardPolicy
+    options.experimental_distribute.auto_shard_policy = policy.FILE if sharding == "file" else policy.DATA
+    return tuple(ds.with_options(options) for ds in datasets)
 
 
 def _set_phase_layers(phase: Phase, built, cfg: Config) -> None:
@@ -304,6 +387,10 @@ def _set_phase_layers(phase: Phase, built, cfg: Config) -> None:
 
     phase.trainable_backbone_layers = set_trainable(built, phase.name, cfg.train.fine_tune_layers)
     phase.backbone_layers = len(built.backbone_layers)
+
+
+def _saved(checkpoint: Path) -> bool:
+    return checkpoint.with_name(checkpoint.name + ".index").exists()
 
 
 def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: Path, progress, extra: list) -> None:
@@ -350,7 +437,14 @@ def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: P
     backup = keras.callbacks.BackupAndRestore(str(checkpoint.parent.parent / BACKUP / phase.name))
     model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + phase.epochs, verbose=0,
               callbacks=callbacks + extra + [backup, epoch_log.announcer()])  # fmt: skip
-    if checkpoint.exists():
+
+
+def _restore_best(model, best, checkpoint: Path) -> None:
+    """Back to the best weights so far: held in memory (every worker), else (a resumed run whose best
+    epoch came before the kill) from the checkpoint file."""
+    if best.weights is not None:
+        model.set_weights(best.weights)
+    elif _saved(checkpoint):
         model.load_weights(str(checkpoint))
 
 
@@ -412,6 +506,7 @@ def _metadata(cfg: Config, data: Dataset, fitted: Fitted, seconds: float) -> dic
             "deterministic": cfg.train.deterministic,
             "devices": fitted.devices,
             "mixed_precision": fitted.mixed_precision,
+            "distribution": fitted.distribution,
         },
         "dataset": {
             "layout": data.layout,

@@ -35,6 +35,10 @@ def command(
     augment: bool | None = setting("augment.enabled", "Training-time augmentation.", "--augment/--no-augment"),
     weights: str | None = setting("model.weights", "auto | imagenet | none | PATH (.h5 weights, or an earlier run)."),
     seed: int | None = setting("seed", "Seed for the split, initialisation and shuffling."),
+    strategy: str | None = setting(
+        "train.strategy",
+        "auto | none | mirrored (this machine's GPUs) | multiworker (the machines in TF_CONFIG; run on each).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
     resume: bool = typer.Option(
         False,
@@ -45,7 +49,8 @@ def command(
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.config import load_config
-    from edgeclf.train import prepare, resume_run, train
+    from edgeclf.distribute import role, writes_run
+    from edgeclf.train import load_data, prepare, resume_run, train
 
     if resume:
         result = resume_run(out, data_dir)
@@ -57,9 +62,16 @@ def command(
     values, names = overrides(command, locals())
     cfg = load_config([config] if config else [], values, names)
     with render.counting("checking images") as progress:
-        data = prepare(data_dir, out, cfg, overwrite=overwrite, progress=progress)
+        data = (
+            prepare(data_dir, out, cfg, overwrite=overwrite, progress=progress)
+            if writes_run(cfg.train.strategy, role())
+            else load_data(data_dir, cfg, progress)  # a non-chief worker: the chief checks and writes --out
+        )
     render.dataset_summary(data)
     result = train(data, out, cfg, overwrite=overwrite)
+    if not result.wrote_run:
+        done(f" in {result.seconds:.0f}s as {role().describe()}: the chief writes the run at {out}")
+        return
     done(
         f" in {result.seconds:.0f}s: {result.run_dir}  (val accuracy {result.val_accuracy:.4f}, "
         f"best epoch {result.best_epoch}, weights: {result.weights_source})"

@@ -1,0 +1,49 @@
+"""One training process for the distributed tests (run as `python -m tests.distributed_train`):
+DATA OUT STRATEGY [LOGICAL_CPUS [OVERRIDES_JSON]]. Splits the CPU into LOGICAL_CPUS logical devices before anything
+starts TensorFlow's runtime, trains TINY with the given strategy and prints the result as JSON.
+TF_CONFIG (multiworker) comes from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+TINY = {
+    "seed": 3,
+    "data.image_size": 32,
+    "data.batch_size": 16,
+    "model.name": "small_cnn",
+    "model.alpha": 0.25,
+    "model.weights": "none",
+    "train.epochs": 1,
+    "train.fine_tune_epochs": 0,
+    "train.learning_rate": 0.003,
+    "train.precise_bn_batches": 2,
+}
+
+
+def main() -> None:
+    data, out, strategy = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    logical = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+    if logical > 1:
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical)
+    from edgeclf.config import load_config
+    from edgeclf.train import train
+
+    cfg = load_config(overrides={**TINY, **extra, "train.strategy": strategy})
+    result = train(Path(data), out, cfg)
+    print(json.dumps({"val_loss": result.val_loss, "val_accuracy": result.val_accuracy, "wrote_run": result.wrote_run}))
+
+
+if __name__ == "__main__":
+    main()
