@@ -347,11 +347,11 @@ def _distribution(cfg: Config, placement, data: Dataset) -> dict:
     from edgeclf.distribute import batch_sizes, input_sharding
 
     global_batch, per_replica = batch_sizes(cfg.data.batch_size, cfg.train.batch_size_per, placement.replicas)
-    shards = None
+    shards = {"train": None, "val": None}
     if data.pack is not None:
         from edgeclf.packed import open_pack
 
-        shards = len(open_pack(data.pack).shards.get("train", []))
+        shards = {split: len(listed) for split, listed in open_pack(data.pack).shards.items()}
     workers = placement.role.workers if placement.name == "multiworker" else 1
     return {
         "strategy": placement.name,
@@ -364,11 +364,11 @@ def _distribution(cfg: Config, placement, data: Dataset) -> dict:
         "per_replica_batch_size": per_replica,
         "learning_rate_scaling": cfg.train.learning_rate_scaling,
         "learning_rate_scale": placement.replicas if cfg.train.learning_rate_scaling == "linear" else 1,
-        "input_sharding": input_sharding(shards, workers),
+        "input_sharding": {split: input_sharding(shards.get(split), workers) for split in ("train", "val")},
     }
 
 
-def _datasets(data: Dataset, cfg: Config, cache: Path, sharding: str = "data"):
+def _datasets(data: Dataset, cfg: Config, cache: Path, sharding: dict | None = None):
     """(training, validation) tf.data pipelines (edgeclf.pipeline.input_datasets), sharded across
     workers by file or by data (only a multi-worker strategy shards)."""
     import tensorflow as tf
@@ -376,10 +376,14 @@ def _datasets(data: Dataset, cfg: Config, cache: Path, sharding: str = "data"):
     from edgeclf.pipeline import build_augmenter, input_datasets
 
     datasets = input_datasets(data, cfg.data, cfg.seed, build_augmenter(cfg.augment, cfg.seed), cache)
-    options = tf.data.Options()
     policy = tf.data.experimental.AutoShardPolicy
-    options.experimental_distribute.auto_shard_policy = policy.FILE if sharding == "file" else policy.DATA
-    return tuple(ds.with_options(options) for ds in datasets)
+    sharded = []
+    for split, ds in zip(("train", "val"), datasets, strict=True):
+        options = tf.data.Options()
+        by_file = (sharding or {}).get(split) == "file"
+        options.experimental_distribute.auto_shard_policy = policy.FILE if by_file else policy.DATA
+        sharded.append(ds.with_options(options))
+    return tuple(sharded)
 
 
 def _set_phase_layers(phase: Phase, built, cfg: Config) -> None:

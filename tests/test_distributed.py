@@ -1,0 +1,164 @@
+"""Distributed training on tf.distribute, on the CPU: MirroredStrategy over 2 logical CPU devices,
+and a 2-worker MultiWorkerMirroredStrategy on loopback ports (two processes). Each training runs in a
+child process (logical devices and the multi-worker strategy must be set before TensorFlow starts),
+bounded in time. Also the strategy's settings: TF_CONFIG, batch sizes, who writes the run."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeclf.config import load_config
+from edgeclf.distribute import Role, batch_sizes, input_sharding, resolve, role, writes_run
+from edgeclf.errors import ConfigError
+from tests.helpers import class_folders
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 300  # seconds per training process; each takes about 10 s on 2 cores
+
+
+def _train(data, out, strategy, logical=1, overrides=None, env=None, wait=True):
+    command = [sys.executable, "-m", "tests.distributed_train", str(data), str(out), strategy, str(logical),
+               json.dumps(overrides or {})]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"} | (env or {})
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return _finish(proc) if wait else proc
+
+
+def _finish(proc) -> dict:
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("a training process did not finish in time") from None
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return class_folders(tmp_path_factory.mktemp("distributed") / "data", ["bag", "sneaker", "trouser"], 40)
+
+
+def _distribution(run: Path) -> dict:
+    return json.loads((run / "metadata.json").read_text())["training"]["distribution"]
+
+
+@pytest.mark.slow
+def test_distributed_mirrored_over_two_devices_matches_one_device(data, tmp_path):
+    """From the fixture run's weights (BatchNorm frozen), without dropout or augmentation, a global
+    batch of 16 split over 2 replicas computes the same mean gradient as one device: the same
+    losses epoch by epoch, up to the order of float additions."""
+    same = {"model.weights": str(ROOT / "tests/fixtures/tiny_run"), "model.dropout": 0.0,
+            "augment.enabled": False, "train.epochs": 2}  # fmt: skip
+    one = _train(data, tmp_path / "one", "none", 1, same)
+    two = _train(data, tmp_path / "two", "mirrored", 2, same)
+    assert _distribution(tmp_path / "one")["replicas"] == 1
+    assert _distribution(tmp_path / "two") | {"devices": None} == {
+        "strategy": "mirrored", "asked": "mirrored", "replicas": 2, "workers": 1, "devices": None,
+        "batch_size_per": "global", "global_batch_size": 16, "per_replica_batch_size": 8,
+        "learning_rate_scaling": "none", "learning_rate_scale": 1, "input_sharding": {"train": "data", "val": "data"},
+    }  # fmt: skip
+    rows = [(tmp_path / name / "history.csv").read_text().splitlines()[1:] for name in ("one", "two")]
+    for a, b in zip(*rows, strict=True):
+        losses = [float(v) for v in a.split(",")[2:6]], [float(v) for v in b.split(",")[2:6]]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4, abs=1e-5)
+    assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_distributed_mirrored_trains_from_scratch_with_per_replica_batches(data, tmp_path):
+    """BatchNorm training per replica, PreciseBN, batch_size_per: replica and linear scaling."""
+    per_replica = {"train.batch_size_per": "replica", "data.batch_size": 8, "train.learning_rate_scaling": "linear"}
+    result = _train(data, tmp_path / "run", "mirrored", 2, per_replica)
+    d = _distribution(tmp_path / "run")
+    assert (d["global_batch_size"], d["per_replica_batch_size"], d["learning_rate_scale"]) == (16, 8, 2)
+    phases = json.loads((tmp_path / "run/metadata.json").read_text())["training"]["phases"]
+    assert phases[0]["learning_rate"] == pytest.approx(0.006)
+    assert result["val_accuracy"] > 0.34 and (tmp_path / "run/model.keras").is_file()
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_distributed_two_workers_on_loopback_and_the_chief_writes_the_run(data, tmp_path):
+    from edgeclf.packed import pack
+    from edgeclf.train import prepare_folder
+
+    packed = tmp_path / "pack"
+    pack(prepare_folder(data, load_config(overrides={"seed": 3, "data.image_size": 32})), packed, 32, shards=4)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    out = tmp_path / "run"
+    procs = [
+        _train(
+            packed,
+            out,
+            "auto",
+            env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+            wait=False,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    try:
+        chief, worker = (_finish(p) for p in procs)
+    finally:  # one failing leaves the other waiting on its collectives: stop both
+        for p in procs:
+            p.kill()
+    assert chief["wrote_run"] and not worker["wrote_run"]
+    assert chief["val_loss"] == pytest.approx(worker["val_loss"])  # one model, reduced across the workers
+    d = _distribution(out)
+    assert (d["strategy"], d["asked"], d["workers"], d["replicas"]) == ("multiworker", "auto", 2, 2)
+    assert d["input_sharding"] == {"train": "file", "val": "data"}  # 4 training shards, 1 validation shard
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml", "curves.png", "dataset.json", "history.csv", "labels.txt", "metadata.json", "model.keras",
+    ]  # fmt: skip
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".run", "workertemp"))]
+
+
+def test_tf_config_gives_the_role_and_refuses_a_broken_one():
+    assert role({}) == Role(1, "worker", 0) and role({}).chief
+    two = {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
+    assert (
+        role({"TF_CONFIG": json.dumps(two)}) == Role(2, "worker", 1) and not role({"TF_CONFIG": json.dumps(two)}).chief
+    )
+    with_chief = {"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}
+    assert not role({"TF_CONFIG": json.dumps(with_chief)}).chief  # worker 0 is not the chief when there is one
+    assert role({"TF_CONFIG": json.dumps({**with_chief, "task": {"type": "chief", "index": 0}})}).chief
+    for broken in ("{", json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
+                   json.dumps({"task": {"type": "worker", "index": 0}})):  # fmt: skip
+        with pytest.raises(ConfigError, match="TF_CONFIG: not a usable cluster description"):
+            role({"TF_CONFIG": broken})
+
+
+def test_auto_strategy_batch_sizes_and_sharding():
+    one, cluster = Role(1, "worker", 0), Role(3, "worker", 2)
+    assert resolve("auto", 0, one) == "none" and resolve("auto", 1, one) == "none"
+    assert resolve("auto", 2, one) == "mirrored" and resolve("auto", 0, cluster) == "multiworker"
+    assert resolve("none", 8, cluster) == "none"
+    with pytest.raises(ConfigError, match="train.strategy 'ring'"):
+        resolve("ring", 0, one)
+    assert batch_sizes(32, "global", 4) == (32, 8) and batch_sizes(32, "replica", 4) == (128, 32)
+    with pytest.raises(ConfigError, match="data.batch_size 30: not a multiple of the 4 replicas"):
+        batch_sizes(30, "global", 4)
+    assert input_sharding(4, 2) == "file" and input_sharding(1, 2) == "data" and input_sharding(None, 2) == "data"
+    assert (
+        writes_run("auto", cluster) is False and writes_run("none", cluster) and writes_run("auto", Role(3, "chief", 0))
+    )
+
+
+def test_the_strategy_is_a_checked_setting():
+    assert load_config().train.strategy == "auto"
+    with pytest.raises(ConfigError, match="train.strategy"):
+        load_config(overrides={"train.strategy": "horovod"})
