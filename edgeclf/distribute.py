@@ -145,7 +145,33 @@ def batch_sizes(batch_size: int, per: str, replicas: int) -> tuple[int, int]:
     return batch_size, batch_size // replicas
 
 
-def input_sharding(packed_shards: int | None, workers: int) -> str:
-    """How the input is split across workers: "file" for a pack with a training shard per worker or
-    more, else "data" (see the module docstring)."""
-    return "file" if packed_shards is not None and packed_shards >= workers else "data"
+def with_global_batch(cfg, replicas: int):
+    """cfg with data.batch_size set to the global batch the input pipelines must produce (Keras splits
+    each batch across the replicas)."""
+    global_batch, _ = batch_sizes(cfg.data.batch_size, cfg.train.batch_size_per, replicas)
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"batch_size": global_batch})})
+
+
+def input_sharding(data, workers: int) -> dict[str, str]:
+    """How each split's input is divided across workers: "file" for a packed split with at least
+    one shard per worker, else "data" (see the module docstring). data: an edgeclf Dataset."""
+    shards: dict[str, int] = {}
+    if data.pack is not None:
+        from edgeclf.packed import open_pack
+
+        shards = {split: len(listed) for split, listed in open_pack(data.pack).shards.items()}
+    return {split: "file" if shards.get(split, 0) >= workers else "data" for split in ("train", "val")}
+
+
+def sharded(datasets, sharding: dict[str, str]):
+    """The (training, validation) tf.data pipelines with their auto-shard policy set (it applies only
+    under a multi-worker strategy)."""
+    import tensorflow as tf
+
+    policy = tf.data.experimental.AutoShardPolicy
+    out = []
+    for split, ds in zip(("train", "val"), datasets, strict=True):
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = policy.FILE if sharding[split] == "file" else policy.DATA
+        out.append(ds.with_options(options))
+    return tuple(out)

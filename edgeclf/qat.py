@@ -4,6 +4,11 @@ The float model minus its `normalize` layer is wrapped by tfmot's quantize_model
 briefly on the training split at a low rate; the validation loss is monitored and the best weights
 are kept as qat_model.h5 (it takes normalised input, x / 127.5 - 1). qat.json records the float
 and QAT validation accuracies and the history. Progress is logged to `edgeclf.qat`.
+
+It runs under the run's `train.strategy` (edgeclf.distribute; `--strategy` overrides it): tfmot's
+quantize wrappers are ordinary Keras layers and train under MirroredStrategy and
+MultiWorkerMirroredStrategy (tested on CPU). On a multi-worker cluster every worker needs the run
+directory at the same path (a shared filesystem) and only the chief writes qat_model.h5 and qat.json.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class QatResult:
     epochs_run: int
     seconds: float
     path: Path
+    wrote: bool = True  # False on a multi-worker cluster's non-chief workers
 
 
 def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict | None = None) -> QatResult:
@@ -54,30 +60,41 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
             f"qat: {UNSUPPORTED[name]}, which tensorflow-model-optimization cannot quantize; "
             f"use post-training quantization instead: edgeclf export {run.path} --int8"
         )
+    from edgeclf.distribute import place, role, with_global_batch, writes_run
+
+    placement = place(cfg.train.strategy)  # before TensorFlow's runtime starts
+    cfg = with_global_batch(cfg, placement.replicas)
     import tf_keras as keras
 
     from edgeclf.models import load_model, save_model
 
     started = time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
-    model = load_model(run.model_path)
-    qat = quantize_aware(model)
+    with placement.scope():
+        model = load_model(run.model_path)
+        qat = quantize_aware(model)
     with tempfile.TemporaryDirectory(prefix="edgeclf-qat-cache-") as cache:  # decoded images: on disk
-        train_raw, val_raw = _datasets(run, cfg, Path(cache))
+        train_raw, val_raw = _datasets(run, cfg, Path(cache), placement)
         norm = run.metadata["normalization"]
         train_ds, val_ds = (ds.map(lambda x, y: (normalize(x, norm), y)) for ds in (train_raw, val_raw))
 
-        model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+        with placement.scope():
+            model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
         _, float_acc = model.evaluate(val_raw, verbose=0)
         log.info(
             f"QAT: {cfg.qat.epochs} epoch(s) at learning rate {cfg.qat.learning_rate:g}; "
             f"float validation accuracy {float_acc:.4f}"
         )
-        rows = _fine_tune(qat, train_ds, val_ds, cfg)
+        rows = _fine_tune(qat, train_ds, val_ds, cfg, placement)
         _, qat_acc = qat.evaluate(val_ds, verbose=0)
-    save_model(qat, run.qat_model_path)
     seconds = time.perf_counter() - started
-    atomic_write_json(run.path / QAT_SUMMARY, _summary(run, cfg, float_acc, qat_acc, rows, seconds))
+    if not writes_run(cfg.train.strategy, role()):  # a non-chief worker: the chief writes the files
+        with tempfile.TemporaryDirectory(prefix="edgeclf-worker-") as tmp:
+            save_model(qat, Path(tmp) / run.qat_model_path.name)  # saving reads variables collectively: all save
+        return QatResult(float(float_acc), float(qat_acc), len(rows), seconds, run.qat_model_path, wrote=False)
+    save_model(qat, run.qat_model_path)
+    summary = _summary(run, cfg, float_acc, qat_acc, rows, seconds)
+    atomic_write_json(run.path / QAT_SUMMARY, {**summary, "strategy": placement.name, "replicas": placement.replicas})
     log.info(
         f"validation accuracy: float {float_acc:.4f}, QAT {qat_acc:.4f} ({(qat_acc - float_acc) * 100:+.2f} points)"
     )
@@ -100,39 +117,42 @@ def quantize_aware(model):
     return tfmot.quantization.keras.quantize_model(core)
 
 
-def _datasets(run: Run, cfg: Config, cache: Path):
+def _datasets(run: Run, cfg: Config, cache: Path, placement):
     """(training, validation) pixel datasets: the training recipe continues with the same
     augmentation as `edgeclf train` (QAT on clean images alone moves the model away from the float
     one it must stay close to); decoded images cached under `cache` as the run's config says."""
+    from edgeclf.distribute import input_sharding, sharded
     from edgeclf.pipeline import build_augmenter, input_datasets
 
-    return input_datasets(run.dataset, cfg.data, cfg.seed, build_augmenter(cfg.augment, cfg.seed), cache)
+    datasets = input_datasets(run.dataset, cfg.data, cfg.seed, build_augmenter(cfg.augment, cfg.seed), cache)
+    return sharded(datasets, input_sharding(run.dataset, placement.role.workers))
 
 
-def _fine_tune(qat, train_ds, val_ds, cfg: Config) -> list[dict]:
-    """Fit with early stopping on the validation loss; the best epoch's weights are restored.
-    Returns one history row per epoch."""
+def _fine_tune(qat, train_ds, val_ds, cfg: Config, placement) -> list[dict]:
+    """Fit with early stopping on the validation loss; the best epoch's weights are restored (kept
+    in memory on every worker: an .h5 checkpoint cannot be loaded into a strategy's sync-on-read
+    variables). Returns one history row per epoch."""
     import tf_keras as keras
 
-    from edgeclf.callbacks import EpochLog
+    from edgeclf.callbacks import BestWeights, EpochLog
 
-    qat.compile(
-        optimizer=keras.optimizers.Adam(cfg.qat.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
-        metrics=["accuracy"],
-    )
+    with placement.scope():
+        qat.compile(
+            optimizer=keras.optimizers.Adam(cfg.qat.learning_rate),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+            metrics=["accuracy"],
+        )
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="edgeclf-qat-") as tmp:
-        best = Path(tmp) / "best.weights.h5"
-        callbacks = [
-            EpochLog(rows, "qat", cfg.qat.epochs, logger=__name__),
-            keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True, save_weights_only=True),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.qat.early_stopping_patience),
-        ]
-        qat.fit(train_ds, validation_data=val_ds, epochs=cfg.qat.epochs, verbose=0, callbacks=callbacks)
-        if not best.exists():
-            raise EdgeclfError("qat: the validation loss was never finite; lower --learning-rate")
-        qat.load_weights(str(best))
+    best = BestWeights()
+    callbacks = [
+        EpochLog(rows, "qat", cfg.qat.epochs, logger=__name__),
+        best,
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.qat.early_stopping_patience),
+    ]
+    qat.fit(train_ds, validation_data=val_ds, epochs=cfg.qat.epochs, verbose=0, callbacks=callbacks)
+    if best.weights is None:
+        raise EdgeclfError("qat: the validation loss was never finite; lower --learning-rate")
+    qat.set_weights(best.weights)
     return rows
 
 

@@ -24,7 +24,7 @@ from edgeclf.atomic import StagedDirectory, atomic_write_json, atomic_write_text
 from edgeclf.config import Config, load_config
 from edgeclf.curves import plot_curves, write_history_csv
 from edgeclf.dataset import Dataset, discover
-from edgeclf.errors import DataError, EdgeclfError
+from edgeclf.errors import ConfigError, DataError, EdgeclfError
 from edgeclf.images import PREPROCESSING
 from edgeclf.run_directory import CONFIG, DATASET, LABELS, METADATA, MODEL, check_apart, check_out_dir
 from edgeclf.weights import WeightsRequest, WeightsSource
@@ -174,6 +174,13 @@ def resume_run(out: Path, data_dir: Path | None = None) -> TrainResult:
     from Keras' BackupAndRestore; the order of later epochs' batches, EarlyStopping's and
     ReduceLROnPlateau's counters start afresh, so the result is close to, not bit-identical with,
     an uninterrupted run. Raises EdgeclfError when there is nothing to resume or the data moved."""
+    from edgeclf.distribute import role
+
+    if role().workers > 1:
+        raise ConfigError(
+            "--resume: not available on a multi-worker cluster (the backup of an interrupted epoch is kept in "
+            "the chief's staging folder, which the other workers cannot read); start the run again"
+        )
     started = time.perf_counter()
     with StagedDirectory(Path(out), resume_marker=PROGRESS, adopt=True) as stage:
         run = stage.path
@@ -276,11 +283,12 @@ def _fit_phases(
     data: Dataset, cfg: Config, run: Path, devices: list[str], mixed: bool, progress: Progress, placement
 ) -> Fitted:
     from edgeclf.callbacks import BestWeights, PreciseBatchNorm
+    from edgeclf.distribute import with_global_batch
     from edgeclf.models import build_classifier, save_model
 
     distribution = _distribution(cfg, placement, data)
     # the pipelines batch globally (Keras splits each batch across the replicas)
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"batch_size": distribution["global_batch_size"]})})
+    cfg = with_global_batch(cfg, placement.replicas)
     with placement.scope():
         built = build_classifier(cfg.model, len(data.classes), cfg.data.image_size)
     model = built.model
@@ -347,11 +355,6 @@ def _distribution(cfg: Config, placement, data: Dataset) -> dict:
     from edgeclf.distribute import batch_sizes, input_sharding
 
     global_batch, per_replica = batch_sizes(cfg.data.batch_size, cfg.train.batch_size_per, placement.replicas)
-    shards = {"train": None, "val": None}
-    if data.pack is not None:
-        from edgeclf.packed import open_pack
-
-        shards = {split: len(listed) for split, listed in open_pack(data.pack).shards.items()}
     workers = placement.role.workers if placement.name == "multiworker" else 1
     return {
         "strategy": placement.name,
@@ -364,26 +367,17 @@ def _distribution(cfg: Config, placement, data: Dataset) -> dict:
         "per_replica_batch_size": per_replica,
         "learning_rate_scaling": cfg.train.learning_rate_scaling,
         "learning_rate_scale": placement.replicas if cfg.train.learning_rate_scaling == "linear" else 1,
-        "input_sharding": {split: input_sharding(shards.get(split), workers) for split in ("train", "val")},
+        "input_sharding": input_sharding(data, workers),
     }
 
 
-def _datasets(data: Dataset, cfg: Config, cache: Path, sharding: dict | None = None):
-    """(training, validation) tf.data pipelines (edgeclf.pipeline.input_datasets), sharded across
-    workers by file or by data (only a multi-worker strategy shards)."""
-    import tensorflow as tf
-
+def _datasets(data: Dataset, cfg: Config, cache: Path, sharding: dict[str, str]):
+    """(training, validation) tf.data pipelines (edgeclf.pipeline.input_datasets), divided across
+    workers by file or by data (only a multi-worker strategy divides them)."""
+    from edgeclf.distribute import sharded
     from edgeclf.pipeline import build_augmenter, input_datasets
 
-    datasets = input_datasets(data, cfg.data, cfg.seed, build_augmenter(cfg.augment, cfg.seed), cache)
-    policy = tf.data.experimental.AutoShardPolicy
-    sharded = []
-    for split, ds in zip(("train", "val"), datasets, strict=True):
-        options = tf.data.Options()
-        by_file = (sharding or {}).get(split) == "file"
-        options.experimental_distribute.auto_shard_policy = policy.FILE if by_file else policy.DATA
-        sharded.append(ds.with_options(options))
-    return tuple(sharded)
+    return sharded(input_datasets(data, cfg.data, cfg.seed, build_augmenter(cfg.augment, cfg.seed), cache), sharding)
 
 
 def _set_phase_layers(phase: Phase, built, cfg: Config) -> None:

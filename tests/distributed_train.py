@@ -1,5 +1,6 @@
 """One training process for the distributed tests (run as `python -m tests.distributed_train`):
-DATA OUT STRATEGY [LOGICAL_CPUS [OVERRIDES_JSON]]. Splits the CPU into LOGICAL_CPUS logical devices before anything
+DATA OUT STRATEGY [LOGICAL_CPUS [OVERRIDES_JSON]] trains, `qat RUN STRATEGY [LOGICAL_CPUS]` runs
+one QAT epoch on a run. Splits the CPU into LOGICAL_CPUS logical devices before anything
 starts TensorFlow's runtime, trains TINY with the given strategy and prints the result as JSON.
 TF_CONFIG (multiworker) comes from the environment."""
 
@@ -29,20 +30,31 @@ TINY = {
 
 
 def main() -> None:
-    data, out, strategy = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-    logical = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-    extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
-    if logical > 1:
-        import tensorflow as tf
+    if sys.argv[1] == "qat":
+        run, strategy = Path(sys.argv[2]), sys.argv[3]
+        _split_cpu(int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+        from edgeclf.qat import run_qat
 
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical)
+        result = run_qat(run, overrides={"qat.epochs": 1, "train.strategy": strategy})
+        print(json.dumps({"qat_val_accuracy": result.qat_val_accuracy, "wrote": result.wrote}))
+        return
+    data, out, strategy = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    _split_cpu(int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+    extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
     from edgeclf.config import load_config
     from edgeclf.train import train
 
     cfg = load_config(overrides={**TINY, **extra, "train.strategy": strategy})
     result = train(Path(data), out, cfg)
     print(json.dumps({"val_loss": result.val_loss, "val_accuracy": result.val_accuracy, "wrote_run": result.wrote_run}))
+
+
+def _split_cpu(logical: int) -> None:
+    if logical > 1:
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical)
 
 
 if __name__ == "__main__":

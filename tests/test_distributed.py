@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgeclf.config import load_config
-from edgeclf.distribute import Role, batch_sizes, input_sharding, resolve, role, writes_run
+from edgeclf.distribute import Role, batch_sizes, resolve, role, writes_run
 from edgeclf.errors import ConfigError
 from tests.helpers import class_folders
 
@@ -22,8 +22,15 @@ TIMEOUT = 300  # seconds per training process; each takes about 10 s on 2 cores
 
 
 def _train(data, out, strategy, logical=1, overrides=None, env=None, wait=True):
-    command = [sys.executable, "-m", "tests.distributed_train", str(data), str(out), strategy, str(logical),
-               json.dumps(overrides or {})]  # fmt: skip
+    return _child([str(data), str(out), strategy, str(logical), json.dumps(overrides or {})], env, wait)
+
+
+def _qat(run, strategy, logical=1, env=None, wait=True):
+    return _child(["qat", str(run), strategy, str(logical)], env, wait)
+
+
+def _child(args: list[str], env: dict | None, wait: bool):
+    command = [sys.executable, "-m", "tests.distributed_train", *args]
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"} | (env or {})
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return _finish(proc) if wait else proc
@@ -35,7 +42,8 @@ def _finish(proc) -> dict:
     except subprocess.TimeoutExpired:
         proc.kill()
         raise AssertionError("a training process did not finish in time") from None
-    assert proc.returncode == 0, err[-3000:]
+    noise = ("I0000", "W0000", "E0000", "WARNING: All log messages")
+    assert proc.returncode == 0, "\n".join(line for line in err.splitlines() if not line.startswith(noise))[-3000:]
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -80,6 +88,18 @@ def test_distributed_mirrored_trains_from_scratch_with_per_replica_batches(data,
     phases = json.loads((tmp_path / "run/metadata.json").read_text())["training"]["phases"]
     assert phases[0]["learning_rate"] == pytest.approx(0.006)
     assert result["val_accuracy"] > 0.34 and (tmp_path / "run/model.keras").is_file()
+    qat = _qat(tmp_path / "run", "mirrored", 2)  # QAT (tfmot's wrappers) under the same strategy
+    summary = json.loads((tmp_path / "run/qat.json").read_text())
+    assert qat["wrote"] and (summary["strategy"], summary["replicas"]) == ("mirrored", 2)
+    assert (tmp_path / "run/qat_model.h5").is_file() and summary["epochs_run"] == 1
+
+
+def _together(procs) -> list[dict]:
+    try:
+        return [_finish(p) for p in procs]
+    finally:  # one failing leaves the other waiting on its collectives: stop both
+        for p in procs:
+            p.kill()
 
 
 def _free_ports(count: int) -> list[int]:
@@ -101,28 +121,19 @@ def test_distributed_two_workers_on_loopback_and_the_chief_writes_the_run(data, 
     pack(prepare_folder(data, load_config(overrides={"seed": 3, "data.image_size": 32})), packed, 32, shards=4)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     out = tmp_path / "run"
-    procs = [
-        _train(
-            packed,
-            out,
-            "auto",
-            env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
-            wait=False,
-        )  # fmt: skip
-        for i in range(2)
-    ]
-    try:
-        chief, worker = (_finish(p) for p in procs)
-    finally:  # one failing leaves the other waiting on its collectives: stop both
-        for p in procs:
-            p.kill()
+    configs = [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})} for i in (0, 1)]
+    chief, worker = _together([_train(packed, out, "auto", env=env, wait=False) for env in configs])
     assert chief["wrote_run"] and not worker["wrote_run"]
     assert chief["val_loss"] == pytest.approx(worker["val_loss"])  # one model, reduced across the workers
+    chief, worker = _together([_qat(out, "auto", env=env, wait=False) for env in configs])  # run on a shared disk
+    assert chief["wrote"] and not worker["wrote"] and (out / "qat_model.h5").is_file()
+    assert json.loads((out / "qat.json").read_text())["strategy"] == "multiworker"
     d = _distribution(out)
     assert (d["strategy"], d["asked"], d["workers"], d["replicas"]) == ("multiworker", "auto", 2, 2)
     assert d["input_sharding"] == {"train": "file", "val": "data"}  # 4 training shards, 1 validation shard
     assert sorted(p.name for p in out.iterdir()) == [
         "config.yaml", "curves.png", "dataset.json", "history.csv", "labels.txt", "metadata.json", "model.keras",
+        "qat.json", "qat_model.h5",
     ]  # fmt: skip
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".run", "workertemp"))]
 
@@ -152,10 +163,19 @@ def test_auto_strategy_batch_sizes_and_sharding():
     assert batch_sizes(32, "global", 4) == (32, 8) and batch_sizes(32, "replica", 4) == (128, 32)
     with pytest.raises(ConfigError, match="data.batch_size 30: not a multiple of the 4 replicas"):
         batch_sizes(30, "global", 4)
-    assert input_sharding(4, 2) == "file" and input_sharding(1, 2) == "data" and input_sharding(None, 2) == "data"
     assert (
         writes_run("auto", cluster) is False and writes_run("none", cluster) and writes_run("auto", Role(3, "chief", 0))
     )
+
+
+def test_resume_on_a_cluster_is_refused_in_one_line(tmp_path, monkeypatch):
+    from edgeclf.train import resume_run
+
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}})
+    )
+    with pytest.raises(ConfigError, match="--resume: not available on a multi-worker cluster"):
+        resume_run(tmp_path / "run")
 
 
 def test_the_strategy_is_a_checked_setting():

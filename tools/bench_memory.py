@@ -5,14 +5,18 @@ subset (each an augmented copy: flip, shift, brightness; seeded), and two copies
 dataset.json lists N and 10 x N of those images as both the validation and the test split. Then, each
 in a fresh process, `edgeclf evaluate` (the float model and every artifact on the test split) and
 `edgeclf validate` (export validation: the float model's reference and every artifact on the
-validation split), recording the peak RSS (VmHWM) and the wall time.
+validation split), recording the peak RSS (VmHWM) and the wall time. With --train, also on folders
+of N and 10 x N images split 70/15/15: `edgeclf data pack`, `edgeclf train` of one epoch on the pack and
+one epoch on the folder (MobileNetV2 at the run's alpha and size, random weights; images/s is the
+training split over the epoch's training steps, from history.csv).
 
-    python tools/bench_memory.py /tmp/run224 --per-class 20 --out docs/benchmarks/memory_n_vs_10n.json
+    python tools/bench_memory.py /tmp/run224 --per-class 20 --train --out docs/benchmarks/memory_n_vs_10n.json
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import shutil
@@ -70,6 +74,33 @@ def sized_run(run: Path, dest: Path, folder: Path, made: dict[str, list[str]], c
     return dest
 
 
+def subset(folder: Path, dest: Path, made: dict[str, list[str]], count: int) -> Path:
+    """A folder of copies of the first `count` images per class of `made`."""
+    for name, files in made.items():
+        (dest / name).mkdir(parents=True)
+        for rel in files[:count]:
+            shutil.copy(folder / rel, dest / rel)
+    return dest
+
+
+def train_stages(folder: Path, tmp: Path, label: str, run: Path) -> dict:
+    """Peak RSS and time of pack, train on the pack and train on the folder (one epoch each)."""
+    model = json.loads((run / "metadata.json").read_text())["model"]
+    size = str(json.loads((run / "metadata.json").read_text())["preprocessing"]["size"][0])
+    edgeclf = [sys.executable, "-m", "edgeclf"]
+    common = ["--image-size", size, "--model", model["name"], "--alpha", str(model["alpha"]), "--weights", "none",
+              "--epochs", "1", "--fine-tune-epochs", "0"]  # fmt: skip
+    pack = tmp / f"pack_{label}"
+    stages = {"pack": peak([*edgeclf, "data", "pack", str(folder), "--out", str(pack), "--image-size", size])}
+    for stage, source in (("train_packed", pack), ("train_folder", folder)):
+        out = tmp / f"{stage}_{label}"
+        stages[stage] = peak([*edgeclf, "train", str(source), "--out", str(out), *common])
+        row = next(csv.DictReader((out / "history.csv").open()))
+        images = sum(json.loads((out / "dataset.json").read_text())["counts"]["train"].values())
+        stages[stage].update(train_images=images, images_per_second=images / float(row["train_seconds"]))
+    return stages
+
+
 def peak(command: list[str]) -> dict:
     """Run a command; its peak RSS (GNU time's %M, KiB) and wall seconds."""
     started = time.perf_counter()
@@ -83,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--per-class", type=int, default=20, help="N / classes")
+    parser.add_argument("--train", action="store_true", help="also pack and train at N and 10 x N")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     from edgeclf.runtime.machine import fingerprint
@@ -100,9 +132,12 @@ def main() -> None:
                 "evaluate": peak([*edgeclf, "evaluate", str(run), "--split", "test"]),
                 "validate": peak([*edgeclf, "validate", str(run)]),
             }
+            if args.train:
+                images = subset(folder, Path(tmp) / f"images_{label}", made, count)
+                results[label].update(train_stages(images, Path(tmp), label, args.run))
             print(label, json.dumps(results[label]), flush=True)
     growth = {stage: results["10N"][stage]["peak_rss_mb"] / results["N"][stage]["peak_rss_mb"] - 1
-              for stage in ("evaluate", "validate")}  # fmt: skip
+              for stage in results["N"] if isinstance(results["N"][stage], dict)}  # fmt: skip
     document = {
         "command": "python tools/bench_memory.py " + " ".join(sys.argv[1:]),
         "machine": fingerprint(None, "cpu"),

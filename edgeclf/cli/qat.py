@@ -17,9 +17,15 @@ def command(
     run_dir: Path = typer.Argument(..., help="Run directory made by edgeclf train."),
     epochs: int | None = setting("qat.epochs", "QAT fine-tuning epochs."),
     learning_rate: float | None = setting("qat.learning_rate", "Adam learning rate for QAT."),
+    strategy: str | None = setting(
+        "train.strategy", "auto | none | mirrored | multiworker (the run's train.strategy unless given)."
+    ),
 ) -> None:
     from edgeclf.qat import run_qat
 
     values, names = overrides(command, locals())
     result = run_qat(run_dir, overrides=values, option_names=names)
+    if not result.wrote:
+        done(f" in {result.seconds:.0f}s as a worker: the chief writes {result.path}")
+        return
     done(f" in {result.seconds:.0f}s: {result.path}")
