@@ -182,3 +182,33 @@ def test_the_strategy_is_a_checked_setting():
     assert load_config().train.strategy == "auto"
     with pytest.raises(ConfigError, match="train.strategy"):
         load_config(overrides={"train.strategy": "horovod"})
+
+
+def test_the_kubernetes_job_gives_each_pod_its_tf_config():
+    """deploy/cluster: tf_config.py makes the TF_CONFIG edgeclf reads from an Indexed Job's pod, and
+    the manifest runs every worker at once with the multi-worker strategy."""
+    import yaml
+
+    folder = ROOT / "deploy/cluster"
+    env = {**os.environ, "WORKERS": "3", "JOB_COMPLETION_INDEX": "2", "JOB_NAME": "edgeclf-train",
+           "SERVICE": "edgeclf-train", "PORT": "2222"}  # fmt: skip
+    show = [sys.executable, "-c", "import os; print(os.environ['TF_CONFIG'])"]
+    proc = subprocess.run(
+        [sys.executable, str(folder / "tf_config.py"), *show], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = proc.stdout.strip().splitlines()[-1]
+    assert role({"TF_CONFIG": config}) == Role(3, "worker", 2)
+    assert json.loads(config)["cluster"]["worker"][0] == "edgeclf-train-0.edgeclf-train:2222"
+    bad = subprocess.run(script, env={**env, "JOB_COMPLETION_INDEX": "3"}, capture_output=True, text=True)
+    assert bad.returncode != 0 and "outside 0..2" in bad.stderr
+
+    service, job = yaml.safe_load_all((folder / "train-job.yaml").read_text())
+    spec = job["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    workers = next(e["value"] for e in container["env"] if e["name"] == "WORKERS")
+    assert spec["completionMode"] == "Indexed" and spec["parallelism"] == spec["completions"] == int(workers)
+    assert (
+        spec["template"]["spec"]["subdomain"] == service["metadata"]["name"] and service["spec"]["clusterIP"] == "None"
+    )
+    assert container["command"][1].endswith("tf_config.py") and "multiworker" in container["command"]
