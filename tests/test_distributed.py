@@ -193,9 +193,8 @@ def test_the_kubernetes_job_gives_each_pod_its_tf_config():
     env = {**os.environ, "WORKERS": "3", "JOB_COMPLETION_INDEX": "2", "JOB_NAME": "edgeclf-train",
            "SERVICE": "edgeclf-train", "PORT": "2222"}  # fmt: skip
     show = [sys.executable, "-c", "import os; print(os.environ['TF_CONFIG'])"]
-    proc = subprocess.run(
-        [sys.executable, str(folder / "tf_config.py"), *show], env=env, capture_output=True, text=True
-    )
+    script = [sys.executable, str(folder / "tf_config.py"), *show]
+    proc = subprocess.run(script, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     config = proc.stdout.strip().splitlines()[-1]
     assert role({"TF_CONFIG": config}) == Role(3, "worker", 2)
