@@ -222,7 +222,7 @@ def open_pack(location: str | Path) -> Pack:
     recorded size. Raises DataError naming the pack and what to do."""
     import tensorflow as tf
 
-    location = str(location).rstrip("/") or "/"
+    location = str(location).rstrip("/") if is_remote(location) else str(Path(location).resolve())
     path = join(location, MANIFEST)
     if not tf.io.gfile.exists(path):
         raise DataError(

@@ -15,10 +15,17 @@ edgeclf trains with TensorFlow's op determinism on (`train.deterministic: true`,
 repeat exactly); a plain model.fit does not. Both are measured both ways ("-deterministic" and
 "-nondeterministic") so that the cost of determinism is apart from edgeclf's own.
 
+With --packed the folder is first packed (`edgeclf data pack`, PNG, 8 training shards) and both sides
+train on the pack: edgeclf as `edgeclf train PACK` runs it, the plain side with the pipeline a user
+would write from TensorFlow's TFRecord guide (shard files interleaved, parse, decode_png, one-hot,
+shuffle, batch, edgeclf's augmentation layers, prefetch) and no edgeclf code but the model builder.
+
 Images/s are the median over epochs 2..EPOCHS (epoch 1 decodes and fills the cache).
 
     python tools/make_fashion_folder.py /tmp/f10k --per-class 1000 --val-fraction 0.1 --test-per-class 100
     python tools/bench_train_throughput.py /tmp/f10k --epochs 4 --out docs/benchmarks/train_throughput.json
+    python tools/bench_train_throughput.py /tmp/f10k --epochs 4 --packed \
+        --out docs/benchmarks/train_throughput_packed.json
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ def edgeclf_worker(args, out: Path) -> dict:
     from edgeclf.train import prepare, train
 
     cfg = load_config(overrides=overrides(args))
-    data = prepare(args.folder, out, cfg, overwrite=True)
+    data = prepare(args.pack or args.folder, out, cfg, overwrite=True)
     started = time.perf_counter()
     train(data, out, cfg, overwrite=True)
     rows = list(csv.DictReader((out / "history.csv").open()))
@@ -81,8 +88,11 @@ def plain_worker(args, out: Path, input_only: bool) -> dict:
     data = discover(args.folder, cfg.data.split, cfg.seed)
     files, labels = data.files_and_labels("train")
     out.mkdir(parents=True, exist_ok=True)
-    ds = make_dataset(files, labels, len(data.classes), cfg.data, training=True, seed=cfg.seed,
-                      augment=build_augmenter(cfg.augment, cfg.seed), cache_file=out / "cache")  # fmt: skip
+    if args.pack:
+        ds = plain_packed_dataset(args.pack, len(data.classes), cfg, build_augmenter(cfg.augment, cfg.seed))
+    else:
+        ds = make_dataset(files, labels, len(data.classes), cfg.data, training=True, seed=cfg.seed,
+                          augment=build_augmenter(cfg.augment, cfg.seed), cache_file=out / "cache")  # fmt: skip
     if input_only:
         seconds = []
         for _ in range(args.epochs):
@@ -109,9 +119,36 @@ def plain_worker(args, out: Path, input_only: bool) -> dict:
     return {"images": len(files), "train_seconds": timer.seconds}
 
 
+def plain_packed_dataset(pack: str, num_classes: int, cfg, augment):
+    """The TFRecord input a user would write by hand (no edgeclf code)."""
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(f"{pack}/train-*.tfrecord"))
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, spec)
+        image = tf.io.decode_png(example["image"], channels=3)
+        return tf.ensure_shape(image, (cfg.data.image_size, cfg.data.image_size, 3)), tf.one_hot(
+            example["label"], num_classes
+        )
+
+    ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=cfg.seed)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=8, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).shuffle(cfg.data.shuffle_buffer, seed=cfg.seed)
+    ds = ds.batch(cfg.data.batch_size).map(
+        lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    ds = ds.map(lambda x, y: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), y),
+                num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def run_worker(kind: str, args) -> dict:
     command = [sys.executable, __file__, str(args.folder), "--worker", kind, "--epochs", str(args.epochs),
                "--alpha", str(args.alpha), "--size", str(args.size)]  # fmt: skip
+    if args.pack:
+        command += ["--pack", args.pack]
     proc = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -126,6 +163,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--alpha", type=float, default=0.35)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--packed", action="store_true", help="pack the folder and train both sides on the pack")
+    parser.add_argument("--pack", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.worker:
@@ -140,7 +179,16 @@ def main() -> None:
 
     from edgeclf.runtime.machine import fingerprint
 
-    results = {kind: run_worker(kind, args) for kind in KINDS}
+    with tempfile.TemporaryDirectory(prefix="edgeclf-throughput-pack-") as tmp:
+        if args.packed:
+            from edgeclf.config import load_config
+            from edgeclf.packed import pack
+            from edgeclf.train import prepare_folder
+
+            cfg = load_config(overrides={"data.image_size": args.size})
+            args.pack = str(Path(tmp) / "pack")
+            pack(prepare_folder(args.folder, cfg), args.pack, args.size, shards=8, seed=cfg.seed)
+        results = {kind: run_worker(kind, args) for kind in KINDS}
 
     def rate(result: dict, key: str = "train_seconds") -> float:
         return float(result["images"] / np.median(result[key][1:]))
@@ -149,6 +197,7 @@ def main() -> None:
         "command": "python tools/bench_train_throughput.py " + " ".join(sys.argv[1:]),
         "machine": fingerprint(None, "cpu"),
         "model": {"name": "mobilenet_v2", "alpha": args.alpha, "size": args.size, "weights": "random"},
+        "input": "a pack (PNG, 8 training shards)" if args.packed else "the image folder (edgeclf's disk cache)",
         "images_per_second": {
             **{f"{kind}_train_steps": rate(results[kind]) for kind in KINDS},
             **{f"{kind}_whole_epoch": rate(results[kind], "epoch_seconds") for kind in KINDS[:2]},
