@@ -293,11 +293,12 @@ def _decoder(encoding: str, size: int):
     return decode
 
 
-def records(pack_: Pack, split: str, *, training: bool = False, seed: int = 0, keep=None):
+def records(pack_: Pack, split: str, *, training: bool = False, seed: int = 0, keep=None, one_hot: int = 0):
     """tf.data of (uint8 image, label, position) for a split. In training the shard order is
     reshuffled every epoch and up to 8 shards are read interleaved; otherwise the shards are read in
     order, giving the split's images in the manifest's order (val and test are packed in order).
-    keep: a predicate on (encoded image, label, position) applied before decoding."""
+    keep: a predicate on (encoded image, label, position) applied before decoding. one_hot: (uint8
+    image, one-hot label of this many classes) instead, for training."""
     import tensorflow as tf
 
     files = pack_.files(split)
@@ -312,10 +313,18 @@ def records(pack_: Pack, split: str, *, training: bool = False, seed: int = 0, k
         )  # fmt: skip
     else:
         ds = ds.flat_map(tf.data.TFRecordDataset)
-    ds = ds.map(_parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if keep is not None:
-        ds = ds.filter(keep)
-    return ds.map(_decoder(pack_.encoding, pack_.image_size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    decode = _decoder(pack_.encoding, pack_.image_size)
+    if one_hot:  # one map per record: parse, decode and encode the label together
+
+        def example(record):
+            image, label, _ = decode(*_parse(record))
+            return image, tf.one_hot(label, one_hot)
+
+        return ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if keep is None:
+        return ds.map(lambda r: decode(*_parse(r)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(_parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).filter(keep)
+    return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def read_split(

@@ -113,7 +113,6 @@ def make_packed_dataset(
     """The same batches from a pack (edgeclf.packed): its shards are read (interleaved and in a
     reshuffled shard order when training) instead of files decoded; no cache is needed (the pixels
     are already decoded and resized; data.cache: memory still keeps them in memory)."""
-    import tensorflow as tf
 
     from edgeclf.packed import records
 
@@ -124,8 +123,7 @@ def make_packed_dataset(
             f"{pack.location}: packed at {pack.image_size} px, data.image_size is {data.image_size}; "
             f"pass --image-size {pack.image_size} or pack again with --image-size {data.image_size}"
         )
-    ds = records(pack, split, training=training, seed=seed)
-    ds = ds.map(lambda x, y, _p: (x, tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = records(pack, split, training=training, seed=seed, one_hot=num_classes)
     if data.cache == "memory":
         ds = ds.cache()
     return _batches(ds, len(pack.dataset.split(split)), data, training=training, seed=seed, augment=augment)

@@ -5,12 +5,15 @@ subset (each an augmented copy: flip, shift, brightness; seeded), and two copies
 dataset.json lists N and 10 x N of those images as both the validation and the test split. Then, each
 in a fresh process, `edgeclf evaluate` (the float model and every artifact on the test split) and
 `edgeclf validate` (export validation: the float model's reference and every artifact on the
-validation split), recording the peak RSS (VmHWM) and the wall time. With --train, also on folders
-of N and 10 x N images split 70/15/15: `edgeclf data pack`, `edgeclf train` of one epoch on the pack and
-one epoch on the folder (MobileNetV2 at the run's alpha and size, random weights; images/s is the
-training split over the epoch's training steps, from history.csv).
+validation split), recording the peak RSS (VmHWM) and the wall time. With --train N_PER_CLASS, also
+on folders of N_T = 10 x N_PER_CLASS and 10 x N_T images split 70/15/15: `edgeclf data pack`, `edgeclf
+train` of one epoch on the pack and one epoch on the folder (MobileNetV2 at the run's alpha and size,
+random weights; images/s is the training split over the epoch's training steps, from history.csv).
+Training holds a shuffle buffer of data.shuffle_buffer (1,000) images, however large the set: N_T must
+fill it (at least 143 per class) for N_T vs 10 x N_T to compare like with like. --skip-eval: training only.
 
-    python tools/bench_memory.py /tmp/run224 --per-class 20 --train --out docs/benchmarks/memory_n_vs_10n.json
+    python tools/bench_memory.py /tmp/run224 --per-class 20 --out docs/benchmarks/memory_n_vs_10n.json
+    python tools/bench_memory.py /tmp/run224 --train 150 --skip-eval --out docs/benchmarks/memory_train_n_vs_10n.json
 """
 
 from __future__ import annotations
@@ -114,7 +117,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--per-class", type=int, default=20, help="N / classes")
-    parser.add_argument("--train", action="store_true", help="also pack and train at N and 10 x N")
+    parser.add_argument("--train", type=int, default=0, metavar="N_PER_CLASS", help="also pack and train")
+    parser.add_argument("--skip-eval", action="store_true", help="only the training stages")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     from edgeclf.runtime.machine import fingerprint
@@ -123,17 +127,21 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="edgeclf-memory-") as tmp:
         folder = Path(tmp) / "images"
-        made = make_folder(folder, classes, 10 * args.per_class)
-        for label, count in (("N", args.per_class), ("10N", 10 * args.per_class)):
-            run = sized_run(args.run, Path(tmp) / f"run_{label}", folder, made, count)
+        made = make_folder(folder, classes, 10 * max(args.per_class, args.train))
+        for label, scale in (("N", 1), ("10N", 10)):
             edgeclf = [sys.executable, "-m", "edgeclf"]
-            results[label] = {
-                "images": count * len(classes),
-                "evaluate": peak([*edgeclf, "evaluate", str(run), "--split", "test"]),
-                "validate": peak([*edgeclf, "validate", str(run)]),
-            }
+            results[label] = {}
+            if not args.skip_eval:
+                count = scale * args.per_class
+                run = sized_run(args.run, Path(tmp) / f"run_{label}", folder, made, count)
+                results[label].update(
+                    images=count * len(classes),
+                    evaluate=peak([*edgeclf, "evaluate", str(run), "--split", "test"]),
+                    validate=peak([*edgeclf, "validate", str(run)]),
+                )  # fmt: skip
             if args.train:
-                images = subset(folder, Path(tmp) / f"images_{label}", made, count)
+                images = subset(folder, Path(tmp) / f"images_{label}", made, scale * args.train)
+                results[label]["train_folder_images"] = scale * args.train * len(classes)
                 results[label].update(train_stages(images, Path(tmp), label, args.run))
             print(label, json.dumps(results[label]), flush=True)
     growth = {stage: results["10N"][stage]["peak_rss_mb"] / results["N"][stage]["peak_rss_mb"] - 1
