@@ -25,7 +25,7 @@ from edgeclf.errors import EdgeclfError
 log = logging.getLogger(__name__)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # our own leftovers (a reused PID) are stale too
     try:
@@ -49,7 +49,7 @@ def clear_stale(target: Path, patterns: tuple[str, ...], keep: Path | None = Non
         if match is None or sibling == keep:
             continue
         pid = int(match["pid"])
-        if _alive(pid):
+        if process_alive(pid):
             raise EdgeclfError(
                 f"{target}: another process (pid {pid}) is writing it ({sibling.name}); "
                 "wait for it to finish or stop it"
@@ -127,7 +127,9 @@ class StagedDirectory:
         found = [
             p
             for p in self.out.parent.iterdir()
-            if (m := re.fullmatch(pattern, p.name)) and not _alive(int(m["pid"])) and (p / self.resume_marker).is_file()
+            if (m := re.fullmatch(pattern, p.name))
+            and not process_alive(int(m["pid"]))
+            and (p / self.resume_marker).is_file()
         ]
         if not found:
             raise EdgeclfError(

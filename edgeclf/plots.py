@@ -81,3 +81,28 @@ def latency_distribution_png(samples: dict[str, list[float]], title: str) -> byt
     ax.grid(alpha=0.3, axis="x")
     ax.set_title(title)
     return _png(plt, fig)
+
+
+def pareto_png(
+    points: list[tuple[str, float, float]], front: list[str], chosen: str | None, x_label: str, title: str
+) -> bytes:
+    """points: (label, cost, accuracy 0..1), cost on a log axis; the Pareto front joined by a line,
+    the chosen point ringed and named."""
+    plt, fig, ax = _figure(figsize=(7.5, 4.5), constrained_layout=True)
+    on_front = {label for label in front}
+    for label, cost, accuracy in points:
+        ax.scatter(cost, accuracy * 100, s=40, color="tab:blue" if label in on_front else "tab:gray", zorder=2)
+    line = sorted((cost, accuracy * 100) for label, cost, accuracy in points if label in on_front)
+    if line:
+        ax.plot(*zip(*line, strict=True), color="tab:blue", alpha=0.6, drawstyle="steps-post", label="Pareto front")
+    for label, cost, accuracy in points:
+        if label == chosen:
+            ax.scatter(cost, accuracy * 100, s=220, facecolors="none", edgecolors="red", linewidths=2,
+                       label=f"chosen: {label}", zorder=3)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("int8 validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title)
+    return _png(plt, fig)

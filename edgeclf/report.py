@@ -204,7 +204,7 @@ def _context(run: Run, evaluation: dict, benches: list[dict], own_bench: bool) -
     }
 
 
-def _md_table(table_rows: list[dict], columns) -> str:
+def md_table(table_rows: list[dict], columns) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in table_rows]
     return "\n".join(lines)
@@ -235,16 +235,16 @@ def _markdown(ctx, images) -> str:
     parts = ["# edgeclf report", "", "## Verdict", "", *[f"- {r.sentence}" for r in ctx["recommendations"]], ""]
     parts += [*_intro(ctx), ""]
     for label, table_rows in ctx["tables"]:
-        parts += [f"## {label}", "", _md_table(table_rows, COLUMNS[1:]), ""]
+        parts += [f"## {label}", "", md_table(table_rows, COLUMNS[1:]), ""]
     if ctx["merged"]:
-        parts += ["## All devices", "", _md_table(ctx["merged"], COLUMNS), ""]
+        parts += ["## All devices", "", md_table(ctx["merged"], COLUMNS), ""]
     if ctx["notes"]:
         parts += ["## Notes", "", *[f"- {n}" for n in ctx["notes"]], ""]
     parts += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in images] + [""]
     return "\n".join(parts)
 
 
-def _html_table(table_rows: list[dict], columns) -> str:
+def html_table(table_rows: list[dict], columns) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in columns) + "</tr>" for r in table_rows
@@ -267,9 +267,9 @@ def _html(ctx, images) -> str:
     parts += [f"<h2>Verdict</h2><ul>{verdicts}</ul>"]
     parts += [f"<p>{html.escape(line)}</p>" for line in _intro(ctx)]
     for label, table_rows in ctx["tables"]:
-        parts += [f"<h2>{html.escape(label)}</h2>", _html_table(table_rows, COLUMNS[1:])]
+        parts += [f"<h2>{html.escape(label)}</h2>", html_table(table_rows, COLUMNS[1:])]
     if ctx["merged"]:
-        parts += ["<h2>All devices</h2>", _html_table(ctx["merged"], COLUMNS)]
+        parts += ["<h2>All devices</h2>", html_table(ctx["merged"], COLUMNS)]
     if ctx["notes"]:
         parts += ["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in ctx["notes"]] + ["</ul>"]
     parts.append("<h2>Figures</h2>")

@@ -4,6 +4,7 @@ import typer
 
 from edgeclf.cli import (
     bench,
+    compare,
     data,
     demo,
     evaluate,
@@ -12,6 +13,7 @@ from edgeclf.cli import (
     qat,
     report,
     serve,
+    sweep,
     train,
     unpack,
     validate,
@@ -30,6 +32,7 @@ app = typer.Typer(
 COMMANDS = {
     "train": train, "qat": qat, "export": export, "validate": validate, "evaluate": evaluate, "predict": predict,
     "bench": bench, "report": report, "watch": watch, "serve": serve, "verify": verify, "unpack": unpack, "demo": demo,
+    "sweep": sweep, "compare": compare,
 }  # fmt: skip
 for name, module in COMMANDS.items():
     app.command(name, help=module.HELP, epilog=module.EXAMPLE)(module.command)

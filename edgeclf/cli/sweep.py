@@ -1,0 +1,38 @@
+"""`edgeclf sweep`: Optuna over model size, resolution and training settings; each trial a full run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgeclf.cli._common import done, user_errors
+
+HELP = (
+    "Search model, width, resolution and training settings (Optuna, multi-objective: int8 validation accuracy, "
+    "int8 p50 latency on this machine, file size); every trial is a complete trained, exported and benched run. "
+    "Resumes from --out after an interruption."
+)
+EXAMPLE = (
+    "Example: edgeclf sweep photos/ --out sweeps/s1 --space space.yaml --trials 12 && "
+    "edgeclf compare sweeps/s1 --budget-ms 2"
+)
+
+
+@user_errors
+def command(
+    data_dir: str = typer.Argument(..., help="Data folder or pack, as for edgeclf train."),
+    out: Path = typer.Option(..., "--out", "-o", help="Sweep folder (created; an existing one is resumed)."),
+    space: Path | None = typer.Option(None, "--space", help="space.yaml (needed on the first run; kept in --out)."),
+    trials: int | None = typer.Option(None, "--trials", min=1, help="Completed trials wanted (default: the space's)."),
+    jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="Trials run at once."),
+    runs: int = typer.Option(100, "--runs", min=10, help="Timed runs of each trial's bench."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Inference threads for each trial's bench."),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Optuna storage URL shared by several sweeps (default: sqlite in --out)."
+    ),
+) -> None:
+    from edgeclf.sweep import run_sweep
+
+    result = run_sweep(data_dir, out, space, trials=trials, jobs=jobs, runs=runs, threads=threads, storage=storage)
+    done(f" in {result.seconds:.0f}s: {result.completed} trial(s) complete, {result.failed} failed this time: {out}")

@@ -1,0 +1,205 @@
+"""`edgeclf sweep`: search model size, resolution and training settings with Optuna; every trial is
+a complete, validated edgeclf run (edgeclf.trial) measured on this machine.
+
+The study (SWEEP_DIR/study.db, SQLite) has three objectives: the int8 file's validation accuracy
+(maximize), its p50 latency at batch 1 (minimize) and its size (minimize), searched with Optuna's
+multi-objective TPE, NSGA-II, or a grid (space.yaml: `sampler`). Trials are asked and told by this
+process and run as child processes, `--jobs` at a time, in SWEEP_DIR/trials/NNN/ (NNN: the Optuna
+trial number). A sweep resumes from SWEEP_DIR alone: space.yaml is copied there on the first run
+(a different one later is refused), the study is loaded from the database, and a trial left running
+by a killed sweep (its process gone) is marked failed and its parameters asked again. Several
+processes or machines can work on one study through a shared database (`--storage`).
+
+Pruning: Optuna's pruners serve single-objective studies only (Trial.report and should_prune raise
+for several objectives), so hopeless trials are not stopped early here; said so in the docs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeclf.atomic import atomic_write_text
+from edgeclf.config import load_config
+from edgeclf.errors import ConfigError, EdgeclfError
+from edgeclf.search_space import SearchSpace, load_space
+from edgeclf.trial import CONFIG, RESULT
+
+log = logging.getLogger(__name__)
+
+SPACE = "space.yaml"
+STUDY_DB = "study.db"
+STUDY_NAME = "edgeclf-sweep"
+TRIALS = "trials"
+OBJECTIVES = (("val_accuracy_int8", "maximize"), ("p50_ms", "minimize"), ("size_bytes", "minimize"))
+
+
+@dataclass
+class SweepResult:
+    sweep_dir: Path
+    completed: int
+    failed: int
+    seconds: float
+
+
+def distributions(space: SearchSpace) -> dict:
+    """Optuna distributions for the space's params."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    out = {}
+    for key, values in space.params.items():
+        if isinstance(values, list):
+            out[key] = CategoricalDistribution(values)
+        elif values.integer and not values.log:
+            out[key] = IntDistribution(int(values.low), int(values.high), step=int(values.step or 1))
+        elif values.integer:
+            out[key] = IntDistribution(int(values.low), int(values.high), log=True)
+        else:
+            out[key] = FloatDistribution(values.low, values.high, log=values.log, step=values.step)
+    return out
+
+
+def _sampler(space: SearchSpace):
+    import optuna
+
+    if space.sampler == "grid":
+        return optuna.samplers.GridSampler({k: list(v) for k, v in space.params.items()}, seed=space.seed)
+    if space.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=space.seed)
+    return optuna.samplers.TPESampler(seed=space.seed, multivariate=True)
+
+
+def open_study(sweep_dir: Path, space: SearchSpace, storage: str | None = None):
+    """The sweep's study, created on the first run, loaded after."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=STUDY_NAME,
+        storage=storage or f"sqlite:///{(sweep_dir / STUDY_DB).resolve()}",
+        directions=[direction for _, direction in OBJECTIVES],
+        sampler=_sampler(space),
+        load_if_exists=True,
+    )
+
+
+def _prepare_dir(sweep_dir: Path, space_path: Path | None) -> SearchSpace:
+    """SWEEP_DIR/space.yaml: copied from --space on the first run; the same file (or none) later."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    kept = sweep_dir / SPACE
+    if kept.exists():
+        if space_path is not None and Path(space_path).read_bytes() != kept.read_bytes():
+            raise ConfigError(
+                f"--space {space_path}: differs from the {kept} this sweep started with; "
+                "resume without --space, or start a new --out"
+            )
+        return load_space(kept)
+    if space_path is None:
+        raise ConfigError(f"{sweep_dir}: no {SPACE} there; give --space on the first run")
+    space = load_space(space_path)
+    atomic_write_text(kept, Path(space_path).read_text(encoding="utf-8"))
+    return space
+
+
+def _recover_stale(study, sweep_dir: Path) -> int:
+    """Trials a killed sweep left RUNNING (their process gone): marked failed, parameters asked again."""
+    from optuna.trial import TrialState
+
+    from edgeclf.atomic import process_alive
+
+    recovered = 0
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if frozen.user_attrs.get("host") != socket.gethostname():  # another machine's: not ours to judge
+            continue
+        pid = int(frozen.user_attrs.get("pid", 0))
+        if pid and process_alive(pid) and pid != os.getpid():
+            continue
+        study.tell(frozen.number, state=TrialState.FAIL)
+        study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
+        shutil.rmtree(sweep_dir / TRIALS / f"{frozen.number:03d}", ignore_errors=True)
+        recovered += 1
+    return recovered
+
+
+def run_sweep(
+    data_dir: str,
+    sweep_dir: Path,
+    space_path: Path | None,
+    *,
+    trials: int | None = None,
+    jobs: int = 1,
+    runs: int = 100,
+    threads: int = 1,
+    storage: str | None = None,
+) -> SweepResult:
+    """Run (or resume) the sweep until `trials` trials (default: the space's) have completed."""
+    from optuna.trial import TrialState
+
+    started = time.perf_counter()
+    sweep_dir = Path(sweep_dir)
+    space = _prepare_dir(sweep_dir, space_path)
+    wanted = trials or space.trials
+    if space.sampler == "grid" and wanted > space.grid_size():
+        raise ConfigError(f"--trials {wanted}: the grid has {space.grid_size()} combinations")
+    study = open_study(sweep_dir, space, storage)
+    if recovered := _recover_stale(study, sweep_dir):
+        log.warning(f"{recovered} trial(s) left unfinished by an interrupted sweep: asked again")
+    dists = distributions(space)
+
+    def done_count() -> int:
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+    def one() -> bool:
+        trial = study.ask(dists)
+        trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("host", socket.gethostname())
+        folder = sweep_dir / TRIALS / f"{trial.number:03d}"
+        ok = _run_child(data_dir, folder, space, trial.params, runs, threads)
+        if ok is None:
+            study.tell(trial, state=TrialState.FAIL)
+            return False
+        study.tell(trial, [ok[name] for name, _ in OBJECTIVES])
+        return True
+
+    failed = 0
+    with ThreadPoolExecutor(jobs) as pool:
+        while done_count() < wanted:
+            batch = min(jobs, wanted - done_count())
+            results = list(pool.map(lambda _: one(), range(batch)))
+            failed += results.count(False)
+            if failed > max(3, wanted):
+                raise EdgeclfError(f"{failed} trials failed; see {sweep_dir / TRIALS}/*/trial.log")
+    return SweepResult(sweep_dir, done_count(), failed, time.perf_counter() - started)
+
+
+def _run_child(data_dir, folder: Path, space: SearchSpace, params: dict, runs: int, threads: int) -> dict | None:
+    """Write the trial's config.yaml and run it (edgeclf.trial) in a child process; its result, or
+    None when it failed (the reason is in trial.log)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    cfg = load_config(overrides={**space.base, **params, "seed": space.seed})
+    atomic_write_text(folder / CONFIG, cfg.to_yaml())
+    atomic_write_text(folder / "params.json", json.dumps(params, indent=2) + "\n")
+    log.info(f"trial {folder.name}: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    command = [sys.executable, "-m", "edgeclf.trial", str(data_dir), str(folder), "--runs", str(runs),
+               "--threads", str(threads), *(["--qat"] if space.qat else [])]  # fmt: skip
+    with open(folder / "trial.log", "w") as out:
+        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0 or not (folder / RESULT).is_file():
+        log.warning(f"trial {folder.name}: failed (exit {proc.returncode}); see {folder / 'trial.log'}")
+        return None
+    result = json.loads((folder / RESULT).read_text())
+    log.info(
+        f"trial {folder.name}: int8 val accuracy {result['val_accuracy_int8']:.4f}, "
+        f"p50 {result['p50_ms']:.3f} ms, {result['size_bytes'] / 1024:.0f} KiB"
+    )
+    return result

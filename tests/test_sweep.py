@@ -1,0 +1,165 @@
+"""Sweeps (Optuna over complete runs) and the comparison report: the space is checked before anything
+trains, the budget picks the right row, a killed sweep resumes into the same study, and compare reads
+runs and sweeps."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeclf.compare import Row, choose, collect, compare, pareto_front
+from edgeclf.errors import ConfigError, EdgeclfError
+from edgeclf.search_space import load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _row(name, accuracy, p50, kib):
+    return Row(name, "run", "tflite-int8-ptq", {}, accuracy + 0.01, accuracy, 0.99, int(kib * 1024), p50, p50 * 2, 1.0)
+
+
+HAND_MADE = [
+    _row("a", 0.90, 1.0, 300), _row("b", 0.93, 2.5, 900), _row("c", 0.92, 1.2, 250),
+    _row("d", 0.93, 2.0, 1200), _row("e", 0.80, 0.4, 100), _row("f", 0.91, 3.0, 2000),
+]  # fmt: skip
+
+
+def test_the_budget_picks_the_most_accurate_row_that_fits():
+    assert choose(HAND_MADE).name == "d"  # 0.93 twice: the faster one
+    assert choose(HAND_MADE, budget_ms=1.5).name == "c"
+    assert choose(HAND_MADE, budget_kb=260).name == "c"
+    assert choose(HAND_MADE, budget_ms=1.1, budget_kb=400).name == "a"
+    assert choose(HAND_MADE, budget_ms=0.5).name == "e"
+    assert choose(HAND_MADE, budget_ms=0.3) is None
+
+
+def test_pareto_fronts_drop_dominated_rows():
+    assert [r.name for r in pareto_front(HAND_MADE, "p50_ms")] == ["e", "a", "c", "d"]  # b and f: slower, no better
+    assert [r.name for r in pareto_front(HAND_MADE, "size_bytes")] == ["e", "c", "b"]
+
+
+def _space(tmp_path, text):
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_space_is_checked_before_anything_trains(tmp_path):
+    ok = load_space(_space(tmp_path, "params:\n  model.alpha: [0.35, 0.5]\n  train.epochs: {low: 2, high: 6}\n"))
+    assert ok.params["train.epochs"].integer and ok.sampler == "tpe" and ok.trials == 12
+    cases = {
+        "params:\n  model.depth: [1, 2]\n": "model.depth",
+        "params:\n  data.image_size: [16, 64]\n": "data.image_size",
+        "params:\n  train.learning_rate: {low: 0.1, high: 0.01}\n": "low 0.1 must be below high 0.01",
+        "sampler: grid\nparams:\n  train.learning_rate: {low: 0.001, high: 0.01}\n": "grid sampler takes lists only",
+        "params: {}\n": "params",
+        "base:\n  train.epochs: -1\nparams:\n  model.alpha: [0.5]\n": "train.epochs",
+        "params: [\n": "not YAML",
+    }
+    for text, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            load_space(_space(tmp_path, text))
+
+
+def _bench(run: Path, p50: float) -> None:
+    reports = run / "reports"
+    reports.mkdir(exist_ok=True)
+    batch = {"batch": 1, "p50_ms": p50, "p99_ms": p50 * 1.5}
+    (reports / "bench.json").write_text(json.dumps({"artifacts": {"tflite-int8-ptq": {"batches": [batch]}}}))
+
+
+def test_compare_over_two_runs(tiny_run, tmp_path):
+    runs = [tmp_path / "fast", tmp_path / "slow"]
+    for run, p50 in zip(runs, (0.05, 0.5), strict=True):
+        shutil.copytree(tiny_run, run)
+        _bench(run, p50)
+    result = compare(runs, tmp_path / "out", budget_ms=0.1)
+    assert [r.name for r in result.rows] == ["fast", "slow"] and result.chosen.name == "fast"
+    assert result.test["split"] == "test" and result.test["images"] == 27 and 0 <= result.test["accuracy"] <= 1
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "compare.md", "compare.html", "compare.json", "pareto_latency.png", "pareto_size.png", "chosen_test.json",
+    }  # fmt: skip
+    assert (
+        "Best under p50 <= 0.1 ms: fast (tflite-int8-ptq, small_cnn alpha 0.25, 32 px)"
+        in (tmp_path / "out/compare.md").read_text()
+    )
+    assert compare(runs, tmp_path / "out2", budget_ms=0.01).chosen is None
+    with pytest.raises(EdgeclfError, match="neither a run directory nor a sweep folder"):
+        collect([tmp_path])
+
+
+SPACE = """\
+seed: 1
+sampler: tpe
+trials: 3
+base:
+  model.name: small_cnn
+  model.weights: none
+  data.image_size: 32
+  data.batch_size: 16
+  train.fine_tune_epochs: 0
+  export.calibration_images: 30
+params:
+  model.alpha: [0.25, 0.5]
+  train.learning_rate: {low: 0.001, high: 0.01, log: true}
+  train.epochs: {low: 2, high: 3}
+qat: false
+"""
+
+
+def _sweep_command(data, out, *extra):
+    return [sys.executable, "-m", "edgeclf", "sweep", str(data), "--out", str(out), "--runs", "10", *extra]
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_into_the_same_study(tmp_path):
+    """Killed (SIGKILL, trial and all) while its second trial runs, the sweep started again from its
+    folder alone marks that trial failed, asks its parameters again and completes the same study;
+    then compare reads the sweep and evaluates the chosen trial on the test split once."""
+    import optuna
+
+    from tests.helpers import class_folders
+
+    data = class_folders(tmp_path / "data", ["bag", "sneaker", "trouser"], 40)
+    out = tmp_path / "sweep"
+    space = _space(tmp_path, SPACE)
+    proc = subprocess.Popen(_sweep_command(data, out, "--space", str(space)), cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (out / "trials/001/config.yaml").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (out / "trials/000/result.json").is_file(), "the first trial did not finish"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    storage = f"sqlite:///{out / 'study.db'}"
+    before = optuna.load_study(study_name="edgeclf-sweep", storage=storage)
+    first = before.trials[0].values
+    assert before.trials[1].state == optuna.trial.TrialState.RUNNING
+
+    resumed = subprocess.run(_sweep_command(data, out), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "3 trial(s) complete" in resumed.stdout and "asked again" in resumed.stdout
+    study = optuna.load_study(study_name="edgeclf-sweep", storage=storage)
+    assert study._study_id == before._study_id and study.trials[0].values == first
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3 and states[1] == optuna.trial.TrialState.FAIL
+    retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == 1)
+    assert retry.params == study.trials[1].params and retry.state == optuna.trial.TrialState.COMPLETE
+    assert not (out / "trials/001").exists() and (out / "space.yaml").read_text() == SPACE
+
+    other = _space(tmp_path / "..", SPACE.replace("trials: 3", "trials: 4"))
+    refused = subprocess.run(_sweep_command(data, out, "--space", str(other)), cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 2 and "differs from the" in refused.stderr
+
+    result = compare([out], tmp_path / "cmp", budget_kb=40)
+    assert len(result.rows) == 3 and all(r.settings["model.alpha"] == 0.25 for r in [result.chosen])
+    assert result.test["images"] == 27
+    kept = (tmp_path / "cmp/chosen_test.json").stat().st_mtime_ns
+    compare([out], tmp_path / "cmp", budget_kb=40)
+    assert (tmp_path / "cmp/chosen_test.json").stat().st_mtime_ns == kept  # the test split is used once per file
