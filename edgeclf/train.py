@@ -307,7 +307,7 @@ def _fit_phases(
     # BatchNorm trains only with a random backbone (a pretrained one keeps it frozen in both phases)
     precise_bn = [] if built.weights.pretrained else [PreciseBatchNorm(train_ds, cfg.train.precise_bn_batches)]
     rows = progress.rows
-    best = BestWeights(min((r["val_loss"] for r in rows if math.isfinite(r["val_loss"])), default=None))
+    keeper = BestWeights(min((r["val_loss"] for r in rows if math.isfinite(r["val_loss"])), default=None))
     phases = [
         Phase("head", cfg.train.epochs, cfg.train.learning_rate * distribution["learning_rate_scale"]),
         Phase(
@@ -324,11 +324,11 @@ def _fit_phases(
                 model.load_weights(str(checkpoint))
             continue
         with placement.scope():
-            _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, [best, *precise_bn])
-        _restore_best(model, best, checkpoint)
+            _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, [keeper, *precise_bn])
+        _restore_best(model, keeper, checkpoint)
         progress.completed.append(phase.name)
         progress.save()
-    if best.weights is None and not _saved(checkpoint):
+    if keeper.weights is None and not _saved(checkpoint):
         raise EdgeclfError(
             "training produced no usable model: the validation loss was never finite; "
             "lower --learning-rate or check the data"
