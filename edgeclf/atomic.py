@@ -105,19 +105,24 @@ class StagedDirectory:
     kept when the work is interrupted (Ctrl-C, or a failed resume), and adopt=True takes over the
     staging folder a killed or interrupted process left instead of starting empty."""
 
-    def __init__(self, out: Path, resume_marker: str | None = None, adopt: bool = False):
+    def __init__(self, out: Path, resume_marker: str | None = None, adopt: bool = False, shared: bool = False):
         self.out = Path(out)
-        self.path = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
-        self.resume_marker, self.adopt = resume_marker, adopt
+        # shared: one name that every process can compute (a multi-worker cluster's workers read its state)
+        tag = "cluster" if shared else str(os.getpid())
+        self.path = self.out.parent / f".{self.out.name}.partial-{tag}"
+        self.resume_marker, self.adopt, self.shared = resume_marker, adopt, shared
 
     def __enter__(self) -> StagedDirectory:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         name = re.escape(self.out.name)
-        if self.adopt:
+        if self.adopt and self.shared:
+            if not (self.path / str(self.resume_marker)).is_file():
+                raise EdgeclfError(f"--resume: no interrupted cluster run of {self.out} ({self.path} is missing)")
+        elif self.adopt:
             self._adopt(rf"\.{name}\.partial-(?P<pid>\d+)")
         patterns = (rf"\.{name}\.partial-(?P<pid>\d+)", rf"\.{name}\.old-(?P<pid>\d+)")
         clear_stale(self.out, patterns, keep=self.path if self.adopt else None)
-        if not self.adopt:
+        if not self.adopt:  # a shared stage left by an earlier cluster run is started afresh too
             shutil.rmtree(self.path, ignore_errors=True)
             self.path.mkdir()
         return self

@@ -24,7 +24,7 @@ from edgeclf.atomic import StagedDirectory, atomic_write_json, atomic_write_text
 from edgeclf.config import Config, load_config
 from edgeclf.curves import plot_curves, write_history_csv
 from edgeclf.dataset import Dataset, discover
-from edgeclf.errors import ConfigError, DataError, EdgeclfError
+from edgeclf.errors import DataError, EdgeclfError
 from edgeclf.images import PREPROCESSING
 from edgeclf.run_directory import CONFIG, DATASET, LABELS, METADATA, MODEL, check_apart, check_out_dir
 from edgeclf.weights import WeightsRequest, WeightsSource
@@ -143,7 +143,7 @@ def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = Fal
     else:
         data = prepare(data, out, cfg, overwrite=overwrite)
     started = time.perf_counter()
-    with StagedDirectory(Path(out), resume_marker=PROGRESS) as stage:
+    with StagedDirectory(Path(out), resume_marker=PROGRESS, shared=_on_cluster(cfg)) as stage:
         run = stage.path
         atomic_write_text(run / CONFIG, cfg.to_yaml())
         atomic_write_json(run / DATASET, data.to_json())
@@ -153,7 +153,7 @@ def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = Fal
     return _result(out, data, fitted, seconds)
 
 
-def _train_as_worker(data: Dataset | Path, out: Path, cfg: Config) -> TrainResult:
+def _train_as_worker(data: Dataset | Path, out: Path, cfg: Config, progress: dict | None = None) -> TrainResult:
     """A non-chief worker of a multi-worker cluster: the same training steps as the chief (every
     collective needs every worker), its files in a temporary folder that is removed; the chief
     writes the run at `out`."""
@@ -163,8 +163,21 @@ def _train_as_worker(data: Dataset | Path, out: Path, cfg: Config) -> TrainResul
         data = load_data(data, cfg)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgeclf-worker-") as tmp:
-        fitted = _fit(data, cfg, Path(tmp), started)
+        fitted = _fit(data, cfg, Path(tmp), started, progress, state=shared_stage(out))
     return _result(out, data, fitted, time.perf_counter() - started, chief=False)
+
+
+def _on_cluster(cfg: Config) -> bool:
+    from edgeclf.distribute import role
+
+    return cfg.train.strategy in ("auto", "multiworker") and role().workers > 1
+
+
+def shared_stage(out: Path) -> Path:
+    """The chief's staging folder on a multi-worker cluster: a name every worker computes, where the
+    chief keeps the training state (progress.json, Keras' backup, the best checkpoint, config.yaml,
+    dataset.json) and from which every worker resumes. --out must be on a filesystem all workers see."""
+    return Path(out).parent / f".{Path(out).name}.partial-cluster"
 
 
 def resume_run(out: Path, data_dir: Path | None = None) -> TrainResult:
@@ -174,27 +187,21 @@ def resume_run(out: Path, data_dir: Path | None = None) -> TrainResult:
     from Keras' BackupAndRestore; the order of later epochs' batches, EarlyStopping's and
     ReduceLROnPlateau's counters start afresh, so the result is close to, not bit-identical with,
     an uninterrupted run. Raises EdgeclfError when there is nothing to resume or the data moved."""
-    from edgeclf.distribute import role
+    from edgeclf.distribute import role, writes_run
 
-    if role().workers > 1:
-        raise ConfigError(
-            "--resume: not available on a multi-worker cluster (the backup of an interrupted epoch is kept in "
-            "the chief's staging folder, which the other workers cannot read); start the run again"
-        )
+    stage_kept = shared_stage(out)
+    if role().workers > 1 and (stage_kept / CONFIG).is_file():
+        cfg = load_config([stage_kept / CONFIG])
+        if not writes_run(cfg.train.strategy, role()):  # a worker resumes from the chief's shared state
+            data = _resumable_data(Dataset.load(stage_kept / DATASET), data_dir)
+            progress = json.loads((stage_kept / PROGRESS).read_text(encoding="utf-8"))
+            return _train_as_worker(data, out, cfg, progress)
     started = time.perf_counter()
-    with StagedDirectory(Path(out), resume_marker=PROGRESS, adopt=True) as stage:
+    shared = role().workers > 1 and stage_kept.is_dir()
+    with StagedDirectory(Path(out), resume_marker=PROGRESS, adopt=True, shared=shared) as stage:
         run = stage.path
         cfg = load_config([run / CONFIG])
-        data = Dataset.load(run / DATASET)
-        trained_on = data.pack or str(data.root)
-        if data_dir is not None and not _same_location(str(data_dir), trained_on):
-            raise EdgeclfError(f"--resume: the interrupted run trained on {trained_on}, not {data_dir}")
-        if data.pack is not None:
-            from edgeclf.packed import open_pack
-
-            open_pack(data.pack)  # still there and whole (else a DataError naming it)
-        elif not data.root.is_dir():
-            raise EdgeclfError(f"--resume: the interrupted run's data folder {data.root} is gone")
+        data = _resumable_data(Dataset.load(run / DATASET), data_dir)
         progress = json.loads((run / PROGRESS).read_text(encoding="utf-8"))
         phases = ", ".join(progress["completed"]) or "no"
         log.info(f"resuming {out} after epoch {len(progress['rows'])} ({phases} phase(s) done)")
@@ -202,6 +209,20 @@ def resume_run(out: Path, data_dir: Path | None = None) -> TrainResult:
         seconds = time.perf_counter() - started + float(progress.get("seconds", 0))
         _write_results(run, cfg, data, fitted, seconds)
     return _result(out, data, fitted, seconds)
+
+
+def _resumable_data(data: Dataset, data_dir: Path | str | None) -> Dataset:
+    """The interrupted run's data, checked: the one asked for (when given), still there."""
+    trained_on = data.pack or str(data.root)
+    if data_dir is not None and not _same_location(str(data_dir), trained_on):
+        raise EdgeclfError(f"--resume: the interrupted run trained on {trained_on}, not {data_dir}")
+    if data.pack is not None:
+        from edgeclf.packed import open_pack
+
+        open_pack(data.pack)  # still there and whole (else a DataError naming it)
+    elif not data.root.is_dir():
+        raise EdgeclfError(f"--resume: the interrupted run's data folder {data.root} is gone")
+    return data
 
 
 def _same_location(a: str, b: str) -> bool:
@@ -240,7 +261,12 @@ def use_mixed_precision(cfg: Config, gpus: list[str]) -> bool:
     return cfg.train.mixed_precision and bool(gpus)
 
 
-def _fit(data: Dataset, cfg: Config, run: Path, started: float, progress: dict | None = None) -> Fitted:
+def _fit(
+    data: Dataset, cfg: Config, run: Path, started: float, progress: dict | None = None, state: Path | None = None
+) -> Fitted:
+    """Train into `run`. The training state (progress.json, the best checkpoint, Keras' backup) is
+    kept in `state` (default: run); a cluster's non-chief worker passes the chief's shared stage, reads
+    it when resuming and never writes it."""
     from edgeclf.distribute import place
 
     placement = place(cfg.train.strategy)  # first: MultiWorkerMirroredStrategy must precede the runtime
@@ -259,7 +285,8 @@ def _fit(data: Dataset, cfg: Config, run: Path, started: float, progress: dict |
     log.info(f"training on {where}" + (" with mixed precision" if mixed else ""))
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     try:
-        return _fit_phases(data, cfg, run, gpus or ["CPU"], mixed, Progress(run, started, progress), placement)
+        tracked = Progress(state or run, started, progress, writes=state is None)
+        return _fit_phases(data, cfg, run, gpus or ["CPU"], mixed, tracked, placement)
     finally:
         keras.mixed_precision.set_global_policy("float32")  # later stages in this process build float32 models
 
@@ -268,13 +295,15 @@ class Progress:
     """What a resumed run needs besides Keras' BackupAndRestore state: the epoch rows so far, the
     phases completed and the seconds spent, in the staging folder's progress.json after each epoch."""
 
-    def __init__(self, run: Path, started: float, recorded: dict | None):
-        self.path, self.started = run / PROGRESS, started
+    def __init__(self, state: Path, started: float, recorded: dict | None, writes: bool = True):
+        self.state, self.path, self.started, self.writes = state, state / PROGRESS, started, writes
         self.rows: list[dict] = list(recorded["rows"]) if recorded else []
         self.completed: list[str] = list(recorded["completed"]) if recorded else []
         self.resumed = recorded is not None
 
     def save(self) -> None:
+        if not self.writes:
+            return
         atomic_write_json(self.path, {"rows": self.rows, "completed": self.completed,
                                       "seconds": round(time.perf_counter() - self.started, 3)})  # fmt: skip
 
@@ -302,8 +331,9 @@ def _fit_phases(
 
     # TensorFlow's checkpoint format (best.index + data): an .h5 file cannot be loaded back into
     # the sync-on-read variables a distribution strategy makes
-    checkpoint = run / "checkpoints" / "best"
-    checkpoint.parent.mkdir(exist_ok=progress.resumed)
+    checkpoint = progress.state / "checkpoints" / "best"
+    if progress.writes:  # (a cluster's other workers keep their copies in Keras' temporaries)
+        checkpoint.parent.mkdir(exist_ok=True)
     # BatchNorm trains only with a random backbone (a pretrained one keeps it frozen in both phases)
     precise_bn = [] if built.weights.pretrained else [PreciseBatchNorm(train_ds, cfg.train.precise_bn_batches)]
     rows = progress.rows
@@ -338,7 +368,8 @@ def _fit_phases(
     val_loss, val_accuracy = model.evaluate(val_ds, verbose=0)
     save_model(model, run / MODEL)
     shutil.rmtree(cache)
-    shutil.rmtree(checkpoint.parent)
+    if progress.writes:
+        shutil.rmtree(checkpoint.parent)
     scratch = not built.weights.pretrained
     fitted = Fitted(
         model, rows, phases, built.weights, devices, mixed, float(val_loss), float(val_accuracy), distribution,

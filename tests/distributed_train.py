@@ -1,8 +1,8 @@
 """One training process for the distributed tests (run as `python -m tests.distributed_train`):
-DATA OUT STRATEGY [LOGICAL_CPUS [OVERRIDES_JSON]] trains, `qat RUN STRATEGY [LOGICAL_CPUS]` runs
-one QAT epoch on a run. Splits the CPU into LOGICAL_CPUS logical devices before anything
-starts TensorFlow's runtime, trains TINY with the given strategy and prints the result as JSON.
-TF_CONFIG (multiworker) comes from the environment."""
+`DATA OUT STRATEGY [LOGICAL_CPUS [OVERRIDES_JSON]]` trains; `qat RUN STRATEGY [LOGICAL_CPUS]` runs one
+QAT epoch on a run; `resume DATA OUT` continues an interrupted run (edgeclf train --resume). Splits the
+CPU into LOGICAL_CPUS logical devices before anything starts TensorFlow's runtime and prints the result
+as JSON. TF_CONFIG (multiworker) comes from the environment."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def main() -> None:
 
         result = run_qat(run, overrides={"qat.epochs": 1, "train.strategy": strategy})
         print(json.dumps({"qat_val_accuracy": result.qat_val_accuracy, "wrote": result.wrote}))
+        return
+    if sys.argv[1] == "resume":
+        from edgeclf.train import resume_run
+
+        result = resume_run(Path(sys.argv[3]), sys.argv[2])
+        print(json.dumps({"val_loss": result.val_loss, "wrote_run": result.wrote_run}))
         return
     data, out, strategy = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     _split_cpu(int(sys.argv[4]) if len(sys.argv) > 4 else 1)

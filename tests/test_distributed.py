@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,14 +169,37 @@ def test_auto_strategy_batch_sizes_and_sharding():
     )
 
 
-def test_resume_on_a_cluster_is_refused_in_one_line(tmp_path, monkeypatch):
-    from edgeclf.train import resume_run
+@pytest.mark.slow
+def test_distributed_two_workers_killed_mid_training_resume_from_the_chiefs_state(data, tmp_path):
+    """Both workers killed (SIGKILL) after the chief saved epoch 2; `--resume` on both continues from
+    the chief's shared stage (progress.json, Keras' backup, the best checkpoint) and the chief writes
+    the run with every epoch."""
+    import signal
 
-    monkeypatch.setenv(
-        "TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}})
-    )
-    with pytest.raises(ConfigError, match="--resume: not available on a multi-worker cluster"):
-        resume_run(tmp_path / "run")
+    out = tmp_path / "run"
+    slow = {"train.epochs": 12, "train.early_stopping_patience": 20, "train.reduce_lr_patience": 20}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    configs = [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})} for i in (0, 1)]
+    procs = [_train(data, out, "multiworker", overrides=slow, env=env, wait=False) for env in configs]
+    progress = tmp_path / ".run.partial-cluster/progress.json"
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        if progress.is_file() and len(json.loads(progress.read_text())["rows"]) >= 2:
+            break
+        time.sleep(0.05)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    rows_before = len(json.loads(progress.read_text())["rows"])
+    assert 2 <= rows_before < 12 and not out.exists()
+
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}  # a fresh cluster
+    configs = [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})} for i in (0, 1)]
+    chief, worker = _together([_child(["resume", str(data), str(out)], env, False) for env in configs])
+    assert chief["wrote_run"] and not worker["wrote_run"]
+    history = (out / "history.csv").read_text().splitlines()[1:]
+    assert [int(line.split(",")[0]) for line in history] == list(range(1, 13))
+    assert not (tmp_path / ".run.partial-cluster").exists()
 
 
 def test_the_strategy_is_a_checked_setting():
