@@ -10,6 +10,8 @@ trial number). A sweep resumes from SWEEP_DIR alone: space.yaml is copied there 
 by a killed sweep (its process gone) is marked failed and its parameters asked again. Several
 processes or machines can work on one study through a shared database (`--storage`).
 
+Imports Optuna (the train extra): load it lazily, as the CLI does.
+
 Pruning: Optuna's pruners serve single-objective studies only (Trial.report and should_prune raise
 for several objectives), so hopeless trials are not stopped early here; said so in the docs.
 """
@@ -27,6 +29,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import optuna
 
 from edgeclf.atomic import atomic_write_text
 from edgeclf.config import load_config
@@ -69,19 +73,23 @@ def distributions(space: SearchSpace) -> dict:
 
 
 def _sampler(space: SearchSpace):
-    import optuna
-
     if space.sampler == "grid":
-        return optuna.samplers.GridSampler({k: list(v) for k, v in space.params.items()}, seed=space.seed)
+        return AskTellGrid({k: list(v) for k, v in space.params.items()}, seed=space.seed)
     if space.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=space.seed)
     return optuna.samplers.TPESampler(seed=space.seed, multivariate=True)
 
 
+class AskTellGrid(optuna.samplers.GridSampler):
+    """GridSampler whose after_trial does not call study.stop() once the grid is exhausted: stop()
+    works only inside study.optimize, and the sweep asks and tells (it stops by its trial count)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
 def open_study(sweep_dir: Path, space: SearchSpace, storage: str | None = None):
     """The sweep's study, created on the first run, loaded after."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name=STUDY_NAME,

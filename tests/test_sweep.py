@@ -163,3 +163,19 @@ def test_a_killed_sweep_resumes_into_the_same_study(tmp_path):
     kept = (tmp_path / "cmp/chosen_test.json").stat().st_mtime_ns
     compare([out], tmp_path / "cmp", budget_kb=40)
     assert (tmp_path / "cmp/chosen_test.json").stat().st_mtime_ns == kept  # the test split is used once per file
+
+
+def test_a_grid_is_asked_and_told_to_the_end(tmp_path):
+    """Every combination once, and no study.stop() error when the grid runs out (ask/tell, no optimize)."""
+    from edgeclf.sweep import distributions, open_study
+
+    space = load_space(
+        _space(tmp_path, "sampler: grid\nparams:\n  model.alpha: [0.35, 0.5]\n  data.image_size: [32, 48, 64]\n")
+    )
+    study = open_study(tmp_path, space)
+    seen = set()
+    for _ in range(space.grid_size()):
+        trial = study.ask(distributions(space))
+        seen.add((trial.params["model.alpha"], trial.params["data.image_size"]))
+        study.tell(trial, [0.5, 1.0, 100.0])
+    assert len(seen) == 6 and (tmp_path / "study.db").is_file()
