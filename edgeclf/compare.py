@@ -21,6 +21,8 @@ from edgeclf.atomic import atomic_write_bytes, atomic_write_json, atomic_write_t
 from edgeclf.errors import EdgeclfError
 from edgeclf.report import html_table, md_table
 
+LATENCY_TITLE = "int8 accuracy vs latency (Pareto front joined)"
+SIZE_TITLE = "int8 accuracy vs file size (Pareto front joined)"
 SETTINGS = ("model.name", "model.alpha", "data.image_size", "train.learning_rate", "train.epochs")
 COLUMNS = ("name", "model", "alpha", "size px", "float acc", "int8 acc", "agreement", "KiB", "p50 ms", "p99 ms",
            "train s")  # fmt: skip
@@ -186,10 +188,8 @@ def compare(paths: list[Path], out: Path, budget_ms: float | None = None, budget
     latency = [(r.name, r.p50_ms, r.val_accuracy_int8) for r in rows]
     size = [(r.name, r.size_bytes / 1024, r.val_accuracy_int8) for r in rows]
     figures = {
-        "pareto_latency.png": pareto_png(
-            latency, fronts["p50_ms"], name, "int8 p50, batch 1 (ms)", "accuracy vs latency"
-        ),
-        "pareto_size.png": pareto_png(size, fronts["size_bytes"], name, "int8 file size (KiB)", "vs size"),
+        "pareto_latency.png": pareto_png(latency, fronts["p50_ms"], name, "int8 p50, batch 1 (ms)", LATENCY_TITLE),
+        "pareto_size.png": pareto_png(size, fronts["size_bytes"], name, "int8 file size (KiB)", SIZE_TITLE),
     }
     for name, png in figures.items():
         atomic_write_bytes(out / name, png)

@@ -86,12 +86,13 @@ def latency_distribution_png(samples: dict[str, list[float]], title: str) -> byt
 def pareto_png(
     points: list[tuple[str, float, float]], front: list[str], chosen: str | None, x_label: str, title: str
 ) -> bytes:
-    """points: (label, cost, accuracy 0..1), cost on a log axis; the Pareto front joined by a line,
-    the chosen point ringed and named."""
+    """points: (label, cost, accuracy 0..1), cost on a log axis, each marked with its label's last
+    word (a trial number, a run name); the Pareto front joined by a line, the chosen point ringed."""
     plt, fig, ax = _figure(figsize=(7.5, 4.5), constrained_layout=True)
-    on_front = {label for label in front}
+    on_front = set(front)
     for label, cost, accuracy in points:
         ax.scatter(cost, accuracy * 100, s=40, color="tab:blue" if label in on_front else "tab:gray", zorder=2)
+        ax.annotate(label.split()[-1], (cost, accuracy * 100), textcoords="offset points", xytext=(4, -10), fontsize=7)
     line = sorted((cost, accuracy * 100) for label, cost, accuracy in points if label in on_front)
     if line:
         ax.plot(*zip(*line, strict=True), color="tab:blue", alpha=0.6, drawstyle="steps-post", label="Pareto front")
