@@ -15,6 +15,10 @@ shares, the sampler and its seed, and the objectives.
       train.epochs: {low: 2, high: 8}                               # ints: an int range
     qat: true               # QAT before the int8 export where the architecture allows it (else PTQ)
 
+`augment.strength` (sweep only) scales the four augmentation magnitudes (rotation, translation, zoom,
+contrast) of the configuration together: 0 turns them off, 1 keeps them, 2 doubles them (each kept
+inside its allowed range).
+
 Every key is checked against the configuration (unknown keys, bad values: one line naming the key),
 with every list value and both ends of every range, before anything trains.
 """
@@ -118,12 +122,32 @@ def load_space(path: Path) -> SearchSpace:
     return space
 
 
+STRENGTH = "augment.strength"
+SCALED = {"augment.rotation": 0.5, "augment.translation": 0.95, "augment.zoom": 0.95, "augment.contrast": 0.95}
+
+
+def overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """Configuration overrides for a trial's values: augment.strength expanded into the magnitudes
+    it scales (from the values given with it, else the defaults)."""
+    values = dict(values)
+    if STRENGTH not in values:
+        return values
+    strength = float(values.pop(STRENGTH))
+    if strength < 0:
+        raise ConfigError(f"{STRENGTH} {strength:g}: must be 0 or more")
+    defaults = load_config(overrides={k: v for k, v in values.items() if k not in SCALED}).augment
+    for key, ceiling in SCALED.items():
+        base = values.get(key, getattr(defaults, key.split(".")[1]))
+        values[key] = round(min(float(base) * strength, ceiling), 6)
+    return values
+
+
 def check_keys(space: SearchSpace, path: Path | str = "space") -> None:
     """Every base key and every value each param can take (list items, range ends) must make a valid
     configuration."""
-    names = {key: f"{path}: {key}" for key in {**space.base, **space.params}}
+    names = {key: f"{path}: {key}" for key in {**space.base, **space.params, **SCALED}}
     try:
-        load_config(overrides=space.base, option_names=names)
+        load_config(overrides=overrides(space.base), option_names=names)
     except ConfigError as exc:
         raise ConfigError(f"base: {exc}") from None
     for key, values in space.params.items():
@@ -131,4 +155,4 @@ def check_keys(space: SearchSpace, path: Path | str = "space") -> None:
         for value in candidates:
             if isinstance(values, Range) and values.integer:
                 value = int(value)
-            load_config(overrides={**space.base, key: value}, option_names=names)
+            load_config(overrides=overrides({**space.base, key: value}), option_names=names)

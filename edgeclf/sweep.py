@@ -35,7 +35,7 @@ import optuna
 from edgeclf.atomic import atomic_write_text
 from edgeclf.config import load_config
 from edgeclf.errors import ConfigError, EdgeclfError
-from edgeclf.search_space import SearchSpace, load_space
+from edgeclf.search_space import SearchSpace, load_space, overrides
 from edgeclf.trial import CONFIG, RESULT
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class SweepResult:
     completed: int
     failed: int
     seconds: float
+    best: object = None  # edgeclf.compare.Row: the most accurate int8 trial within the budgets, if any
 
 
 def distributions(space: SearchSpace) -> dict:
@@ -148,8 +149,12 @@ def run_sweep(
     runs: int = 100,
     threads: int = 1,
     storage: str | None = None,
+    budget_ms: float | None = None,
+    budget_kb: float | None = None,
 ) -> SweepResult:
-    """Run (or resume) the sweep until `trials` trials (default: the space's) have completed."""
+    """Run (or resume) the sweep until `trials` trials (default: the space's) have completed; the
+    best trial within the budgets (edgeclf.compare.choose, validation accuracy: the test split stays
+    for `edgeclf compare`) is in the result."""
     from optuna.trial import TrialState
 
     started = time.perf_counter()
@@ -186,7 +191,10 @@ def run_sweep(
             failed += results.count(False)
             if failed > max(3, wanted):
                 raise EdgeclfError(f"{failed} trials failed; see {sweep_dir / TRIALS}/*/trial.log")
-    return SweepResult(sweep_dir, done_count(), failed, time.perf_counter() - started)
+    from edgeclf.compare import choose, collect
+
+    best = choose(collect([sweep_dir]), budget_ms, budget_kb)
+    return SweepResult(sweep_dir, done_count(), failed, time.perf_counter() - started, best)
 
 
 def _run_child(data_dir, folder: Path, space: SearchSpace, params: dict, runs: int, threads: int) -> dict | None:
@@ -194,7 +202,7 @@ def _run_child(data_dir, folder: Path, space: SearchSpace, params: dict, runs: i
     None when it failed (the reason is in trial.log)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    cfg = load_config(overrides={**space.base, **params, "seed": space.seed})
+    cfg = load_config(overrides=overrides({**space.base, **params, "seed": space.seed}))
     atomic_write_text(folder / CONFIG, cfg.to_yaml())
     atomic_write_text(folder / "params.json", json.dumps(params, indent=2) + "\n")
     log.info(f"trial {folder.name}: " + ", ".join(f"{k}={v}" for k, v in params.items()))

@@ -67,6 +67,25 @@ def test_the_space_is_checked_before_anything_trains(tmp_path):
             load_space(_space(tmp_path, text))
 
 
+def test_augment_strength_scales_the_augmentation_together(tmp_path):
+    from edgeclf.config import load_config
+    from edgeclf.search_space import overrides
+
+    d = load_config().augment
+    doubled = overrides({"augment.strength": 2, "model.alpha": 0.5})
+    assert doubled["model.alpha"] == 0.5 and "augment.strength" not in doubled
+    assert doubled["augment.rotation"] == pytest.approx(2 * d.rotation) and doubled["augment.zoom"] == pytest.approx(
+        2 * d.zoom
+    )
+    assert overrides({"augment.strength": 50})["augment.rotation"] == 0.5  # kept inside its range
+    assert overrides({"augment.strength": 0, "augment.contrast": 0.3})["augment.contrast"] == 0
+    assert overrides({"augment.strength": 0.5, "augment.zoom": 0.4})["augment.zoom"] == pytest.approx(0.2)
+    space = load_space(_space(tmp_path, "params:\n  augment.strength: [0, 1, 2]\n"))
+    assert space.params["augment.strength"] == [0, 1, 2]
+    with pytest.raises(ConfigError, match="augment.strength -1: must be 0 or more"):
+        load_space(_space(tmp_path, "params:\n  augment.strength: [-1, 1]\n"))
+
+
 def _bench(run: Path, p50: float) -> None:
     reports = run / "reports"
     reports.mkdir(exist_ok=True)
@@ -109,7 +128,8 @@ params:
   model.alpha: [0.25, 0.5]
   train.learning_rate: {low: 0.001, high: 0.01, log: true}
   train.epochs: {low: 2, high: 3}
-qat: false
+  augment.strength: [0.5, 1.5]
+qat: true
 """
 
 
@@ -142,9 +162,11 @@ def test_a_killed_sweep_resumes_into_the_same_study(tmp_path):
     first = before.trials[0].values
     assert before.trials[1].state == optuna.trial.TrialState.RUNNING
 
-    resumed = subprocess.run(_sweep_command(data, out), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(_sweep_command(data, out, "--budget-kb", "200"), cwd=ROOT, capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "3 trial(s) complete" in resumed.stdout and "asked again" in resumed.stdout
+    assert "most accurate int8 trial within the budget" in resumed.stdout
     study = optuna.load_study(study_name="edgeclf-sweep", storage=storage)
     assert study._study_id == before._study_id and study.trials[0].values == first
     states = [t.state for t in study.trials]
@@ -152,16 +174,21 @@ def test_a_killed_sweep_resumes_into_the_same_study(tmp_path):
     retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == 1)
     assert retry.params == study.trials[1].params and retry.state == optuna.trial.TrialState.COMPLETE
     assert not (out / "trials/001").exists() and (out / "space.yaml").read_text() == SPACE
+    trial = json.loads((out / f"trials/{retry.number:03d}/result.json").read_text())
+    assert trial["qat"] and trial["int8_artifact"] == "tflite-int8-qat"  # small_cnn: QAT, as the space asks
+    strength = retry.params["augment.strength"]
+    config = (out / f"trials/{retry.number:03d}/config.yaml").read_text()
+    assert f"rotation: {round(0.05 * strength, 6)}" in config
 
     other = _space(tmp_path / "..", SPACE.replace("trials: 3", "trials: 4"))
     refused = subprocess.run(_sweep_command(data, out, "--space", str(other)), cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode == 2 and "differs from the" in refused.stderr
 
-    result = compare([out], tmp_path / "cmp", budget_kb=40)
-    assert len(result.rows) == 3 and result.chosen.settings["model.alpha"] == 0.25  # the only size under 40 KiB
+    result = compare([out], tmp_path / "cmp", budget_kb=200)  # small_cnn at alpha 0.5 or less: under 100 KiB
+    assert len(result.rows) == 3 and result.chosen.val_accuracy_int8 == max(r.val_accuracy_int8 for r in result.rows)
     assert result.test["images"] == 18
     kept = (tmp_path / "cmp/chosen_test.json").stat().st_mtime_ns
-    compare([out], tmp_path / "cmp", budget_kb=40)
+    compare([out], tmp_path / "cmp", budget_kb=200)
     assert (tmp_path / "cmp/chosen_test.json").stat().st_mtime_ns == kept  # the test split is used once per file
 
 

@@ -31,8 +31,19 @@ def command(
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage URL shared by several sweeps (default: sqlite in --out)."
     ),
+    budget_ms: float | None = typer.Option(None, "--budget-ms", min=0, help="Report the best trial within this p50."),
+    budget_kb: float | None = typer.Option(None, "--budget-kb", min=0, help="... and within this int8 size (KiB)."),
 ) -> None:
     from edgeclf.sweep import run_sweep
 
-    result = run_sweep(data_dir, out, space, trials=trials, jobs=jobs, runs=runs, threads=threads, storage=storage)
-    done(f" in {result.seconds:.0f}s: {result.completed} trial(s) complete, {result.failed} failed this time: {out}")
+    result = run_sweep(data_dir, out, space, trials=trials, jobs=jobs, runs=runs, threads=threads, storage=storage,
+                       budget_ms=budget_ms, budget_kb=budget_kb)  # fmt: skip
+    b = result.best
+    within = "within the budget" if budget_ms is not None or budget_kb is not None else "overall"
+    best = (
+        f"most accurate int8 trial {within} (validation accuracy, latency on this machine): {b.name}, "
+        f"{b.val_accuracy_int8:.2%}, p50 {b.p50_ms:.3f} ms, {b.size_bytes / 1024:.0f} KiB"
+        if b else "no trial fits the budget"
+    )  # fmt: skip
+    done(f" in {result.seconds:.0f}s: {result.completed} trial(s) complete, {result.failed} failed this time: {out}; "
+         f"{best}; edgeclf compare {out} for the report and the test accuracy")  # fmt: skip
