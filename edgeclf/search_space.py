@@ -14,6 +14,7 @@ shares, the sampler and its seed, and the objectives.
       train.learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}   # a float range
       train.epochs: {low: 2, high: 8}                               # ints: an int range
     qat: true               # QAT before the int8 export where the architecture allows it (else PTQ)
+    prune: true             # median stopping on the validation loss (prune_startup: 3 trials, prune_warmup: 2 epochs)
 
 `augment.strength` (sweep only) scales the four augmentation magnitudes (rotation, translation, zoom,
 contrast) of the configuration together: 0 turns them off, 1 keeps them, 2 doubles them (each kept
@@ -65,6 +66,9 @@ class SearchSpace(BaseModel):
     base: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, list[Any] | Range] = Field(min_length=1)
     qat: bool = True
+    prune: bool = True  # stop a trial whose validation loss is worse than the median of earlier trials'
+    prune_startup: int = Field(default=3, ge=1)  # completed trials before any is pruned
+    prune_warmup: int = Field(default=2, ge=0)  # epochs of each trial before it can be pruned
 
     @field_validator("params", mode="before")
     @classmethod

@@ -13,7 +13,11 @@ processes or machines can work on one study through a shared database (`--storag
 Imports Optuna (the train extra): load it lazily, as the CLI does.
 
 Pruning: Optuna's pruners serve single-objective studies only (Trial.report and should_prune raise
-for several objectives), so hopeless trials are not stopped early here; said so in the docs.
+for several objectives). So each trial has a twin in a second, single-objective study in the same
+storage (`edgeclf-sweep-pruning`, minimizing the validation loss) whose MedianPruner (the median
+stopping rule) sees every epoch's validation loss: a trial worse than the median of the earlier ones at
+the same epoch (after `prune_startup` trials and `prune_warmup` epochs) stops there, and is PRUNED in
+both studies (space.yaml `prune: false` turns it off).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ log = logging.getLogger(__name__)
 SPACE = "space.yaml"
 STUDY_DB = "study.db"
 STUDY_NAME = "edgeclf-sweep"
+PRUNING_STUDY = "edgeclf-sweep-pruning"
 TRIALS = "trials"
 OBJECTIVES = (("val_accuracy_int8", "maximize"), ("p50_ms", "minimize"), ("size_bytes", "minimize"))
 
@@ -51,6 +56,7 @@ OBJECTIVES = (("val_accuracy_int8", "maximize"), ("p50_ms", "minimize"), ("size_
 class SweepResult:
     sweep_dir: Path
     completed: int
+    pruned: int
     failed: int
     seconds: float
     best: object = None  # edgeclf.compare.Row: the most accurate int8 trial within the budgets, if any
@@ -89,14 +95,29 @@ class AskTellGrid(optuna.samplers.GridSampler):
         return None
 
 
+def storage_url(sweep_dir: Path, storage: str | None = None) -> str:
+    return storage or f"sqlite:///{(Path(sweep_dir) / STUDY_DB).resolve()}"
+
+
 def open_study(sweep_dir: Path, space: SearchSpace, storage: str | None = None):
     """The sweep's study, created on the first run, loaded after."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name=STUDY_NAME,
-        storage=storage or f"sqlite:///{(sweep_dir / STUDY_DB).resolve()}",
+        storage=storage_url(sweep_dir, storage),
         directions=[direction for _, direction in OBJECTIVES],
         sampler=_sampler(space),
+        load_if_exists=True,
+    )
+
+
+def open_pruning_study(sweep_dir: Path, space: SearchSpace, storage: str | None = None):
+    """The single-objective twin study whose pruner judges each trial's validation loss per epoch."""
+    return optuna.create_study(
+        study_name=PRUNING_STUDY,
+        storage=storage_url(sweep_dir, storage),
+        direction="minimize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=space.prune_startup, n_warmup_steps=space.prune_warmup),
         load_if_exists=True,
     )
 
@@ -119,19 +140,30 @@ def _prepare_dir(sweep_dir: Path, space_path: Path | None) -> SearchSpace:
     return space
 
 
-def _recover_stale(study, sweep_dir: Path) -> int:
-    """Trials a killed sweep left RUNNING (their process gone): marked failed, parameters asked again."""
+def _orphans(study) -> list:
+    """RUNNING trials of this host whose sweep process is gone."""
     from optuna.trial import TrialState
 
     from edgeclf.atomic import process_alive
 
-    recovered = 0
+    found = []
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if frozen.user_attrs.get("host") != socket.gethostname():  # another machine's: not ours to judge
             continue
         pid = int(frozen.user_attrs.get("pid", 0))
-        if pid and process_alive(pid) and pid != os.getpid():
-            continue
+        if not (pid and process_alive(pid) and pid != os.getpid()):
+            found.append(frozen)
+    return found
+
+
+def _recover_stale(study, pruning, sweep_dir: Path) -> int:
+    """Trials a killed sweep left RUNNING (their process gone): marked failed, parameters asked again."""
+    from optuna.trial import TrialState
+
+    recovered = 0
+    for frozen in _orphans(pruning):
+        pruning.tell(frozen.number, state=TrialState.FAIL)
+    for frozen in _orphans(study):
         study.tell(frozen.number, state=TrialState.FAIL)
         study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
         shutil.rmtree(sweep_dir / TRIALS / f"{frozen.number:03d}", ignore_errors=True)
@@ -152,7 +184,8 @@ def run_sweep(
     budget_ms: float | None = None,
     budget_kb: float | None = None,
 ) -> SweepResult:
-    """Run (or resume) the sweep until `trials` trials (default: the space's) have completed; the
+    """Run (or resume) the sweep until `trials` trials (default: the space's) have finished (completed
+    or pruned); the
     best trial within the budgets (edgeclf.compare.choose, validation accuracy: the test split stays
     for `edgeclf compare`) is in the result."""
     from optuna.trial import TrialState
@@ -164,23 +197,36 @@ def run_sweep(
     if space.sampler == "grid" and wanted > space.grid_size():
         raise ConfigError(f"--trials {wanted}: the grid has {space.grid_size()} combinations")
     study = open_study(sweep_dir, space, storage)
-    if recovered := _recover_stale(study, sweep_dir):
+    pruning = open_pruning_study(sweep_dir, space, storage)
+    if recovered := _recover_stale(study, pruning, sweep_dir):
         log.warning(f"{recovered} trial(s) left unfinished by an interrupted sweep: asked again")
     dists = distributions(space)
 
-    def done_count() -> int:
-        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    def count(*states) -> int:
+        return len(study.get_trials(deepcopy=False, states=states))
+
+    def done_count() -> int:  # a pruned trial is a finished one (as Optuna's n_trials counts)
+        return count(TrialState.COMPLETE, TrialState.PRUNED)
 
     def one() -> bool:
-        trial = study.ask(dists)
-        trial.set_user_attr("pid", os.getpid())
-        trial.set_user_attr("host", socket.gethostname())
+        trial, twin = study.ask(dists), pruning.ask()
+        for t in (trial, twin):
+            t.set_user_attr("pid", os.getpid())
+            t.set_user_attr("host", socket.gethostname())
         folder = sweep_dir / TRIALS / f"{trial.number:03d}"
-        ok = _run_child(data_dir, folder, space, trial.params, runs, threads)
-        if ok is None:
+        url = storage_url(sweep_dir, storage)
+        prune = (url, PRUNING_STUDY, twin.number, space.prune_startup, space.prune_warmup) if space.prune else None
+        result = _run_child(data_dir, folder, space, trial.params, runs, threads, prune)
+        if result is None:
             study.tell(trial, state=TrialState.FAIL)
+            pruning.tell(twin, state=TrialState.FAIL)
             return False
-        study.tell(trial, [ok[name] for name, _ in OBJECTIVES])
+        if result.get("pruned"):
+            study.tell(trial, state=TrialState.PRUNED)
+            pruning.tell(twin, state=TrialState.PRUNED)
+            return True
+        study.tell(trial, [result[name] for name, _ in OBJECTIVES])
+        pruning.tell(twin, result["best_val_loss"])
         return True
 
     failed = 0
@@ -194,12 +240,15 @@ def run_sweep(
     from edgeclf.compare import choose, collect
 
     best = choose(collect([sweep_dir]), budget_ms, budget_kb)
-    return SweepResult(sweep_dir, done_count(), failed, time.perf_counter() - started, best)
+    completed, pruned = count(TrialState.COMPLETE), count(TrialState.PRUNED)
+    return SweepResult(sweep_dir, completed, pruned, failed, time.perf_counter() - started, best)
 
 
-def _run_child(data_dir, folder: Path, space: SearchSpace, params: dict, runs: int, threads: int) -> dict | None:
-    """Write the trial's config.yaml and run it (edgeclf.trial) in a child process; its result, or
-    None when it failed (the reason is in trial.log)."""
+def _run_child(
+    data_dir, folder: Path, space: SearchSpace, params: dict, runs: int, threads: int, prune: tuple | None
+) -> dict | None:
+    """Write the trial's config.yaml and run it (edgeclf.trial) in a child process; its result
+    ({"pruned": true, ...} when it was pruned), or None when it failed (the reason is in trial.log)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     cfg = load_config(overrides=overrides({**space.base, **params, "seed": space.seed}))
@@ -207,13 +256,17 @@ def _run_child(data_dir, folder: Path, space: SearchSpace, params: dict, runs: i
     atomic_write_text(folder / "params.json", json.dumps(params, indent=2) + "\n")
     log.info(f"trial {folder.name}: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     command = [sys.executable, "-m", "edgeclf.trial", str(data_dir), str(folder), "--runs", str(runs),
-               "--threads", str(threads), *(["--qat"] if space.qat else [])]  # fmt: skip
+               "--threads", str(threads), *(["--qat"] if space.qat else []),
+               *(["--prune", *map(str, prune)] if prune else [])]  # fmt: skip
     with open(folder / "trial.log", "w") as out:
         proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
     if proc.returncode != 0 or not (folder / RESULT).is_file():
         log.warning(f"trial {folder.name}: failed (exit {proc.returncode}); see {folder / 'trial.log'}")
         return None
     result = json.loads((folder / RESULT).read_text())
+    if result.get("pruned"):
+        log.info(f"trial {folder.name}: pruned ({result['reason']})")
+        return result
     log.info(
         f"trial {folder.name}: int8 val accuracy {result['val_accuracy_int8']:.4f}, "
         f"p50 {result['p50_ms']:.3f} ms, {result['size_bytes'] / 1024:.0f} KiB"

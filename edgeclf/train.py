@@ -128,10 +128,13 @@ def prepare_folder(data_dir: Path, cfg: Config, progress: Callable[[int, int], N
     return discover(Path(data_dir), cfg.data.split, cfg.seed, progress=progress, duplicates=cfg.data.duplicates)
 
 
-def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = False) -> TrainResult:
+def train(
+    data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = False, callbacks: list | None = None
+) -> TrainResult:
     """Train as cfg says on data (a Dataset from prepare(), or a data folder) and write the run
     directory `out` (built under a temporary name: a failed run leaves nothing; a killed one leaves
-    it with its progress, for resume_run()). Raises EdgeclfError subclasses for anything the user can fix."""
+    it with its progress, for resume_run()). callbacks: more Keras callbacks for every phase (a sweep's
+    pruning). Raises EdgeclfError subclasses for anything the user can fix."""
     from edgeclf.distribute import role, writes_run
 
     if not writes_run(cfg.train.strategy, role()):
@@ -148,7 +151,7 @@ def train(data: Dataset | Path, out: Path, cfg: Config, *, overwrite: bool = Fal
         atomic_write_text(run / CONFIG, cfg.to_yaml())
         atomic_write_json(run / DATASET, data.to_json())
         atomic_write_text(run / LABELS, "\n".join(data.classes) + "\n")
-        fitted, seconds = _fit(data, cfg, run, started), time.perf_counter() - started
+        fitted, seconds = _fit(data, cfg, run, started, callbacks=callbacks), time.perf_counter() - started
         _write_results(run, cfg, data, fitted, seconds)
     return _result(out, data, fitted, seconds)
 
@@ -262,8 +265,9 @@ def use_mixed_precision(cfg: Config, gpus: list[str]) -> bool:
 
 
 def _fit(
-    data: Dataset, cfg: Config, run: Path, started: float, progress: dict | None = None, state: Path | None = None
-) -> Fitted:
+    data: Dataset, cfg: Config, run: Path, started: float, progress: dict | None = None, state: Path | None = None,
+    callbacks: list | None = None,
+) -> Fitted:  # fmt: skip
     """Train into `run`. The training state (progress.json, the best checkpoint, Keras' backup) is
     kept in `state` (default: run); a cluster's non-chief worker passes the chief's shared stage, reads
     it when resuming and never writes it."""
@@ -286,7 +290,7 @@ def _fit(
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     try:
         tracked = Progress(state or run, started, progress, writes=state is None)
-        return _fit_phases(data, cfg, run, gpus or ["CPU"], mixed, tracked, placement)
+        return _fit_phases(data, cfg, run, gpus or ["CPU"], mixed, tracked, placement, callbacks or [])
     finally:
         keras.mixed_precision.set_global_policy("float32")  # later stages in this process build float32 models
 
@@ -309,8 +313,9 @@ class Progress:
 
 
 def _fit_phases(
-    data: Dataset, cfg: Config, run: Path, devices: list[str], mixed: bool, progress: Progress, placement
-) -> Fitted:
+    data: Dataset, cfg: Config, run: Path, devices: list[str], mixed: bool, progress: Progress, placement,
+    callbacks: list,
+) -> Fitted:  # fmt: skip
     from edgeclf.callbacks import BestWeights, PreciseBatchNorm
     from edgeclf.distribute import with_global_batch
     from edgeclf.models import build_classifier, save_model
@@ -354,7 +359,7 @@ def _fit_phases(
                 model.load_weights(str(checkpoint))
             continue
         with placement.scope():
-            _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, [keeper, *precise_bn])
+            _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, [keeper, *precise_bn, *callbacks])
         _restore_best(model, keeper, checkpoint)
         progress.completed.append(phase.name)
         progress.save()

@@ -53,8 +53,37 @@ class TrialResult:
     best_val_loss: float
 
 
-def run_trial(data_dir: Path, trial_dir: Path, *, qat: bool, runs: int, threads: int) -> TrialResult:
-    """The trial described by trial_dir/config.yaml; writes trial_dir/run and trial_dir/result.json."""
+def pruning_callback(storage: str, study_name: str, number: int, startup: int, warmup: int):
+    """A Keras callback reporting each epoch's validation loss to trial `number` of the single-
+    objective pruning study (edgeclf.sweep) and raising optuna.TrialPruned when its pruner (the median
+    stopping rule after `startup` trials and `warmup` epochs: a pruner is not stored with the study, so
+    it is given here) says the trial is worse than the earlier ones at that epoch."""
+    import optuna
+    import tf_keras as keras
+
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
+    trial = optuna.trial.Trial(study, study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+
+    class Prune(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            loss = float((logs or {}).get("val_loss", math.inf))
+            trial.report(loss if math.isfinite(loss) else 1e30, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"epoch {epoch + 1}: validation loss {loss:.4f}, worse than earlier trials")
+
+    return Prune()
+
+
+def run_trial(
+    data_dir: Path, trial_dir: Path, *, qat: bool, runs: int, threads: int, pruning=None
+) -> TrialResult | None:
+    """The trial described by trial_dir/config.yaml; writes trial_dir/run and trial_dir/result.json.
+    pruning: (storage, study name, trial number, startup trials, warm-up epochs) of the pruning study
+    (edgeclf.sweep); a pruned trial writes
+    {"pruned": true, "reason": ...} and returns None."""
+    import optuna
+
     from edgeclf.bench import run_bench
     from edgeclf.config import load_config
     from edgeclf.export import export_run
@@ -65,7 +94,12 @@ def run_trial(data_dir: Path, trial_dir: Path, *, qat: bool, runs: int, threads:
     started = time.perf_counter()
     cfg = load_config([trial_dir / CONFIG])
     run = trial_dir / RUN
-    fitted = train(prepare(data_dir, run, cfg, overwrite=True), run, cfg, overwrite=True)
+    callbacks = [pruning_callback(*pruning)] if pruning else []
+    try:
+        fitted = train(prepare(data_dir, run, cfg, overwrite=True), run, cfg, overwrite=True, callbacks=callbacks)
+    except optuna.TrialPruned as exc:
+        atomic_write_json(trial_dir / RESULT, {"pruned": True, "reason": str(exc)})
+        return None
     use_qat = qat and cfg.model.name not in UNSUPPORTED
     if use_qat:
         run_qat(run)
@@ -106,11 +140,13 @@ def main() -> None:
     parser.add_argument("--qat", action="store_true")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--prune", nargs=5, metavar=("STORAGE", "STUDY", "NUMBER", "STARTUP", "WARMUP"))
     args = parser.parse_args()
     from edgeclf.errors import EdgeclfError
 
     try:
-        run_trial(args.data_dir, args.trial_dir, qat=args.qat, runs=args.runs, threads=args.threads)
+        pruning = (*args.prune[:2], *map(int, args.prune[2:])) if args.prune else None
+        run_trial(args.data_dir, args.trial_dir, qat=args.qat, runs=args.runs, threads=args.threads, pruning=pruning)
     except EdgeclfError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -206,3 +206,37 @@ def test_a_grid_is_asked_and_told_to_the_end(tmp_path):
         seen.add((trial.params["model.alpha"], trial.params["data.image_size"]))
         study.tell(trial, [0.5, 1.0, 100.0])
     assert len(seen) == 6 and (tmp_path / "study.db").is_file()
+
+
+@pytest.mark.slow
+def test_a_trial_worse_than_the_earlier_ones_is_pruned(tmp_path):
+    """The twin study's MedianPruner stops a trial whose validation loss is above the median of the
+    earlier trials at the same epoch, after the warm-up epochs; nothing of its run is left."""
+    import optuna
+
+    from edgeclf.config import load_config
+    from edgeclf.sweep import PRUNING_STUDY, open_pruning_study
+    from edgeclf.trial import RESULT, run_trial
+    from tests.helpers import class_folders
+
+    space = load_space(_space(tmp_path, "prune_startup: 2\nprune_warmup: 1\nparams:\n  model.alpha: [0.25]\n"))
+    study = open_pruning_study(tmp_path, space)
+    for _ in range(2):  # two earlier trials with a validation loss no real training reaches
+        done = study.ask()
+        for epoch in range(6):
+            done.report(1e-6, epoch)
+        study.tell(done, 1e-6)
+    twin = study.ask()
+    data = class_folders(tmp_path / "data", ["bag", "sneaker", "trouser"], 20)
+    trial_dir = tmp_path / "trial"
+    trial_dir.mkdir()
+    cfg = load_config(overrides={"model.name": "small_cnn", "model.alpha": 0.25, "model.weights": "none",
+                                 "data.image_size": 32, "train.epochs": 6, "train.fine_tune_epochs": 0})  # fmt: skip
+    (trial_dir / "config.yaml").write_text(cfg.to_yaml())
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    pruning = (storage, PRUNING_STUDY, twin.number, 2, 1)
+    assert run_trial(data, trial_dir, qat=False, runs=10, threads=1, pruning=pruning) is None
+    result = json.loads((trial_dir / RESULT).read_text())
+    assert result["pruned"] and result["reason"].startswith("epoch 2: validation loss")  # after 1 warm-up epoch
+    reported = optuna.load_study(study_name=PRUNING_STUDY, storage=storage).trials[2].intermediate_values
+    assert sorted(reported) == [0, 1] and not (trial_dir / "run").exists()

@@ -24,7 +24,9 @@ def command(
     data_dir: str = typer.Argument(..., help="Data folder or pack, as for edgeclf train."),
     out: Path = typer.Option(..., "--out", "-o", help="Sweep folder (created; an existing one is resumed)."),
     space: Path | None = typer.Option(None, "--space", help="space.yaml (needed on the first run; kept in --out)."),
-    trials: int | None = typer.Option(None, "--trials", min=1, help="Completed trials wanted (default: the space's)."),
+    trials: int | None = typer.Option(
+        None, "--trials", min=1, help="Trials wanted, completed or pruned (default: the space's)."
+    ),
     jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="Trials run at once."),
     runs: int = typer.Option(100, "--runs", min=10, help="Timed runs of each trial's bench."),
     threads: int = typer.Option(1, "--threads", min=1, help="Inference threads for each trial's bench."),
@@ -45,5 +47,5 @@ def command(
         f"{b.val_accuracy_int8:.2%}, p50 {b.p50_ms:.3f} ms, {b.size_bytes / 1024:.0f} KiB"
         if b else "no trial fits the budget"
     )  # fmt: skip
-    done(f" in {result.seconds:.0f}s: {result.completed} trial(s) complete, {result.failed} failed this time: {out}; "
-         f"{best}; edgeclf compare {out} for the report and the test accuracy")  # fmt: skip
+    counts = f"{result.completed} trial(s) complete, {result.pruned} pruned, {result.failed} failed this time"
+    done(f" in {result.seconds:.0f}s: {counts}: {out}; {best}; edgeclf compare {out} for the report and test accuracy")
