@@ -138,7 +138,7 @@ def test_mixed_precision_is_used_only_with_a_gpu(caplog):
 def test_a_failed_run_leaves_nothing(three_classes, tmp_path, monkeypatch):
     import edgeclf.train as stage
 
-    def fail_half_way(data, cfg, run, *_):
+    def fail_half_way(data, cfg, run, *_, **__):
         (run / "model.keras").write_bytes(b"half")
         raise RuntimeError("disk full")
 
