@@ -126,7 +126,7 @@ def run_bench(
     if files is None:  # a run trained on a pack: its images come from the pack, no file decode to time
         pixels, decode_ms = next(Run.open(target).dataset.batches(split, size, count)), None
         images_used = len(pixels)
-        pixels = np.resize(pixels, (max(*options.batch_sizes, len(pixels)), *pixels.shape[1:]))
+        pixels = _repeated(pixels, max(options.batch_sizes))
     else:
         pixels, decode_ms = _decoded(files[:count], size, options)
         images_used = len(files[:count])
@@ -200,9 +200,12 @@ def _decoded(files: list[Path], size, options: BenchConfig) -> tuple[np.ndarray,
     started = time.perf_counter()
     pixels = np.stack([load_image(f, size) for f in files])
     decode_ms = (time.perf_counter() - started) * 1000 / len(files)
-    if len(pixels) < need:
-        pixels = np.resize(pixels, (need, *pixels.shape[1:]))
-    return pixels, decode_ms
+    return _repeated(pixels, need), decode_ms
+
+
+def _repeated(pixels: np.ndarray, need: int) -> np.ndarray:
+    """The images, repeated in order up to `need` when there are fewer (the largest batch size)."""
+    return np.resize(pixels, (need, *pixels.shape[1:])) if len(pixels) < need else pixels
 
 
 def _input_files(target: Path, is_run: bool, images: Path | None) -> tuple[list[Path] | None, str | None]:

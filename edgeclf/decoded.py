@@ -30,7 +30,6 @@ class DecodedSplit:
         self.size = run.image_size
         self.batch = batch
         self.labels = np.array([r.label for r in records], dtype=np.int64)
-        self.paths = [r.path for r in records]
         self._image_bytes = self.size * self.size * 3
         self._file = tempfile.TemporaryFile(prefix="edgeclf-decoded-")
         for pixels in run.dataset.batches(split, self.size, batch):

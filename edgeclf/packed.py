@@ -216,6 +216,14 @@ class Pack:
     def files(self, split: str) -> list[str]:
         return [join(self.location, s["file"]) for s in self.shards.get(split, [])]
 
+    def check_size(self, image_size: int) -> None:
+        """Training reads the pack at its own size: a DataError saying how to agree otherwise."""
+        if image_size != self.image_size:
+            raise DataError(
+                f"{self.location}: packed at {self.image_size} px, data.image_size is {image_size}; "
+                f"pass --image-size {self.image_size} or pack again with --image-size {image_size}"
+            )
+
 
 def open_pack(location: str | Path) -> Pack:
     """Read and check pack.json (bounded, field by field) and that every shard is there with its

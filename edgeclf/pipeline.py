@@ -116,13 +116,7 @@ def make_packed_dataset(
 
     from edgeclf.packed import records
 
-    if data.image_size != pack.image_size:
-        from edgeclf.errors import DataError
-
-        raise DataError(
-            f"{pack.location}: packed at {pack.image_size} px, data.image_size is {data.image_size}; "
-            f"pass --image-size {pack.image_size} or pack again with --image-size {data.image_size}"
-        )
+    pack.check_size(data.image_size)
     ds = records(pack, split, training=training, seed=seed, one_hot=num_classes)
     if data.cache == "memory":
         ds = ds.cache()

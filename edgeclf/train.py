@@ -112,11 +112,7 @@ def load_data(data_dir: Path | str, cfg: Config, progress: Callable[[int, int], 
 
     if is_pack(data_dir):
         pack = open_pack(data_dir)
-        if pack.image_size != cfg.data.image_size:
-            raise DataError(
-                f"{data_dir}: packed at {pack.image_size} px, data.image_size is {cfg.data.image_size}; "
-                f"pass --image-size {pack.image_size} or pack again with --image-size {cfg.data.image_size}"
-            )
+        pack.check_size(cfg.data.image_size)
         return pack.dataset
     if is_remote(data_dir):
         raise DataError(f"{data_dir}: no pack.json there; a remote location must hold a pack (edgeclf data pack)")
@@ -303,7 +299,6 @@ class Progress:
         self.state, self.path, self.started, self.writes = state, state / PROGRESS, started, writes
         self.rows: list[dict] = list(recorded["rows"]) if recorded else []
         self.completed: list[str] = list(recorded["completed"]) if recorded else []
-        self.resumed = recorded is not None
 
     def save(self) -> None:
         if not self.writes:
