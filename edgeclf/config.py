@@ -173,11 +173,18 @@ def packaged_config(name: str) -> Path:
     return Path(str(resources.files("edgeclf") / "configs" / name))
 
 
+MAX_CONFIG_BYTES = 1024 * 1024  # a settings file larger than this is refused before it is read
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path}: over {MAX_CONFIG_BYTES} bytes; not a settings file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path}: not UTF-8 text; not a settings file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

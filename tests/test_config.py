@@ -49,6 +49,16 @@ def test_bad_files_give_one_line(tmp_path, text, message):
     assert "\n" not in str(info.value)
 
 
+def test_binary_or_huge_config_files_give_one_line(tmp_path):
+    binary, huge = tmp_path / "b.yaml", tmp_path / "h.yaml"
+    binary.write_bytes(b"seed: \xff\xfe\x00\x01\n")
+    huge.write_text("# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config([binary])
+    with pytest.raises(ConfigError, match="over 1048576 bytes"):
+        load_config([huge])
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config([tmp_path / "nope.yaml"])
