@@ -84,6 +84,8 @@ def _trial_rows(sweep: Path) -> list[Row]:
         if not result_file.is_file():  # failed or unfinished: not a candidate
             continue
         r = json.loads(result_file.read_text())
+        if r.get("pruned"):  # stopped early by the sweep's pruner: no int8 file to compare
+            continue
         rows.append(Row(
             f"trial {folder.name}", str(folder / "run"), r["int8_artifact"], _settings(folder / "config.yaml"),
             r["val_accuracy_float"], r["val_accuracy_int8"], r["agreement"], r["size_bytes"], r["p50_ms"],

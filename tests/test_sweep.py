@@ -111,6 +111,11 @@ def test_compare_over_two_runs(tiny_run, tmp_path):
     assert compare(runs, tmp_path / "out2", budget_ms=0.01).chosen is None
     with pytest.raises(EdgeclfError, match="neither a run directory nor a sweep folder"):
         collect([tmp_path])
+    pruned = tmp_path / "sweep/trials/000"
+    pruned.mkdir(parents=True)
+    (pruned / "result.json").write_text('{"pruned": true, "reason": "epoch 3: validation loss 2.1"}')
+    with pytest.raises(EdgeclfError, match="no completed runs or trials"):  # a pruned trial is no candidate
+        collect([tmp_path / "sweep"])
 
 
 SPACE = """\
