@@ -177,7 +177,7 @@ def set_trainable(built: BuiltModel, phase: str, fine_tune_layers: int) -> int:
     if not built.weights.pretrained:
         return len(built.backbone_layers)
     unfrozen = (
-        set(built.backbone_layers[len(built.backbone_layers) - fine_tune_layers :])
+        set(built.backbone_layers[max(0, len(built.backbone_layers) - fine_tune_layers) :])
         if phase == "fine_tune" and fine_tune_layers
         else set()
     )

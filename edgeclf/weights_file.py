@@ -9,11 +9,13 @@ in the file is executed or deserialised: h5py reads numeric datasets, config.jso
 
 Where the weights are, per file kind:
 
-| kind | layer names from | a layer's variables |
-|---|---|---|
-| .h5, tf_keras / Keras 2 | `layer_names` attribute (of `model_weights/` in a whole model) | `weight_names`: `LAYER/kernel:0`, nested: `INNER/kernel:0` in the outer layer's group |
-| .h5, Keras 3 | same | same without `:0`; a depthwise kernel is `kernel` (tf_keras: `depthwise_kernel`) |
-| .keras, either | config.json's layer tree | `layers/<snake_case(class)>[_N]/vars/<i>` in model.weights.h5, in the layer's weights order |
+- `.h5` from tf_keras / Keras 2: layer names in the `layer_names` attribute (of `model_weights/`
+  in a whole model); a layer's variables in its group's `weight_names`: `LAYER/kernel:0`, or for a
+  nested backbone `INNER/kernel:0` in the outer layer's group.
+- `.h5` from Keras 3: the same without `:0`; a depthwise kernel is `kernel` (tf_keras:
+  `depthwise_kernel`).
+- `.keras` from either: config.json's layer tree names the paths of model.weights.h5,
+  `layers/<snake_case(class)>[_N]/vars/<i>`, in the layer's weights order.
 
 Variable names are compared after these mappings (VARIABLE_ALIASES): the `:0` suffix dropped,
 `depthwise_kernel` = `kernel`. A .keras file's variables have no names: they are taken in order
@@ -129,7 +131,8 @@ def _index_h5(found: WeightsFile) -> None:
             root = h5["model_weights"] if "model_weights" in h5 else h5
             if "layer_names" not in root.attrs:
                 raise WeightsError(
-                    f"--weights {found.path}: an HDF5 file without Keras' layer_names (not a Keras model or weights file)"
+                    f"--weights {found.path}: an HDF5 file without Keras' layer_names "
+                    "(not a Keras model or weights file)"
                 )
             for outer in (_text(n) for n in root.attrs["layer_names"]):
                 group = root.get(outer)
@@ -335,7 +338,7 @@ def _pair(layer, variables: list[FileVariable], path: Path, description: str) ->
             )
     else:
         ordered = list(variables)
-    for variable, (key, shape) in zip(ordered, wanted):
+    for variable, (key, shape) in zip(ordered, wanted, strict=True):
         if variable.dtype not in "fiu":
             raise WeightsError(f"--weights {path}: layer {layer.name} {key} is not numeric in the file")
         if variable.shape != shape:

@@ -45,7 +45,8 @@ def backbone_file() -> Path | None:
     """tools/fetch_backbone.py's cached model file (checked by size), or None when it is not there."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("fetch_backbone", Path(__file__).parents[1] / "tools/fetch_backbone.py")
+    tool = Path(__file__).parents[1] / "tools" / "fetch_backbone.py"
+    spec = importlib.util.spec_from_file_location("fetch_backbone", tool)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     path = module.cached_path()

@@ -1,118 +1,192 @@
-"""Transfer learning offline: pretrain on Fashion-MNIST classes 0-4 (all their images), then train
-on classes 5-9 with 100 images per class, once starting from that run's backbone (--weights RUN)
-and once from random weights, with the same epoch budget; both evaluated on the official test
-images of classes 5-9. Writes OUT (JSON: commands with times, test accuracies) and prints a table.
+"""Transfer from natural-image features: the pretrained MobileNetV2 1.0 (tools/fetch_backbone.py)
+against the same network from random weights, on Fashion-MNIST targets of 10, 40 and 100 training
+images per class (10 classes), at 96 and 160 px, tested on the official 10,000 test images.
 
-    python tools/bench_fashion_mnist.py ...      # makes /tmp/fmnist-bench/folder first
-    python tools/bench_transfer.py --full /tmp/fmnist-bench/folder --out docs/benchmarks/transfer.json
+Recipes, each with the same budget of 15 epochs (early stopping may end one sooner; the epochs run
+and the wall time are recorded):
+  head        the head only, backbone frozen, 15 epochs
+  two_phase   10 epochs head, then 5 with the top `fine_tune_layers` backbone layers at `ft_lr`
+  full        5 epochs head, then 10 with the whole backbone at `ft_lr` (BatchNorm frozen)
+  scratch     random weights, every layer training, 15 epochs (PreciseBN on)
+Everything else is configs/default.yaml (augmentation, batch 32, head rate 1e-3, plateau schedule).
+Validation: 20 images per class drawn from the official training images apart from the training
+draw (seeded). Results go to OUT after every run; a run already in OUT is not repeated (--force).
+
+    apt-get install dataset-fashion-mnist && python tools/fetch_backbone.py
+    python tools/bench_transfer.py --out docs/benchmarks/transfer.json
+    python tools/bench_transfer.py --per-class 10 --sizes 96 --recipes head,scratch   # a part of the grid
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_fashion_subset import CLASSES  # noqa: E402
+from fetch_backbone import fetch  # noqa: E402
+from make_fashion_subset import CLASSES, SOURCE, read_idx  # noqa: E402
 
-RECIPE = """\
-data: {{image_size: {size}, batch_size: {batch}}}
-augment: {{horizontal_flip: true, rotation: 0.0, translation: 0.05, zoom: 0.0, contrast: 0.0}}
-model: {{name: mobilenet_v2, alpha: {alpha}, dropout: 0.1}}
-train: {{epochs: {epochs}, fine_tune_epochs: {fine_tune}, fine_tune_layers: {layers}, learning_rate: 0.003,
-        fine_tune_learning_rate: {fine_lr}, schedule: cosine, min_learning_rate: 1.0e-5, early_stopping_patience: 6}}
-"""
-
-
-def link_classes(full: Path, dest: Path, classes: list[str], per_class_train: int | None) -> Path:
-    """dest/train|val|test/<class>: whole class folders linked, or the first per_class_train
-    training images copied (val: a fifth as many)."""
-    shutil.rmtree(dest, ignore_errors=True)
-    for split in ("train", "val", "test"):
-        for name in classes:
-            target = dest / split / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if per_class_train is None or split == "test":
-                target.symlink_to(full / split / name, target_is_directory=True)
-                continue
-            target.mkdir()
-            count = per_class_train if split == "train" else max(1, per_class_train // 5)
-            for path in sorted((full / split / name).glob("*.png"))[:count]:
-                shutil.copy(path, target / path.name)
-    return dest
+RECIPES = {
+    "head": {"epochs": 15, "fine_tune_epochs": 0},
+    "two_phase": {"epochs": 10, "fine_tune_epochs": 5, "fine_tune_layers": 30, "fine_tune_learning_rate": 1.0e-5},
+    "full": {"epochs": 5, "fine_tune_epochs": 10, "fine_tune_layers": 1000, "fine_tune_learning_rate": 1.0e-4},
+    "scratch": {"epochs": 15, "fine_tune_epochs": 0},
+}
+VAL_PER_CLASS = 20
 
 
-def run(command: list[str], log: list[dict]) -> None:
-    print("$", " ".join(command), flush=True)
+def write_images(images: np.ndarray, indices, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in indices:
+        Image.fromarray(images[index], mode="L").save(folder / f"{index:05d}.png")
+
+
+def make_folders(work: Path, sizes: list[int], seed: int = 0) -> dict[int, Path]:
+    """work/n{N}/train|val|test: N seeded training images per class, VAL_PER_CLASS validation
+    images (disjoint), test -> the official test images (written once, linked)."""
+    train_x, train_y = read_idx(SOURCE / "train-images-idx3-ubyte.gz"), read_idx(SOURCE / "train-labels-idx1-ubyte.gz")
+    test = work / "test"
+    if not test.is_dir():
+        test_x, test_y = read_idx(SOURCE / "t10k-images-idx3-ubyte.gz"), read_idx(SOURCE / "t10k-labels-idx1-ubyte.gz")
+        for label, name in enumerate(CLASSES):
+            write_images(test_x, np.flatnonzero(test_y == label), test / name)
+    folders = {}
+    for n in sizes:
+        folder = work / f"n{n}"
+        folders[n] = folder
+        if (folder / "done").is_file():
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        rng = np.random.default_rng(seed)
+        for label, name in enumerate(CLASSES):
+            order = rng.permutation(np.flatnonzero(train_y == label))
+            write_images(train_x, order[:n], folder / "train" / name)
+            write_images(train_x, order[n : n + VAL_PER_CLASS], folder / "val" / name)
+        (folder / "test").symlink_to(test, target_is_directory=True)
+        (folder / "done").write_text("")
+    return folders
+
+
+def config_text(recipe: str, size: int) -> str:
+    train = ", ".join(f"{k}: {v}" for k, v in RECIPES[recipe].items())
+    return f"data: {{image_size: {size}}}\nmodel: {{name: mobilenet_v2, alpha: 1.0}}\ntrain: {{{train}}}\n"
+
+
+def run_one(folder: Path, recipe: str, size: int, backbone: Path, work: Path) -> dict:
+    name = f"{folder.name}_{size}_{recipe}"
+    cfg, out = work / f"{name}.yaml", work / "runs" / name
+    cfg.write_text(config_text(recipe, size))
+    weights = "none" if recipe == "scratch" else str(backbone)
+    edgeclf = [sys.executable, "-m", "edgeclf"]
+    train = [*edgeclf, "train", str(folder), "--out", str(out), "--config", str(cfg), "--weights", weights,
+             "--overwrite"]  # fmt: skip
     started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True)
-    log.append({"command": " ".join(command), "seconds": round(time.perf_counter() - started, 1)})
+    subprocess.run(train, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    train_s = time.perf_counter() - started
+    started = time.perf_counter()
+    subprocess.run([*edgeclf, "evaluate", str(out), "--split", "test"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    eval_s = time.perf_counter() - started
+    evaluation = json.loads((out / "reports" / "eval.json").read_text())
+    meta = json.loads((out / "metadata.json").read_text())
+    result = {
+        "command": " ".join(train[1:]).replace(str(ROOT) + "/", ""),
+        "config": cfg.read_text(),
+        "test_accuracy": evaluation["artifacts"]["keras-fp32"]["accuracy"],
+        "test_images": evaluation["images"],
+        "val_accuracy": meta["training"]["val_accuracy"],
+        "epochs_run": meta["training"]["epochs_run"],
+        "training_seconds": round(meta["training"]["seconds"], 1),
+        "train_command_seconds": round(train_s, 1),
+        "evaluate_seconds": round(eval_s, 1),
+        "weights": meta["weights"]["source"],
+    }
+    shutil.rmtree(out)  # the numbers are kept; the run is 10-30 MB
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", type=Path, default=Path("/tmp/fmnist-bench/folder"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/fmnist-transfer"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "transfer.json")
-    parser.add_argument("--alpha", type=float, default=0.35)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--pretrain-epochs", type=int, default=5)
-    parser.add_argument("--per-class", type=int, default=100)
-    parser.add_argument("--reuse", action="store_true", help="keep an earlier pretrained run in --work")
+    parser.add_argument("--per-class", default="10,40,100")
+    parser.add_argument("--sizes", default="96,160")
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--force", action="store_true", help="run again what OUT already has")
     args = parser.parse_args()
 
-    py, work, log = sys.executable, args.work, []
-    work.mkdir(parents=True, exist_ok=True)
-    source = link_classes(args.full, work / "classes0-4", CLASSES[:5], None)
-    target = link_classes(args.full, work / "classes5-9", CLASSES[5:], args.per_class)
-    common = dict(layers=60, fine_lr=0.0003)
-    recipes = {
-        "pretrain": dict(epochs=args.pretrain_epochs, fine_tune=0, batch=64, **common),
-        # edgeclf's default shape: the head on the frozen backbone, then its top 60 layers at a low rate
-        "transfer_top": dict(epochs=10, fine_tune=10, batch=32, **common),
-        # the head for 2 epochs, then the whole backbone (BatchNorm frozen) at 1e-3
-        "transfer_all": dict(epochs=2, fine_tune=18, batch=32, layers=200, fine_lr=0.001),
-        "scratch": dict(epochs=20, fine_tune=0, batch=32, **common),  # the same 20 epochs, every layer training
-    }
-    for name, recipe in recipes.items():
-        (work / f"{name}.yaml").write_text(RECIPE.format(size=args.size, alpha=args.alpha, **recipe))
-    edgeclf = [py, "-m", "edgeclf"]
-    if not (args.reuse and (work / "pretrained" / "model.keras").is_file()):
-        run([*edgeclf, "train", str(source), "--out", str(work / "pretrained"), "--config", str(work / "pretrain.yaml"),
-             "--weights", "none", "--overwrite"], log)  # fmt: skip
-    results = {}
-    pretrained = str(work / "pretrained")
-    for name, weights in (("transfer_top", pretrained), ("transfer_all", pretrained), ("scratch", "none")):
-        out = work / name
-        run([*edgeclf, "train", str(target), "--out", str(out), "--config", str(work / f"{name}.yaml"),
-             "--weights", weights, "--overwrite"], log)  # fmt: skip
-        run([*edgeclf, "evaluate", str(out), "--split", "test"], log)
-        evaluation = json.loads((out / "reports" / "eval.json").read_text())
-        meta = json.loads((out / "metadata.json").read_text())
-        results[name] = {
-            "test_accuracy": evaluation["artifacts"]["keras-fp32"]["accuracy"],
-            "test_images": evaluation["images"],
-            "weights": meta["weights"],
-            "training_seconds": meta["training"]["seconds"],
-            "epochs_run": meta["training"]["epochs_run"],
-        }
-    pretrained = json.loads((work / "pretrained" / "metadata.json").read_text())["training"]
-    document = {"commands": log, "recipes": {n: (work / f"{n}.yaml").read_text() for n in recipes},
-                "pretrain": {"val_accuracy": pretrained["val_accuracy"], "seconds": pretrained["seconds"]},
-                "results": results}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
-    scratch = results["scratch"]["test_accuracy"]
-    for name in ("transfer_top", "transfer_all"):
-        accuracy = results[name]["test_accuracy"]
-        print(f"{name} {accuracy:.2%} vs scratch {scratch:.2%} ({(accuracy - scratch) * 100:+.1f} points)")
-    print(f"pretraining {pretrained['seconds']:.0f} s")
+    per_class = [int(v) for v in args.per_class.split(",")]
+    sizes = [int(v) for v in args.sizes.split(",")]
+    recipes = args.recipes.split(",")
+    backbone = fetch(quiet=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    folders = make_folders(args.work, per_class)
+    document = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if document.get("version") != 2:
+        document = {"version": 2, "results": {}}
+    document.update(
+        machine={"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version()},
+        backbone=str(backbone.name),
+        recipes={name: config_text(name, 0).replace("image_size: 0", "image_size: SIZE") for name in RECIPES},
+        validation_per_class=VAL_PER_CLASS,
+    )
+    for n in per_class:
+        for size in sizes:
+            for recipe in recipes:
+                key = f"{n}/{size}/{recipe}"
+                if key in document["results"] and not args.force:
+                    continue
+                print(f"{key} ...", flush=True)
+                document["results"][key] = run_one(folders[n], recipe, size, backbone, args.work)
+                r = document["results"][key]
+                print(f"{key}: test {r['test_accuracy']:.2%} in {r['training_seconds']:.0f} s", flush=True)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = args.out.with_suffix(".tmp")
+                tmp.write_text(json.dumps(document, indent=2) + "\n")
+                os.replace(tmp, args.out)
+    print(table(document))
+
+
+def table(document: dict) -> str:
+    """The markdown table of docs/BENCHMARKS.md section 2: test accuracy (training seconds)."""
+    results = document["results"]
+    lines = ["| images per class | size | head only | two-phase | whole backbone | scratch | best transfer - scratch |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    keys = sorted({tuple(map(int, k.split("/")[:2])) for k in results})
+    for n, size in keys:
+        cells, accs = [], {}
+        for recipe in RECIPES:
+            r = results.get(f"{n}/{size}/{recipe}")
+            cells.append(f"{r['test_accuracy']:.2%} ({r['training_seconds']:.0f} s, {r['epochs_run']} ep)" if r else "-")
+            if r:
+                accs[recipe] = r["test_accuracy"]
+        gap = (
+            f"{(max(v for k, v in accs.items() if k != 'scratch') - accs['scratch']) * 100:+.1f} points"
+            if "scratch" in accs and len(accs) > 1
+            else "-"
+        )
+        lines.append(f"| {n} | {size} | " + " | ".join(cells) + f" | {gap} |")
+    return "\n".join(lines)
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 if __name__ == "__main__":

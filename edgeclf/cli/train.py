@@ -36,7 +36,11 @@ def command(
     batch_size: int | None = setting("data.batch_size", "Images per training step."),
     learning_rate: float | None = setting("train.learning_rate", "Phase 1 learning rate (Adam)."),
     augment: bool | None = setting("augment.enabled", "Training-time augmentation.", "--augment/--no-augment"),
-    weights: str | None = setting("model.weights", "auto | imagenet | none | PATH: any Keras .h5/.keras file holding the backbone (a whole model or weights, Keras 2 or 3, flat or nested), or an earlier run."),
+    weights: str | None = setting(
+        "model.weights",
+        "auto | imagenet | none | PATH: any Keras .h5/.keras file holding the backbone (a whole model or "
+        "weights, Keras 2 or 3, flat or nested), or an earlier run.",
+    ),
     seed: int | None = setting("seed", "Seed for the split, initialisation and shuffling."),
     strategy: str | None = setting(
         "train.strategy",
