@@ -109,6 +109,8 @@ class ExportConfig(_Strict):
     fp16_tolerance: float = Field(gt=0)
     bf16_tolerance: float = Field(gt=0)
     bf16_min_agreement: float = Field(ge=0, le=1)
+    gate_images: int = Field(ge=1, le=100_000)
+    gate_confidence: float = Field(gt=0.5, lt=1)
     parity_images: int = Field(ge=1, le=64)
     parity_spread_images: int = Field(ge=0, le=5000)
 

@@ -23,8 +23,11 @@ BATCH = 256  # images decoded, held and predicted at a time
 class DecodedSplit:
     """with DecodedSplit(run, "val") as split: split.labels, split.batches(), split.take(indices)."""
 
-    def __init__(self, run, split: str, batch: int = BATCH):
+    def __init__(self, run, split: str, batch: int = BATCH, positions: list[int] | None = None):
+        """The whole split, or only the images at `positions` within it (in that order)."""
         records = run.dataset.split(split)
+        if positions is not None:
+            records = [records[i] for i in positions]
         if not records:
             raise DataError(f"the run {run.path} has no '{split}' images")
         self.size = run.image_size
@@ -32,7 +35,7 @@ class DecodedSplit:
         self.labels = np.array([r.label for r in records], dtype=np.int64)
         self._image_bytes = self.size * self.size * 3
         self._file = tempfile.TemporaryFile(prefix="edgeclf-decoded-")
-        for pixels in run.dataset.batches(split, self.size, batch):
+        for pixels in run.dataset.batches(split, self.size, batch, positions):
             self._file.write(np.ascontiguousarray(pixels, np.uint8).tobytes())
 
     def __len__(self) -> int:

@@ -117,15 +117,32 @@ class Run:
         pixels = np.concatenate(list(self.dataset.batches(split, self.image_size, 256)))
         return pixels, np.array([r.label for r in records], dtype=np.int64), [r.path for r in records]
 
-    def calibration_images(self, count: int, seed: int) -> np.ndarray:
-        """count class-balanced training images (round-robin over classes, seeded), uint8."""
+    def calibration_positions(self, count: int, seed: int) -> list[int]:
+        """Positions within the training split of count class-balanced images (round-robin over
+        classes, seeded): the images PTQ calibrates on."""
+        return self._balanced("train", count, seed, exclude=set())
+
+    def gate_positions(self, count: int, seed: int, calibration: int) -> list[int]:
+        """count class-balanced training positions that calibration (its first `calibration`
+        images with this seed) did not use: extra images for the quantization gates."""
+        return self._balanced("train", count, seed + 1, exclude=set(self.calibration_positions(calibration, seed)))
+
+    def _balanced(self, split: str, count: int, seed: int, exclude: set[int]) -> list[int]:
         rng = np.random.default_rng(seed)
-        train = self.dataset.split("train")
-        per_class = [[i for i, r in enumerate(train) if r.label == c] for c in range(len(self.classes))]
+        records = self.dataset.split(split)
+        per_class = [[] for _ in self.classes]
+        for i, record in enumerate(records):
+            if i not in exclude:
+                per_class[record.label].append(i)
         order = [list(rng.permutation(len(positions))) for positions in per_class]
         chosen = []
         while len(chosen) < count and any(order):
             for c, queue in enumerate(order):
                 if queue and len(chosen) < count:
                     chosen.append(per_class[c][queue.pop(0)])
+        return chosen
+
+    def calibration_images(self, count: int, seed: int) -> np.ndarray:
+        """count class-balanced training images (calibration_positions), uint8."""
+        chosen = self.calibration_positions(count, seed)
         return np.concatenate(list(self.dataset.batches("train", self.image_size, 256, chosen)))

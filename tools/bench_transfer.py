@@ -167,7 +167,8 @@ def table(document: dict) -> str:
         cells, accs = [], {}
         for recipe in RECIPES:
             r = results.get(f"{n}/{size}/{recipe}")
-            cells.append(f"{r['test_accuracy']:.2%} ({r['training_seconds']:.0f} s, {r['epochs_run']} ep)" if r else "-")
+            cell = f"{r['test_accuracy']:.2%} ({r['training_seconds']:.0f} s, {r['epochs_run']} ep)" if r else "-"
+            cells.append(cell)
             if r:
                 accs[recipe] = r["test_accuracy"]
         gap = (

@@ -51,15 +51,21 @@ def dataset_summary(data) -> None:
 
 
 def export_table(result) -> None:
-    """One row per artifact: size, validation accuracy, change from float, agreement, check, status."""
+    """One row per artifact: size, validation accuracy, change from float, agreement, check, the
+    quantization gate's evidence (images, interval, decision), status; then a line for each gate
+    the images could not resolve."""
     table = Table(title=f"validation split: {result.images} images, float Keras accuracy {result.float_accuracy:.2%}")
-    for column in ("artifact", "precision", "size", "accuracy", "Δ pts", "agreement", "check", "status"):
-        table.add_column(column, justify="left" if column in ("artifact", "precision", "check", "status") else "right")
+    columns = ("artifact", "precision", "size", "accuracy", "Δ pts", "agreement", "check", "gate", "status")
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("artifact", "precision", "check", "gate", "status") else "right"
+        )
+    notes = []
     for a in result.artifacts:
         v = a.validation
         if "accuracy" not in v:  # failed before it ran (not integer, wrong output)
             table.add_row(
-                Text(a.name), Text(a.precision), f"{a.bytes / 1024:.0f} KiB", "-", "-", "-", Text(v["check"]),
+                Text(a.name), Text(a.precision), f"{a.bytes / 1024:.0f} KiB", "-", "-", "-", Text(v["check"]), "-",
                 "[red]FAILED[/]",
             )  # fmt: skip
             continue
@@ -68,12 +74,29 @@ def export_table(result) -> None:
         else:
             check = f"drop ≤ {v['max_drop']:g}"
         status = "[green]ok[/]" if a.status == "ok" else "[red]FAILED[/]"
+        if v.get("note"):
+            notes.append(f"{a.name}: {v['note']}")
         table.add_row(
             Text(a.name), Text(a.precision), f"{a.bytes / 1024:.0f} KiB", f"{v['accuracy']:.2%}",
             f"{-v['drop_points']:+.2f}",
-            f"{v['agreement_with_float']:.2%}", check, status,
+            f"{v['agreement_with_float']:.2%}", check, Text(gate_cell(v)), status,
         )  # fmt: skip
     console.print(table)
+    for note in notes:
+        console.print(Text(f"inconclusive: {note} (kept as passing; more validation images would decide)"))
+
+
+def gate_cell(validation: dict) -> str:
+    """The gate's decision with its images and interval: 'pass, 1000 img, -0.3..+0.4 pts'."""
+    gate = validation.get("gate")
+    if not gate:
+        return "-"
+    lo, hi = gate["interval"]
+    if gate["quantity"] == "drop_points":
+        span = f"{lo:+.1f}..{hi:+.1f} pts"
+    else:
+        span = f"{100 * lo:.1f}..{100 * hi:.1f} %"
+    return f"{validation.get('decision', gate['decision'])}, {gate['images']} img, {span}"
 
 
 @contextmanager

@@ -66,7 +66,8 @@ def export_run(
         )
     log.info(f"exporting {', '.join(s.name for s in specs)}")
     model, qat_model = _load_models(run, need_qat=any(s.source == "qat" for s in specs))
-    with Reference.compute(run, model, qat_model) as reference:
+    gated = any(spec.check == "accuracy" or spec.precision == "bf16" for spec in specs)
+    with Reference.compute(run, model, qat_model, cfg.export if gated else None, cfg.seed) as reference:
         calibration = (
             run.calibration_images(cfg.export.calibration_images, cfg.seed) if any(s.integer for s in specs) else None
         )
@@ -117,7 +118,8 @@ def revalidate_run(
     entries = read_artifacts(index)
     chosen = pick(entries, names)
     model, qat_model = _load_models(run, need_qat=any(spec_named(a.name).source == "qat" for a in chosen))
-    with Reference.compute(run, model, qat_model) as reference:
+    gated = any(spec_named(a.name).check == "accuracy" or a.precision == "bf16" for a in chosen)
+    with Reference.compute(run, model, qat_model, cfg.export if gated else None, cfg.seed) as reference:
         checked, changed = [], []
         for old in chosen:
             file = artifact_file(index, old)

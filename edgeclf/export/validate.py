@@ -31,6 +31,7 @@ from edgeclf.export.errors import (
     ValidationFailed,
 )
 from edgeclf.export.formats import spec_named
+from edgeclf.export.gate import accuracy_drop_gate, rate_gate
 from edgeclf.images import normalize
 from edgeclf.keras_baseline import compiled_predict
 from edgeclf.runtime.artifact import ArtifactInfo
@@ -48,32 +49,62 @@ FAILURES = {
 class Reference:
     """The validation split (decoded once, streamed in batches: edgeclf.decoded) and the float
     model's predictions on it (and the QAT model's, when the run has one): what every artifact is
-    compared with. Close it (or use it in a with block) to drop the decoded pixels."""
+    compared with. `extra`: training images that calibration did not use, which the quantization
+    gates add to the validation split so that they can resolve their limits (edgeclf.export.gate);
+    None when the validation split alone is export.gate_images or more. Close it (or use it in a
+    with block) to drop the decoded pixels."""
 
     split: DecodedSplit
     float_probs: np.ndarray
     qat_probs: np.ndarray | None = None
+    extra: DecodedSplit | None = None
+    extra_float_probs: np.ndarray | None = None
+    extra_qat_probs: np.ndarray | None = None
 
     @classmethod
-    def compute(cls, run, model, qat_model=None) -> Reference:
-        """Predict the run's validation split with the float model (and the QAT model)."""
+    def compute(cls, run, model, qat_model=None, limits: ExportConfig | None = None, seed: int = 0) -> Reference:
+        """Predict the run's validation split (and the gate's extra training images, when limits
+        are given) with the float model (and the QAT model)."""
         split = DecodedSplit(run, "val")
+        extra = None
+        if limits is not None and len(split) < limits.gate_images:
+            positions = run.gate_positions(limits.gate_images - len(split), seed, limits.calibration_images)
+            extra = DecodedSplit(run, "train", positions=positions) if positions else None
         # a compiled call over 32 images at a time inside each decoded batch: memory stays one chunk's
         # activations however large the split (Keras' model.predict per batch grew it by half at 10 x N)
-        float_probs = split.predict(compiled_predict(model))  # uint8 pixels: the model normalizes
-        qat_probs = None
+        run_float = compiled_predict(model)  # uint8 pixels: the model normalizes
+        run_qat = None
         if qat_model is not None:
-            norm = run.metadata["normalization"]
-            run_qat = compiled_predict(qat_model)
-            qat_probs = split.predict(lambda pixels: run_qat(normalize(pixels, norm)))
-        return cls(split, np.asarray(float_probs), None if qat_probs is None else np.asarray(qat_probs))
+            norm, compiled_qat = run.metadata["normalization"], compiled_predict(qat_model)
+
+            def run_qat(pixels):
+                return compiled_qat(normalize(pixels, norm))
+
+        def probs(decoded, predict):
+            return None if decoded is None or predict is None else np.asarray(decoded.predict(predict))
+
+        return cls(split, probs(split, run_float), probs(split, run_qat), extra, probs(extra, run_float),
+                   probs(extra, run_qat))  # fmt: skip
 
     @property
     def labels(self) -> np.ndarray:
         return self.split.labels
 
+    def gate_labels(self) -> np.ndarray:
+        return self.labels if self.extra is None else np.concatenate([self.labels, self.extra.labels])
+
+    def gate_probs(self, source: str) -> np.ndarray:
+        """The float (source "float") or QAT model's probabilities on the gate's images."""
+        if source == "qat":
+            val, extra = self.qat_probs, self.extra_qat_probs
+        else:
+            val, extra = self.float_probs, self.extra_float_probs
+        return val if self.extra is None else np.concatenate([val, extra])
+
     def close(self) -> None:
         self.split.close()
+        if self.extra is not None:
+            self.extra.close()
 
     def __enter__(self) -> Reference:
         return self
@@ -105,6 +136,10 @@ class Verdict:
     max_drop: float | None = None
     failure: str | None = None
     reason: str | None = None
+    decision: str | None = None  # quantization gates: pass | fail | inconclusive (edgeclf.export.gate)
+    gate: dict | None = None  # the gate's evidence: images, points per image, interval, counts
+    agreement_gate: dict | None = None  # bf16: top-1 disagreement rate against 1 - bf16_min_agreement
+    note: str | None = None  # inconclusive: what the images could not resolve
 
     def to_json(self) -> dict:
         """The validation record written into artifacts.json (fields that do not apply are left out)."""
@@ -124,7 +159,8 @@ def validate(info: ArtifactInfo, file: Path, ref: Reference, limits: ExportConfi
         _check_precision(info, content, limits.int8_input)
     except ExportError as exc:
         return Verdict(False, "integer", len(ref.labels), failure="not_integer", reason=str(exc))
-    probs = ref.split.predict(Classifier(info, Path(file)).predict_pixels)
+    classifier = Classifier(info, Path(file))
+    probs = ref.split.predict(classifier.predict_pixels)
     if probs.shape != ref.float_probs.shape:
         return Verdict(False, "output", len(ref.labels), failure="output",
                        reason=f"output shape {probs.shape}, expected {ref.float_probs.shape}")  # fmt: skip
@@ -138,45 +174,78 @@ def validate(info: ArtifactInfo, file: Path, ref: Reference, limits: ExportConfi
     source = ref.qat_probs if spec.source == "qat" else ref.float_probs
     if spec.source == "qat" and source is not None:
         verdict.agreement_with_source = float((top1 == source.argmax(1)).mean())
-    if spec.check == "close":
+    if spec.check == "close" and spec.precision != "bf16":
         per_image = np.abs(probs - source).max(axis=1)
         verdict.max_abs_diff = float(per_image.max())
-        if spec.precision == "bf16":
-            _judge_bf16(verdict, per_image, limits)
-        else:
-            tolerance = limits.fp16_tolerance if spec.precision == "fp16" else limits.fp32_tolerance
-            verdict.check, verdict.tolerance = "max_abs_diff", tolerance
-            if verdict.max_abs_diff > tolerance:
-                verdict.passed, verdict.failure = False, "tolerance"
-                verdict.reason = f"max |p - p_keras| = {verdict.max_abs_diff:.3g} > tolerance {tolerance:g}"
+        tolerance = limits.fp16_tolerance if spec.precision == "fp16" else limits.fp32_tolerance
+        verdict.check, verdict.tolerance = "max_abs_diff", tolerance
+        if verdict.max_abs_diff > tolerance:
+            verdict.passed, verdict.failure = False, "tolerance"
+            verdict.reason = f"max |p - p_keras| = {verdict.max_abs_diff:.3g} > tolerance {tolerance:g}"
+        return verdict
+    # the quantization gates: on the validation split plus the extra training images
+    gate_probs = probs if ref.extra is None else np.concatenate([probs, ref.extra.predict(classifier.predict_pixels)])
+    if spec.check == "close":  # bf16
+        _judge_bf16(verdict, gate_probs, ref.gate_probs("qat" if spec.source == "qat" else "float"), ref, limits)
     else:
-        verdict.check, verdict.max_drop = "accuracy_drop", limits.max_drop
-        if verdict.drop_points > limits.max_drop:
-            verdict.passed, verdict.failure = False, "accuracy_drop"
-            verdict.reason = (
-                f"validation accuracy {accuracy:.2%} is {verdict.drop_points:.2f} points below the "
-                f"float model's {ref.float_accuracy:.2%} (--max-drop {limits.max_drop:g})"
-            )
+        _judge_drop(verdict, gate_probs, ref, limits)
     return verdict
 
 
-def _judge_bf16(verdict: Verdict, per_image: np.ndarray, limits: ExportConfig) -> None:
-    """bf16: the 99th percentile of the per-image difference within bf16_tolerance, and top-1
-    agreement with the float model at least bf16_min_agreement."""
+def _judge_drop(verdict: Verdict, gate_probs: np.ndarray, ref: Reference, limits: ExportConfig) -> None:
+    """int8 and dynamic: fail when the accuracy drop against the float model is beyond max_drop
+    with the gate's confidence; inconclusive when the images cannot tell."""
+    labels = ref.gate_labels()
+    evidence = accuracy_drop_gate(
+        ref.gate_probs("float").argmax(1) == labels, gate_probs.argmax(1) == labels, limits.max_drop,
+        limits.gate_confidence,
+    )  # fmt: skip
+    verdict.check, verdict.max_drop = "accuracy_drop", limits.max_drop
+    verdict.decision, verdict.gate = evidence.decision, evidence.to_json()
+    if evidence.decision == "fail":
+        verdict.passed, verdict.failure = False, "accuracy_drop"
+        verdict.reason = (
+            f"validation accuracy {verdict.accuracy:.2%} is {verdict.drop_points:.2f} points below the "
+            f"float model's {verdict.float_accuracy:.2%} (--max-drop {limits.max_drop:g}); {evidence.summary()}"
+        )
+    elif evidence.decision == "inconclusive":
+        verdict.note = f"cannot resolve --max-drop {limits.max_drop:g}: {evidence.summary()}"
+
+
+def _judge_bf16(
+    verdict: Verdict, gate_probs: np.ndarray, source: np.ndarray, ref: Reference, limits: ExportConfig
+) -> None:
+    """bf16: at most 1 % of images with a largest probability difference over bf16_tolerance (the
+    99th percentile within it), and a top-1 disagreement rate at most 1 - bf16_min_agreement, each
+    judged with the gate's confidence on the gate's images."""
+    per_image = np.abs(gate_probs - source).max(axis=1)
     verdict.check, verdict.tolerance = "p99_abs_diff", limits.bf16_tolerance
+    verdict.max_abs_diff = float(per_image.max())
     verdict.p99_abs_diff = float(np.percentile(per_image, 99))
-    if verdict.p99_abs_diff > limits.bf16_tolerance:
+    n = len(per_image)
+    exceed = rate_gate(int((per_image > limits.bf16_tolerance).sum()), n, 0.01, "exceed_rate", limits.gate_confidence)
+    disagree = rate_gate(
+        int((gate_probs.argmax(1) != source.argmax(1)).sum()), n, round(1 - limits.bf16_min_agreement, 10),
+        "disagreement_rate", limits.gate_confidence,
+    )  # fmt: skip
+    verdict.gate, verdict.agreement_gate = exceed.to_json(), disagree.to_json()
+    decisions = {exceed.decision, disagree.decision}
+    verdict.decision = "fail" if "fail" in decisions else "inconclusive" if "inconclusive" in decisions else "pass"
+    if exceed.decision == "fail":
         verdict.passed, verdict.failure = False, "tolerance"
         verdict.reason = (
-            f"99th percentile of max |p - p_keras| per image = {verdict.p99_abs_diff:.3g} > "
-            f"bf16_tolerance {limits.bf16_tolerance:g}"
+            f"99th percentile of max |p - p_keras| per image = {verdict.p99_abs_diff:.3g} > bf16_tolerance "
+            f"{limits.bf16_tolerance:g}: {exceed.count} of {n} images over it; {exceed.summary()}"
         )
-    elif verdict.agreement_with_float < limits.bf16_min_agreement:
+    elif disagree.decision == "fail":
         verdict.passed, verdict.failure = False, "tolerance"
         verdict.reason = (
-            f"top-1 agreement with the float model {verdict.agreement_with_float:.2%} < "
-            f"bf16_min_agreement {limits.bf16_min_agreement:.2%}"
+            f"top-1 agreement with the float model {1 - disagree.estimate:.2%} < bf16_min_agreement "
+            f"{limits.bf16_min_agreement:.2%}; {disagree.summary()}"
         )
+    elif verdict.decision == "inconclusive":
+        unresolved = exceed if exceed.decision == "inconclusive" else disagree
+        verdict.note = f"cannot resolve the bf16 limits: {unresolved.summary()}"
 
 
 def _check_precision(info: ArtifactInfo, content: bytes, int8_input: str) -> None:
