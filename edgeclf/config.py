@@ -81,6 +81,7 @@ class TrainConfig(_Strict):
     strategy: Literal["auto", "none", "mirrored", "multiworker"]
     batch_size_per: Literal["global", "replica"]
     learning_rate_scaling: Literal["none", "linear"]
+    class_weights: Literal["none", "balanced"] | dict[str, Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]]
 
     @model_validator(mode="after")
     def _some_training(self) -> TrainConfig:
@@ -105,6 +106,7 @@ class ExportConfig(_Strict):
     calibration_images: int = Field(ge=1)
     max_drop: float = Field(ge=0)
     onnx_opset: int = Field(ge=13)
+    onnx_reduce_range: Literal["auto", "true", "false"]
     fp32_tolerance: float = Field(gt=0)
     fp16_tolerance: float = Field(gt=0)
     bf16_tolerance: float = Field(gt=0)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeclf.class_weights import imbalance
 from edgeclf.config import SplitConfig
 from edgeclf.errors import DataError
 from edgeclf.images import EXTENSIONS, check_image, load_image
@@ -100,6 +101,7 @@ class Dataset:
             "skipped": [asdict(s) for s in self.skipped],
             "ignored": [asdict(s) for s in self.ignored],
             "duplicates": self.duplicates,
+            "imbalance": imbalance(self.counts().get("train", {})),
             **({"pack": self.pack} if self.pack else {}),
         }
 
@@ -229,7 +231,15 @@ def discover(
         records = [r for r in records if r.path not in dropped]
         skipped += [SkippedFile(path, reason) for path, reason in sorted(dropped.items())]
     layout = "presplit" if presplit else "class-folders"
-    return Dataset(root, classes, records, layout, skipped, ignored, fractions, seed, found)
+    dataset = Dataset(root, classes, records, layout, skipped, ignored, fractions, seed, found)
+    balance = imbalance(dataset.counts().get("train", {}))
+    if balance and balance["imbalanced"]:
+        log.warning(
+            f"data folder {root}: class {balance['largest']['class']} has {balance['ratio']:.1f}x the training images "
+            f"of {balance['smallest']['class']} ({balance['largest']['images']} vs {balance['smallest']['images']}); "
+            "train.class_weights: balanced weights the loss so that every class counts the same"
+        )
+    return dataset
 
 
 def find_duplicates(records: list[ImageRecord]) -> tuple[list[dict], dict[str, str]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from edgeclf import __version__
 from edgeclf.atomic import StagedDirectory, atomic_write_json, atomic_write_text
+from edgeclf.class_weights import class_weights
 from edgeclf.config import Config, load_config
 from edgeclf.curves import plot_curves, write_history_csv
 from edgeclf.dataset import Dataset, discover
@@ -337,6 +338,9 @@ def _fit_phases(
     # BatchNorm trains only with a random backbone (a pretrained one keeps it frozen in both phases)
     precise_bn = [] if built.weights.pretrained else [PreciseBatchNorm(train_ds, cfg.train.precise_bn_batches)]
     rows = progress.rows
+    weights = class_weights(cfg.train.class_weights, data.classes, data.counts().get("train", {}))
+    if weights:
+        log.info("class weights: " + ", ".join(f"{data.classes[i]} {w:.3g}" for i, w in weights.items()))
     keeper = BestWeights(min((r["val_loss"] for r in rows if math.isfinite(r["val_loss"])), default=None))
     phases = [
         Phase("head", cfg.train.epochs, cfg.train.learning_rate * distribution["learning_rate_scale"]),
@@ -354,7 +358,8 @@ def _fit_phases(
                 model.load_weights(str(checkpoint))
             continue
         with placement.scope():
-            _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, [keeper, *precise_bn, *callbacks])
+            _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, [keeper, *precise_bn, *callbacks],
+                       weights)  # fmt: skip
         _restore_best(model, keeper, checkpoint)
         progress.completed.append(phase.name)
         progress.save()
@@ -418,11 +423,19 @@ def _set_phase_layers(phase: Phase, built, cfg: Config) -> None:
     phase.backbone_layers = len(built.backbone_layers)
 
 
+def _class_weights_record(cfg: Config, data: Dataset) -> dict | None:
+    """{class name: weight} as applied (None: unweighted)."""
+    weights = class_weights(cfg.train.class_weights, data.classes, data.counts().get("train", {}))
+    return None if weights is None else {data.classes[i]: round(w, 6) for i, w in weights.items()}
+
+
 def _saved(checkpoint: Path) -> bool:
     return checkpoint.with_name(checkpoint.name + ".index").exists()
 
 
-def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: Path, progress, extra: list) -> None:
+def _run_phase(
+    phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: Path, progress, extra: list, class_weight=None
+) -> None:
     """Compile at the phase's rate and fit; the epochs continue the numbering of earlier phases, and
     the checkpoint keeps the best weights over all of them (the next phase starts from those).
     Each epoch's row is saved in progress.json, then Keras' BackupAndRestore saves the training
@@ -465,7 +478,7 @@ def _run_phase(phase: Phase, built, cfg: Config, train_ds, val_ds, checkpoint: P
         ))  # fmt: skip
     backup = keras.callbacks.BackupAndRestore(str(checkpoint.parent.parent / BACKUP / phase.name))
     model.fit(train_ds, validation_data=val_ds, initial_epoch=done, epochs=done + phase.epochs, verbose=0,
-              callbacks=callbacks + extra + [backup, epoch_log.announcer()])  # fmt: skip
+              callbacks=callbacks + extra + [backup, epoch_log.announcer()], class_weight=class_weight)  # fmt: skip
 
 
 def _restore_best(model, best, checkpoint: Path) -> None:
@@ -536,6 +549,7 @@ def _metadata(cfg: Config, data: Dataset, fitted: Fitted, seconds: float) -> dic
             "devices": fitted.devices,
             "mixed_precision": fitted.mixed_precision,
             "distribution": fitted.distribution,
+            "class_weights": _class_weights_record(cfg, data),
         },
         "dataset": {
             "layout": data.layout,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,13 +80,50 @@ def export_run(
                 log.info(f"  {spec.name}: validating {spec.filename} on {spec.engine}")
                 info = enter_shared(spec, run, run.export_dir / spec.filename)
                 _record(info, validate(info, run.export_dir / spec.filename, reference, cfg.export))
+            elif spec.format == "onnx" and spec.integer and cfg.export.onnx_reduce_range == "auto":
+                log.info(f"  {spec.name}: converting with 7-bit and 8-bit weights, validating both")
+                with replacing(run.path / run.export_dir.name / spec.filename) as tmp:
+                    info = _more_faithful_onnx_int8(spec, sources, cfg.export, reference, tmp)
             else:
                 log.info(f"  {spec.name}: converting and validating")
                 with replacing(run.path / run.export_dir.name / spec.filename) as tmp:
-                    info = convert(spec, sources, cfg.export, tmp)
+                    reduce_range = cfg.export.onnx_reduce_range != "false"
+                    info = convert(spec, sources, cfg.export, tmp, reduce_range)
                     _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
             written.append(info)
         return _finish(run, cfg, written, reference)
+
+
+def _more_faithful_onnx_int8(spec: ArtifactSpec, sources: Sources, limits, reference: Reference, dest: Path):
+    """The int8 ONNX with 7-bit (reduce_range) and with 8-bit weights, each validated; the one that
+    agrees with the float model on more of the gate's images is written to dest (a tie keeps 7-bit,
+    which is safe on x86 CPUs without VNNI). Both are recorded in the verdict's `candidates`."""
+    made = []
+    try:
+        for reduce_range in (True, False):
+            file = dest.with_name(f"{dest.stem}-rr{int(reduce_range)}{dest.suffix}")
+            info = convert(spec, sources, limits, file, reduce_range)
+            verdict = validate(info, file, reference, limits)
+            made.append((reduce_range, file, info, verdict))
+        chosen = max(made, key=lambda m: (m[3].passed, m[3].gate_agreement or 0.0, m[0]))
+        reduce_range, file, info, verdict = chosen
+        os.replace(file, dest)
+        _record(info, verdict)
+        info.validation["candidates"] = [
+            {"reduce_range": rr, "gate_agreement_with_float": v.gate_agreement, "decision": v.decision,
+             "drop_points": v.drop_points, "agreement_with_float": v.agreement_with_float, "chosen": rr == reduce_range}
+            for rr, _, _, v in made
+        ]  # fmt: skip
+        log.info(
+            f"  {spec.name}: kept {'7' if reduce_range else '8'}-bit weights (agreement with float on "
+            f"{verdict.gate['images']} images: "
+            + ", ".join(f"{'7' if rr else '8'}-bit {v.gate_agreement:.2%}" for rr, _, _, v in made)
+            + ")"
+        )
+        return info
+    finally:
+        for _, file, _, _ in made:
+            file.unlink(missing_ok=True)
 
 
 def _runnable(specs: list[ArtifactSpec]) -> list[ArtifactSpec]:

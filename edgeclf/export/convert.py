@@ -36,11 +36,14 @@ class Sources:
     float_onnx: bytes | None = None
 
 
-def convert(spec: ArtifactSpec, sources: Sources, cfg: ExportConfig, dest: Path) -> ArtifactInfo:
+def convert(
+    spec: ArtifactSpec, sources: Sources, cfg: ExportConfig, dest: Path, reduce_range: bool = True
+) -> ArtifactInfo:
     """Convert spec's source model, embed the metadata, write dest, and describe the file (its
-    `path` is where it will live in the run: export/FILENAME). Raises ExportError when a converter
-    fails or the result is not a valid model file."""
-    content, expects, produced_by, source_model = _convert(spec, sources, cfg)
+    `path` is where it will live in the run: export/FILENAME). reduce_range: 7-bit weights for the
+    int8 ONNX (edgeclf.export.onnx.quantize_int8). Raises ExportError when a converter fails or the
+    result is not a valid model file."""
+    content, expects, produced_by, source_model = _convert(spec, sources, cfg, reduce_range)
     if spec.name == "onnx-fp32":
         sources.float_onnx = content
     info = describe(spec, sources.run, content, expects)
@@ -83,7 +86,9 @@ def describe(spec: ArtifactSpec, run: Run, content: bytes, expects: str) -> Arti
     )
 
 
-def _convert(spec: ArtifactSpec, sources: Sources, cfg: ExportConfig) -> tuple[bytes, str, str, str]:
+def _convert(
+    spec: ArtifactSpec, sources: Sources, cfg: ExportConfig, reduce_range: bool
+) -> tuple[bytes, str, str, str]:
     """(file content, what the input expects, which converter path produced it, the source model file)."""
     if spec.format == "tflite":
         return _convert_tflite(spec, sources, cfg)
@@ -92,8 +97,8 @@ def _convert(spec: ArtifactSpec, sources: Sources, cfg: ExportConfig) -> tuple[b
     run = sources.run
     if spec.integer:
         float_onnx = sources.float_onnx or onnx_export.convert_float(sources.model, run.image_size, cfg.onnx_opset)
-        content = onnx_export.quantize_int8(float_onnx, sources.calibration.astype(np.float32))
-        produced_by = f"{onnx_export.ORT_QUANT} of the float ONNX"
+        content = onnx_export.quantize_int8(float_onnx, sources.calibration.astype(np.float32), reduce_range)
+        produced_by = f"{onnx_export.ort_quant(reduce_range)} of the float ONNX"
     else:
         content = onnx_export.convert_float(sources.model, run.image_size, cfg.onnx_opset)
         produced_by = f"{onnx_export.TF2ONNX} (opset {cfg.onnx_opset}) from the float Keras model"

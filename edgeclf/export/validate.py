@@ -140,6 +140,7 @@ class Verdict:
     gate: dict | None = None  # the gate's evidence: images, points per image, interval, counts
     agreement_gate: dict | None = None  # bf16: top-1 disagreement rate against 1 - bf16_min_agreement
     note: str | None = None  # inconclusive: what the images could not resolve
+    gate_agreement: float | None = None  # top-1 agreement with the float model on the gate's images
 
     def to_json(self) -> dict:
         """The validation record written into artifacts.json (fields that do not apply are left out)."""
@@ -196,6 +197,7 @@ def _judge_drop(verdict: Verdict, gate_probs: np.ndarray, ref: Reference, limits
     """int8 and dynamic: fail when the accuracy drop against the float model is beyond max_drop
     with the gate's confidence; inconclusive when the images cannot tell."""
     labels = ref.gate_labels()
+    verdict.gate_agreement = float((gate_probs.argmax(1) == ref.gate_probs("float").argmax(1)).mean())
     evidence = accuracy_drop_gate(
         ref.gate_probs("float").argmax(1) == labels, gate_probs.argmax(1) == labels, limits.max_drop,
         limits.gate_confidence,
