@@ -14,6 +14,7 @@ directory at the same path (a shared filesystem) and only the chief writes qat_m
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -73,6 +74,9 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
     with placement.scope():
         model = load_model(run.model_path)
         qat = quantize_aware(model)
+        calibration = run.calibration_images(cfg.export.calibration_images, cfg.seed)
+        ranges = calibrate_ranges(qat, model, calibration)
+    log.info(f"QAT: {ranges} activation ranges calibrated on {len(calibration)} training images")
     with tempfile.TemporaryDirectory(prefix="edgeclf-qat-cache-") as cache:  # decoded images: on disk
         train_raw, val_raw = _datasets(run, cfg, Path(cache), placement)
         norm = run.metadata["normalization"]
@@ -115,6 +119,54 @@ def quantize_aware(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     return tfmot.quantization.keras.quantize_model(core)
+
+
+# tfmot's activation quantizers (MovingAverageQuantizer) start at [-6, 6] and follow the batches'
+# ranges with an exponential moving average of decay 0.999 (fixed in tfmot's code): after the few
+# dozen steps that QAT on a small folder takes they are still near [-6, 6] (measured on a 6-class
+# folder: every ReLU's range -5.9..6.0, every linear bottleneck's about +-6.1, the logits clipped at
+# +-6), which wastes half the codes of a ReLU's output and clips larger values. So before
+# fine-tuning each range is set to what the float model's tensor spans on the calibration images
+# (the ones PTQ calibrates on); the moving average continues from there.
+RANGE_VARIABLE = re.compile(r"^(?P<wrapper>[^/]+)/(?P<kind>output|post_activation|pre_activation)_(?P<end>min|max)")
+
+
+def calibrate_ranges(qat, model, images, batch: int = 8) -> int:
+    """Set the activation ranges of the tfmot model `qat` (made from the float `model` minus its
+    `normalize` layer) to the min and max of the float tensors they quantize, over images (uint8
+    pixels, as the float model takes them). A wrapper's output or post-activation range is its float layer's output; a
+    Dense layer's pre-activation range is its logits. Returns how many ranges were set."""
+    import numpy as np
+    import tf_keras as keras
+
+    plan = {}  # (wrapper, kind) -> {"min": var, "max": var, "layer": float layer}
+    for variable in qat.non_trainable_weights:
+        match = RANGE_VARIABLE.match(variable.name)
+        if not match:
+            continue
+        inner = getattr(qat.get_layer(match["wrapper"]), "layer", None)
+        if inner is None or match["kind"] == "pre_activation" and not isinstance(inner, keras.layers.Dense):
+            continue
+        entry = plan.setdefault((match["wrapper"], match["kind"]), {"layer": model.get_layer(inner.name)})
+        entry[match["end"]] = variable
+    plan = {key: e for key, e in plan.items() if "min" in e and "max" in e}
+    tensors = [e["layer"].input if kind == "pre_activation" else e["layer"].output for (_, kind), e in plan.items()]
+    probe = keras.Model(model.input, tensors)
+    low = np.full(len(plan), np.inf)
+    high = np.full(len(plan), -np.inf)
+    for start in range(0, len(images), batch):
+        values = probe(np.asarray(images[start : start + batch], np.float32), training=False)
+        values = values if isinstance(values, list) else [values]
+        for i, ((_, kind), entry) in enumerate(plan.items()):
+            value = values[i].numpy()
+            if kind == "pre_activation":
+                kernel, bias = (w.numpy() for w in entry["layer"].weights[:2])
+                value = value @ kernel + bias
+            low[i], high[i] = min(low[i], float(value.min())), max(high[i], float(value.max()))
+    for i, entry in enumerate(plan.values()):
+        entry["min"].assign(min(low[i], 0.0))  # a range always holds 0 (tfmot nudges it there anyway)
+        entry["max"].assign(max(high[i], 0.0))
+    return len(plan)
 
 
 def _datasets(run: Run, cfg: Config, cache: Path, placement):

@@ -122,10 +122,15 @@ class Run:
         classes, seeded): the images PTQ calibrates on."""
         return self._balanced("train", count, seed, exclude=set())
 
-    def gate_positions(self, count: int, seed: int, calibration: int) -> list[int]:
-        """count class-balanced training positions that calibration (its first `calibration`
-        images with this seed) did not use: extra images for the quantization gates."""
-        return self._balanced("train", count, seed + 1, exclude=set(self.calibration_positions(calibration, seed)))
+    def gate_positions(self, count: int, seed: int, calibration: int) -> tuple[list[int], int]:
+        """(count class-balanced training positions for the quantization gates, how many of them
+        calibration used): first those that calibration (its `calibration` images with this seed)
+        did not use; when they are too few (a small folder, whose training split calibration takes
+        most of), the calibration images too, last."""
+        used = self.calibration_positions(calibration, seed)
+        unused = self._balanced("train", count, seed + 1, exclude=set(used))
+        topped = used[: max(0, count - len(unused))]
+        return unused + topped, len(topped)
 
     def _balanced(self, split: str, count: int, seed: int, exclude: set[int]) -> list[int]:
         rng = np.random.default_rng(seed)

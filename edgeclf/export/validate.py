@@ -3,14 +3,19 @@ Keras model it came from, returning a typed verdict (edgeclf.export.errors names
 
 The checks, in order: the file is what its precision says (no float tensors in an int8 TFLite,
 int8 weights in an int8 ONNX, the I/O dtypes described); the output has one probability per class
-for every image; then, by the format table's `check` column, either the probabilities are within a
-tolerance of the source model's ("close": fp32 and fp16, each with its own tolerance on the largest
-difference), or the accuracy falls at most max_drop points below the float model's ("accuracy":
-dynamic-range and int8). bf16 ("close" too) has a check of its own: with 8 bits of mantissa, a
-few near-tie images of a large split move by several hundredths (a 93 % Fashion-MNIST model: max
-0.059 over 6,000 validation images, 99th percentile 0.019, agreement 99.88 %), so its tolerance
-bounds the 99th percentile of the per-image difference, and it needs bf16_min_agreement top-1
-agreement with the float model.
+for every image; then, by the format table's `check` column:
+
+- "close" (fp32, fp16): the probabilities within a tolerance of the source model's on the
+  validation split (the largest difference; fp32_tolerance, fp16_tolerance);
+- "accuracy" (int8, dynamic-range): the quantization gate of edgeclf.export.gate: the accuracy drop
+  against the float model, judged on the validation split topped up with training images
+  (export.gate_images) with an interval, fails only when the interval lies beyond max_drop, and
+  says "inconclusive" when the images cannot resolve it;
+- bf16 (8 bits of mantissa): the same drop gate, and its top-1 disagreement rate against
+  1 - bf16_min_agreement; the probability differences are recorded, not gated (see _judge_bf16).
+
+Accuracy, drop and agreement in the record are the validation split's (held out); the gate's own
+numbers are in `gate`, with where its images came from.
 """
 
 from __future__ import annotations
@@ -60,15 +65,16 @@ class Reference:
     extra: DecodedSplit | None = None
     extra_float_probs: np.ndarray | None = None
     extra_qat_probs: np.ndarray | None = None
+    extra_calibration: int = 0  # how many of the extra images calibration used (a small folder's)
 
     @classmethod
     def compute(cls, run, model, qat_model=None, limits: ExportConfig | None = None, seed: int = 0) -> Reference:
         """Predict the run's validation split (and the gate's extra training images, when limits
         are given) with the float model (and the QAT model)."""
         split = DecodedSplit(run, "val")
-        extra = None
+        extra, calibrated = None, 0
         if limits is not None and len(split) < limits.gate_images:
-            positions = run.gate_positions(limits.gate_images - len(split), seed, limits.calibration_images)
+            positions, calibrated = run.gate_positions(limits.gate_images - len(split), seed, limits.calibration_images)
             extra = DecodedSplit(run, "train", positions=positions) if positions else None
         # a compiled call over 32 images at a time inside each decoded batch: memory stays one chunk's
         # activations however large the split (Keras' model.predict per batch grew it by half at 10 x N)
@@ -84,7 +90,12 @@ class Reference:
             return None if decoded is None or predict is None else np.asarray(decoded.predict(predict))
 
         return cls(split, probs(split, run_float), probs(split, run_qat), extra, probs(extra, run_float),
-                   probs(extra, run_qat))  # fmt: skip
+                   probs(extra, run_qat), calibrated)  # fmt: skip
+
+    def gate_sources(self) -> dict:
+        """Where the gate's images come from (recorded with every gate)."""
+        extra = 0 if self.extra is None else len(self.extra)
+        return {"val": len(self.split), "train": extra - self.extra_calibration, "calibration": self.extra_calibration}
 
     @property
     def labels(self) -> np.ndarray:
@@ -203,7 +214,7 @@ def _judge_drop(verdict: Verdict, gate_probs: np.ndarray, ref: Reference, limits
         limits.gate_confidence,
     )  # fmt: skip
     verdict.check, verdict.max_drop = "accuracy_drop", limits.max_drop
-    verdict.decision, verdict.gate = evidence.decision, evidence.to_json()
+    verdict.decision, verdict.gate = evidence.decision, {**evidence.to_json(), "sources": ref.gate_sources()}
     if evidence.decision == "fail":
         verdict.passed, verdict.failure = False, "accuracy_drop"
         verdict.reason = (
@@ -217,37 +228,36 @@ def _judge_drop(verdict: Verdict, gate_probs: np.ndarray, ref: Reference, limits
 def _judge_bf16(
     verdict: Verdict, gate_probs: np.ndarray, source: np.ndarray, ref: Reference, limits: ExportConfig
 ) -> None:
-    """bf16: at most 1 % of images with a largest probability difference over bf16_tolerance (the
-    99th percentile within it), and a top-1 disagreement rate at most 1 - bf16_min_agreement, each
-    judged with the gate's confidence on the gate's images."""
+    """bf16 (8 bits of mantissa) answers the question int8 does: are its answers the float model's?
+    Its accuracy drop is judged like int8's (max_drop), and its top-1 disagreement rate against
+    1 - bf16_min_agreement as a binomial rate, both with the gate's confidence on the gate's images.
+    The probabilities' difference is recorded (max, 99th percentile, share over bf16_tolerance) but
+    does not decide: a pretrained model's large logits move near-tie probabilities by more than
+    0.05 in bf16 on one image in ten while keeping its answers (measured: docs/BENCHMARKS.md)."""
     per_image = np.abs(gate_probs - source).max(axis=1)
-    verdict.check, verdict.tolerance = "p99_abs_diff", limits.bf16_tolerance
     verdict.max_abs_diff = float(per_image.max())
     verdict.p99_abs_diff = float(np.percentile(per_image, 99))
+    verdict.tolerance = limits.bf16_tolerance
+    _judge_drop(verdict, gate_probs, ref, limits)
+    verdict.check = "p99_abs_diff"
     n = len(per_image)
-    exceed = rate_gate(int((per_image > limits.bf16_tolerance).sum()), n, 0.01, "exceed_rate", limits.gate_confidence)
     disagree = rate_gate(
         int((gate_probs.argmax(1) != source.argmax(1)).sum()), n, round(1 - limits.bf16_min_agreement, 10),
         "disagreement_rate", limits.gate_confidence,
     )  # fmt: skip
-    verdict.gate, verdict.agreement_gate = exceed.to_json(), disagree.to_json()
-    decisions = {exceed.decision, disagree.decision}
-    verdict.decision = "fail" if "fail" in decisions else "inconclusive" if "inconclusive" in decisions else "pass"
-    if exceed.decision == "fail":
-        verdict.passed, verdict.failure = False, "tolerance"
-        verdict.reason = (
-            f"99th percentile of max |p - p_keras| per image = {verdict.p99_abs_diff:.3g} > bf16_tolerance "
-            f"{limits.bf16_tolerance:g}: {exceed.count} of {n} images over it; {exceed.summary()}"
-        )
-    elif disagree.decision == "fail":
-        verdict.passed, verdict.failure = False, "tolerance"
+    verdict.agreement_gate = {**disagree.to_json(), "over_tolerance": int((per_image > limits.bf16_tolerance).sum())}
+    if verdict.passed and disagree.decision == "fail":
+        verdict.passed, verdict.failure, verdict.decision = False, "tolerance", "fail"
         verdict.reason = (
             f"top-1 agreement with the float model {1 - disagree.estimate:.2%} < bf16_min_agreement "
             f"{limits.bf16_min_agreement:.2%}; {disagree.summary()}"
         )
-    elif verdict.decision == "inconclusive":
-        unresolved = exceed if exceed.decision == "inconclusive" else disagree
-        verdict.note = f"cannot resolve the bf16 limits: {unresolved.summary()}"
+    elif verdict.passed and disagree.decision == "inconclusive":
+        verdict.decision = "inconclusive"
+        note = f"cannot resolve bf16_min_agreement {limits.bf16_min_agreement:g}: {disagree.summary()}"
+        verdict.note = f"{verdict.note}; {note}" if verdict.note else note
+    elif verdict.failure == "accuracy_drop":
+        verdict.failure = "tolerance"  # bf16 failures are ToleranceExceeded, as before
 
 
 def _check_precision(info: ArtifactInfo, content: bytes, int8_input: str) -> None:
