@@ -51,7 +51,9 @@ def test_one_image_of_a_small_split_is_inconclusive_not_a_failure():
     assert evidence.estimate == pytest.approx(100 / 55) and evidence.points_per_image == pytest.approx(1.818, abs=1e-3)
     assert evidence.decision == "inconclusive"
     assert evidence.interval[0] < 1.0 < evidence.interval[1]
-    assert "on 55 images the drop is 1.82 points" in evidence.summary() and "one image = 1.82 points" in evidence.summary()
+    assert (
+        "on 55 images the drop is 1.82 points" in evidence.summary() and "one image = 1.82 points" in evidence.summary()
+    )
 
 
 def test_a_faithful_file_on_many_images_passes_and_a_collapsed_one_fails_even_on_few():

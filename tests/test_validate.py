@@ -139,3 +139,68 @@ def test_the_python_api_prints_nothing_and_returns_typed_results(run_copy, capsy
     assert set(validated.artifacts[0].validation) <= set(Verdict.__dataclass_fields__) | {"split"}
     assert [type(s) for s in evaluated.scores] == [ArtifactScore, ArtifactScore]
     assert evaluated.scores[0].name == "keras-fp32" and evaluated.path.is_file()
+
+
+def _edit_onnx(path, edit):
+    import onnx
+
+    model = onnx.load(str(path))
+    edit(model.graph)
+    onnx.save(model, str(path))
+
+
+def _wrong_input_scale(graph):
+    """The first activation DequantizeLinear gets a scale of its own, a tenth of its QuantizeLinear's:
+    the network sees its input at the wrong scale."""
+    import onnx
+    from onnx import numpy_helper
+
+    init = {t.name: t for t in graph.initializer}
+    first = next(n for n in graph.node if n.op_type == "QuantizeLinear")
+    dq = next(n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == first.output[0])
+    scale = numpy_helper.to_array(init[dq.input[1]]) * 0.1
+    graph.initializer.append(numpy_helper.from_array(scale.astype("float32"), "edgeclf_test_wrong_scale"))
+    dq.input[1] = "edgeclf_test_wrong_scale"
+    assert onnx.TensorProto.FLOAT == graph.initializer[-1].data_type
+
+
+def _collapsed(graph):
+    """The head's weights dequantized with a zero scale: every image gets the bias's answer."""
+    from onnx import numpy_helper
+
+    gemm = next(n for n in graph.node if n.op_type == "Gemm")
+    dq = next(n for n in graph.node if n.output[0] == gemm.input[1])
+    init = {t.name: t for t in graph.initializer}
+    zero = numpy_helper.to_array(init[dq.input[1]]) * 0
+    init[dq.input[1]].CopyFrom(numpy_helper.from_array(zero.astype("float32"), dq.input[1]))
+
+
+@pytest.mark.parametrize("edit", [_wrong_input_scale, _collapsed], ids=["wrong-input-scale", "collapsed"])
+def test_a_broken_int8_file_still_fails_with_its_evidence(run_copy, edit):
+    """The gate gives small data the benefit of the doubt, never a broken file: the fixture's int8
+    ONNX with a wrong input scale, or collapsed to one answer, fails `edgeclf validate` (exit 2)
+    on the validation split topped up with training images, and the record says on what."""
+    _edit_onnx(run_copy / "export" / "model_int8_ptq.onnx", edit)
+    result = runner.invoke(app, ["validate", str(run_copy), "--artifact", "onnx-int8-ptq"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: onnx-int8-ptq failed validation")
+    v = _entries(run_copy)["onnx-int8-ptq"].validation
+    gate = v["gate"]
+    assert v["decision"] == "fail" and gate["decision"] == "fail" and gate["interval"][0] > v["max_drop"]
+    assert gate["sources"]["val"] == 27 and gate["images"] == 27 + gate["sources"]["train"] + gate["sources"][
+        "calibration"] > 27  # fmt: skip
+    assert gate["points_per_image"] == pytest.approx(100 / gate["images"])
+    assert f"fail, {gate['images']} img" in result.output  # the table shows images and interval
+
+
+def test_the_fixtures_int8_files_pass_with_a_resolution_stated(run_copy):
+    """On the fixture's real int8 files the gate passes or is inconclusive, never fails, and every
+    record states the images, one image's worth and the interval."""
+    result = runner.invoke(app, ["validate", str(run_copy)])
+    assert result.exit_code == 0, result.output
+    for name in INT8:
+        v = _entries(run_copy)[name].validation
+        assert v["decision"] in ("pass", "inconclusive") and v["passed"]
+        assert v["gate"]["images"] > 27 and len(v["gate"]["interval"]) == 2 and v["gate"]["points_per_image"] < 1
+        if v["decision"] == "inconclusive":
+            assert f"{name}: cannot resolve --max-drop 1" in " ".join(result.output.split())
