@@ -136,6 +136,29 @@ def test_int8_onnx_holds_int8_weights_and_runs(exported):
 
 
 @pytest.mark.slow
+def test_int8_onnx_weight_width_is_chosen_on_the_evidence(exported):
+    """export.onnx_reduce_range auto: the 7-bit and the 8-bit file are both validated, the one that
+    agrees with the float model on more gate images is kept (7-bit on a tie), and the file kept is
+    that one: its weights span 8 bits only when 8-bit was chosen."""
+    import onnx
+    from onnx import numpy_helper
+
+    a = {a.name: a for a in read_artifacts(exported)}["onnx-int8-ptq"]
+    candidates = a.validation["candidates"]
+    assert [c["reduce_range"] for c in candidates] == [True, False] and sum(c["chosen"] for c in candidates) == 1
+    chosen = next(c for c in candidates if c["chosen"])
+    best = max(c["gate_agreement_with_float"] for c in candidates)
+    assert chosen["gate_agreement_with_float"] == best
+    if candidates[0]["gate_agreement_with_float"] == candidates[1]["gate_agreement_with_float"]:
+        assert chosen["reduce_range"]
+    model = onnx.load(exported / a.path)
+    widest = max(int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max()) for t in model.graph.initializer
+                 if t.data_type == onnx.TensorProto.INT8 and t.dims)  # fmt: skip
+    assert (widest <= 64) == chosen["reduce_range"]  # 7-bit weights: per-channel within +-63 (+-64 rounding)
+    assert ("7-bit" in a.produced_by) == chosen["reduce_range"]
+
+
+@pytest.mark.slow
 def test_a_float_model_passed_off_as_int8_is_refused():
     import tf_keras as keras
 
