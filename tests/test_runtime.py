@@ -308,3 +308,18 @@ def test_file_names_are_printed_literally_never_as_console_markup(tiny_run, tmp_
     result = CliRunner().invoke(app, ["predict", str(tiny_run), odd.name, broken.name])
     assert result.exit_code == 0, result.output
     assert "[red]odd [link=x]name.png" in result.output and "[bold]broken.png" in result.output
+
+
+def test_8bit_int8_onnx_on_x86_without_vnni_is_flagged():
+    """The int8 ONNX with full 8-bit weights (chosen for a pretrained backbone) can saturate on
+    ONNX Runtime's x86 kernels without VNNI: runners say so there, nowhere else."""
+    from edgeclf.runtime.machine import cpu_flags, int8_saturation_risk
+
+    eight = "onnxruntime.quantization.quantize_static (QDQ, per-channel int8 weights, 8-bit, ...)"
+    seven = "onnxruntime.quantization.quantize_static (QDQ, per-channel int8 weights, 7-bit (reduce_range), ...)"
+    assert int8_saturation_risk(eight, "x86_64", {"avx2", "fma"})
+    assert not int8_saturation_risk(eight, "x86_64", {"avx2", "avx512_vnni"})
+    assert not int8_saturation_risk(eight, "x86_64", {"avx2", "avx_vnni"})
+    assert not int8_saturation_risk(seven, "x86_64", {"avx2"})
+    assert not int8_saturation_risk(eight, "aarch64", {"asimd"})
+    assert cpu_flags("processor : 0\nflags : fpu avx2 avx512_vnni\n") == {"fpu", "avx2", "avx512_vnni"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,10 @@ from edgeclf.errors import EdgeclfError
 from edgeclf.images import load_image, normalize
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.backends import open_backend, resolve_engine
+from edgeclf.runtime.machine import int8_saturation_risk
 from edgeclf.runtime.timing import span
+
+log = logging.getLogger(__name__)
 
 
 class Classifier:
@@ -36,6 +40,15 @@ class Classifier:
         self.kernels = kernels
         self.engine_name = resolve_engine(file, info.engine, engine)
         self.backend = open_backend(file, threads, device, kernels, self.engine_name, info.precision)
+        if (
+            self.engine_name == "onnxruntime"
+            and info.precision.startswith("int8")
+            and int8_saturation_risk(info.produced_by)
+        ):
+            log.warning(
+                f"{Path(file).name}: 8-bit int8 weights on an x86 CPU without VNNI: ONNX Runtime's u8s8 kernels can "
+                "saturate here; `edgeclf verify` shows whether this board keeps the exported answers"
+            )
 
     @classmethod
     def from_run(

@@ -70,6 +70,24 @@ def cpu_name(fields: dict[str, str]) -> str:
     return fields.get("model name") or fields.get("hardware") or part or platform.processor() or "unknown"
 
 
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's ISA flags (/proc/cpuinfo's flags or features line; empty where there is none)."""
+    if cpuinfo is None:
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else ""
+    fields = cpuinfo_fields(cpuinfo)
+    return set((fields.get("flags") or fields.get("features") or "").split())
+
+
+def int8_saturation_risk(produced_by: str, machine: str | None = None, flags: set[str] | None = None) -> bool:
+    """Whether an int8 ONNX file with full 8-bit weights runs here on ONNX Runtime's u8s8 kernels
+    without VNNI (x86 only), where its 16-bit intermediate sums can saturate (why reduce_range exists)."""
+    machine = machine or platform.machine()
+    if "8-bit" not in produced_by or machine.lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False
+    flags = cpu_flags() if flags is None else flags
+    return not flags & {"avx512_vnni", "avx_vnni", "avx_vnni_int8"}
+
+
 def fingerprint(threads: int | None, device: str) -> dict:
     """What the numbers were measured on."""
     fields = cpuinfo_fields(Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else "")
