@@ -142,7 +142,8 @@ def _walk_files(folder: Path) -> Iterable[tuple[Path, bool]]:
             yield Path(dirpath) / name, hidden_dir or _is_hidden(name)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read 1 MiB at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -158,7 +159,7 @@ def _check(path: Path) -> tuple[str | None, str | None]:
         reason = check_image(path)
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}"
-    return (None, reason) if reason else (_sha256(path), None)
+    return (None, reason) if reason else (file_sha256(path), None)
 
 
 def _find_split_folders(root: Path) -> dict[str, Path]:

