@@ -187,6 +187,8 @@ def _index_keras_zip(found: WeightsFile, workdir: Path) -> None:
 
             h5.visititems(visit)
             for saved_path, entries in sorted(variables.items()):
+                if not saved_path.startswith("layers/"):
+                    continue  # a compiled model's metrics/ and optimizer/ state: not layer weights
                 layer = paths.get(saved_path)
                 if layer is None:
                     raise WeightsError(

@@ -175,6 +175,11 @@ def foreign_files(tmp_path_factory):
     inputs = keras.Input((32, 32, 3))
     nested2 = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(flat2(inputs)))
     nested2.save(str(folder / "tf_keras_nested.h5"))
+    # a compiled and fitted model: its .keras file also holds metrics/ and optimizer/ state
+    nested2.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    nested2.evaluate(np.zeros((2, 32, 32, 3), "float32"), np.zeros((2, 1280), "float32"), verbose=0)
+    nested2.optimizer.build(nested2.trainable_variables)  # its state saved too, the weights unchanged
+    nested2.save(str(folder / "tf_keras_compiled.keras"))
     return folder, {"keras3": base3, "tf_keras": flat2}
 
 
@@ -187,6 +192,7 @@ def foreign_files(tmp_path_factory):
         ("tf_keras_flat.keras", "tf_keras", False),
         ("tf_keras_no_top.h5", "tf_keras", False),
         ("tf_keras_nested.h5", "tf_keras", True),
+        ("tf_keras_compiled.keras", "tf_keras", True),
     ],
 )
 def test_any_keras_file_holding_the_backbone(foreign_files, name, source, nested):
