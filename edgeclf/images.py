@@ -9,6 +9,7 @@ needed (no TensorFlow). PREPROCESSING describes `load_image` and is written into
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -17,6 +18,8 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from edgeclf.errors import EdgeclfError
+
+log = logging.getLogger(__name__)
 
 # Pillow format names we accept (MPO is how Pillow names some camera JPEGs).
 FORMATS = {"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP"}
@@ -93,14 +96,28 @@ def open_rgb(path: str | Path | BinaryIO) -> Image.Image:
                 raise ImageError(f"{width} x {height} pixels, over the {MAX_PIXELS // 10**6} MP edgeclf decodes")
             img.seek(0)
             img.load()
-            upright = ImageOps.exif_transpose(img)
-            return to_rgb8(upright if upright is not None else img)
+            return to_rgb8(_upright(img, path))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"too large to decode safely ({exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(str(exc) or type(exc).__name__) from exc
+    except Exception as exc:  # hostile bytes reach decoder paths that raise anything (TypeError, struct.error...)
+        raise ImageError(f"undecodable image ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from exc
+
+
+def _upright(img: Image.Image, path) -> Image.Image:
+    """The image turned as its EXIF orientation says; with damaged EXIF (Pillow's exif_transpose
+    re-encodes every tag and raises on a malformed one: a 681-byte JPEG whose XResolution is text
+    raised TypeError), the image as stored, and a warning naming the file."""
+    try:
+        upright = ImageOps.exif_transpose(img)
+    except Exception as exc:
+        name = getattr(path, "name", path)
+        log.warning(f"{name}: damaged EXIF ({type(exc).__name__}); orientation not applied")
+        return img
+    return upright if upright is not None else img
 
 
 def to_rgb8(img: Image.Image) -> Image.Image:

@@ -106,3 +106,15 @@ def make_messy_folder(dest: Path, per_class: int = 12) -> Path:
 if __name__ == "__main__":
     out = make_messy_folder(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 12)
     print(out)
+
+
+def damaged_exif_jpeg(path: Path) -> Path:
+    """A 681-byte JPEG whose EXIF says orientation 6 and holds XResolution as text: Pillow's
+    exif_transpose raises TypeError (bad operand type for abs(): 'str') on it (issue 21)."""
+    import struct
+
+    entries = [(0x0112, 3, 1, struct.pack("<HH", 6, 0)), (0x011A, 2, 3, b"ab\x00\x00")]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", t, kind, n) + v for t, kind, n, v in entries)
+    exif = b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+    Image.new("RGB", (8, 4), (200, 10, 10)).save(path, "JPEG", exif=exif)
+    return path

@@ -81,3 +81,56 @@ def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(tmp_path
     assert path.stat().st_size < 100_000 and 8000 * 6000 > MAX_PIXELS
     with pytest.raises(ImageError, match="8000 x 6000 pixels, over the 40 MP"):  # refused from the header
         load_image(path, 32)
+
+
+def test_damaged_exif_keeps_the_pixels_and_says_so(tmp_path, caplog):
+    """Pillow's exif_transpose raises TypeError on this 681-byte JPEG (issue 21): the image is used
+    as stored, with a warning naming the file, never a traceback."""
+    from PIL import ImageOps
+
+    from tests.helpers import damaged_exif_jpeg
+
+    path = damaged_exif_jpeg(tmp_path / "bad_exif.jpg")
+    with Image.open(path) as img, pytest.raises(TypeError):
+        ImageOps.exif_transpose(img)  # the defect this guards against is still in Pillow
+    out = load_image(path, 8)
+    assert out.shape == (8, 8, 3) and out[..., 0].mean() > 150  # the red image, not rotated away
+    assert check_image(path) is None
+    assert any("bad_exif.jpg: damaged EXIF (TypeError); orientation not applied" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+
+
+def test_any_decoder_exception_is_an_image_error(tmp_path, monkeypatch):
+    """Hostile bytes reach decoder paths that raise what Pillow never documents (struct.error,
+    TypeError, IndexError): each is the one-line ImageError, the per-image error of every stage."""
+    import struct
+
+    from edgeclf.images import ImageError
+
+    path = _save(Image.new("RGB", (4, 4)), tmp_path / "x.png")
+    for exc in (struct.error("unpack requires a buffer of 4 bytes"), TypeError("bad operand"), IndexError("tuple")):
+
+        def broken(self, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(Image.Image, "load", broken)
+        with pytest.raises(ImageError, match=f"undecodable image \\({type(exc).__name__}"):
+            open_rgb(path)
+        assert check_image(path).startswith("unreadable image: undecodable image")
+
+
+def test_predict_answers_for_a_damaged_exif_file(tiny_run, tmp_path):
+    """Before: `edgeclf predict` ended in a TypeError traceback on this file."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from edgeclf.cli import app
+    from tests.helpers import damaged_exif_jpeg
+
+    path = damaged_exif_jpeg(tmp_path / "bad_exif.jpg")
+    result = CliRunner().invoke(app, ["predict", str(tiny_run), str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    answers = json.loads(result.output[result.output.index("[") :])
+    assert answers[0]["image"].endswith("bad_exif.jpg") and len(answers[0]["top_k"]) == 3
