@@ -149,3 +149,28 @@ def test_out_inside_the_data_folder_and_data_inside_out_are_refused(tmp_path):
     around = runner.invoke(app, ["train", str(good), "--out", str(tmp_path), "--overwrite"])
     _one_line_error(around, f"--out {tmp_path}: holds the data folder")
     assert sorted(p.name for p in good.iterdir()) == ["bag", "sneaker"]  # nothing written into the data
+
+
+def test_help_text_is_literal_for_every_command():
+    """Rich ate `[openvino]` as markup, so --help showed `pip install 'edgeclf'`: the by-name install
+    the README forbids (issue 21). Every bracketed word of every option's help must be shown."""
+    import re
+
+    import typer.main
+
+    from edgeclf.cli import app
+
+    group = typer.main.get_command(app)
+    commands = [(name, cmd) for name, cmd in group.commands.items()]
+    commands += [(f"data {n}", c) for n, c in group.commands["data"].commands.items()]
+    checked = 0
+    for name, command in commands:
+        if not hasattr(command, "params"):
+            continue
+        shown = " ".join(CliRunner().invoke(app, [*name.split(), "--help"], terminal_width=200).output.split())
+        shown = re.sub(r"\s*│\s*", " ", shown)
+        for param in command.params:
+            for token in re.findall(r"\S*\[[^\]\s]+\]\S*", getattr(param, "help", None) or ""):
+                assert token.strip(".,;:()") in shown, f"{name} --help lost {token!r}"
+                checked += 1
+    assert checked >= 5  # predict, watch, serve, bench, evaluate name edgeclf[openvino]

@@ -27,7 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # help text is literal: brackets such as edgeclf[openvino] are not Rich markup
 )
 COMMANDS = {
     "train": train, "qat": qat, "export": export, "validate": validate, "evaluate": evaluate, "predict": predict,

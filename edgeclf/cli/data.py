@@ -9,7 +9,9 @@ import typer
 from edgeclf.cli._common import done, overrides, setting, user_errors
 
 HELP = "Prepare data for training: `pack` decodes and resizes a folder once into sharded TFRecord files."
-app = typer.Typer(help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help=HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None
+)
 
 
 @app.command(
