@@ -27,6 +27,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+from edgeclf.errors import ConfigError
 from edgeclf.images import ImageError
 from edgeclf.runtime.answers import answer, decode_timed
 from edgeclf.runtime.classifier import Classifier
@@ -167,20 +168,35 @@ def make_server(
     token: str | None = None,
 ) -> ThreadingHTTPServer:
     """A threaded HTTP server bound to (host, port) answering /predict and /health; port 0 picks a
-    free one. Raises OSError when it cannot listen there."""
+    free one. Raises ConfigError for an unusable token, OSError when it cannot listen there."""
+    check_token(token)
     settings = {
         "classifier": classifier,
         "top_k": top_k,
         "max_bytes": max_bytes,
         "timeout": timeout,
         "inference": threading.Lock(),
-        "token": token or None,
+        "token": token,
         "log": staticmethod(log) if log else None,
     }
     server = ThreadingHTTPServer((host, port), type("Handler", (PredictHandler,), settings))
     server.daemon_threads = True  # a stalled client's thread does not hold the process
     server.block_on_close = False  # server_close() does not wait for the connection threads
     return server
+
+
+def check_token(token: str | None) -> None:
+    """None (no authentication) or a usable secret: printable ASCII without spaces, so that a
+    client can send it in a header. An empty token would silently turn authentication off, and a
+    non-ASCII one could never match a header: both are refused (ConfigError)."""
+    if token is None:
+        return
+    if not token:
+        raise ConfigError(
+            "--token: empty; give a secret, or leave --token and EDGECLF_SERVE_TOKEN unset to serve without one"
+        )
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise ConfigError("--token: use printable ASCII characters without spaces (it travels in an HTTP header)")
 
 
 def serve(server: ThreadingHTTPServer, stop: StopSignal) -> None:

@@ -183,3 +183,28 @@ def test_malformed_request_lines_get_a_status_line_and_json(server, request_line
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.") and int(status_line.split()[1]) in (400, 404, 501, 505)
     assert "error" in json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--token", ""], {}, "--token: empty"),
+        ([], {"EDGECLF_SERVE_TOKEN": ""}, "--token: empty"),
+        (["--token", "sécret"], {}, "printable ASCII"),
+        (["--token", "two words"], {}, "printable ASCII"),
+    ],
+)
+def test_an_unusable_token_is_refused_at_start(tiny_run, monkeypatch, args, env, message):
+    """An empty token silently turned authentication off; a non-ASCII one made every request an
+    empty reply and a traceback while the server said "serving" (issue 21)."""
+    from typer.testing import CliRunner
+
+    from edgeclf.cli import app
+
+    monkeypatch.delenv("EDGECLF_SERVE_TOKEN", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(app, ["serve", str(tiny_run), "--port", "0", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error: --token:") and message in lines[-1] and "serving" not in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import typer
@@ -42,9 +43,12 @@ def command(
     from edgeclf.config import load_config
     from edgeclf.errors import EdgeclfError
     from edgeclf.runtime.open import open_classifier
-    from edgeclf.serve import make_server, serve
+    from edgeclf.serve import check_token, make_server, serve
     from edgeclf.signals import StopSignal
 
+    if token is None and "EDGECLF_SERVE_TOKEN" in os.environ:  # set but empty: Click reads it as unset
+        token = os.environ["EDGECLF_SERVE_TOKEN"]
+    check_token(token)  # before the model is opened
     values, names = overrides(command, locals())
     cfg = load_config([], values, names)
     classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine, integrity=integrity)
