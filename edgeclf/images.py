@@ -10,6 +10,7 @@ needed (no TensorFlow). PREPROCESSING describes `load_image` and is written into
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -102,7 +103,11 @@ def open_rgb(path: str | Path | BinaryIO) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageError(f"too large to decode safely ({exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(str(exc) or type(exc).__name__) from exc
+        # Pillow names an in-memory file by its repr (`<_io.BytesIO object at 0x7f...>`): a heap
+        # address that serve would send to any client
+        raise ImageError(
+            re.sub(r"<[\w.]+ object at 0x[0-9a-fA-F]+>", "the data", str(exc)) or type(exc).__name__
+        ) from exc
     except Exception as exc:  # hostile bytes reach decoder paths that raise anything (TypeError, struct.error...)
         raise ImageError(f"undecodable image ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from exc
 

@@ -134,3 +134,13 @@ def test_predict_answers_for_a_damaged_exif_file(tiny_run, tmp_path):
     assert "Traceback" not in result.output
     answers = json.loads(result.output[result.output.index("[") :])
     assert answers[0]["image"].endswith("bad_exif.jpg") and len(answers[0]["top_k"]) == 3
+
+
+def test_errors_on_in_memory_data_carry_no_heap_address():
+    """serve's error bodies showed `<_io.BytesIO object at 0x7f...>` (issue 21)."""
+    from edgeclf.images import ImageError
+
+    with pytest.raises(ImageError) as info:
+        open_rgb(io.BytesIO(b"not an image at all"))
+    assert "0x" not in str(info.value) and "object at" not in str(info.value)
+    assert "cannot identify image file the data" in str(info.value)
