@@ -134,8 +134,9 @@ RANGE_VARIABLE = re.compile(r"^(?P<wrapper>[^/]+)/(?P<kind>output|post_activatio
 def calibrate_ranges(qat, model, images, batch: int = 8) -> int:
     """Set the activation ranges of the tfmot model `qat` (made from the float `model` minus its
     `normalize` layer) to the min and max of the float tensors they quantize, over images (uint8
-    pixels, as the float model takes them). A wrapper's output or post-activation range is its float layer's output; a
-    Dense layer's pre-activation range is its logits. Returns how many ranges were set."""
+    pixels, as the float model takes them). A wrapper's output or post-activation range is its
+    float layer's output; a Dense layer's pre-activation range is its logits. Returns how many
+    ranges were set."""
     import numpy as np
     import tf_keras as keras
 
@@ -159,9 +160,10 @@ def calibrate_ranges(qat, model, images, batch: int = 8) -> int:
         values = values if isinstance(values, list) else [values]
         for i, ((_, kind), entry) in enumerate(plan.items()):
             value = values[i].numpy()
-            if kind == "pre_activation":
-                kernel, bias = (w.numpy() for w in entry["layer"].weights[:2])
-                value = value @ kernel + bias
+            if kind == "pre_activation":  # a Dense layer's logits, before its activation
+                value = value @ entry["layer"].kernel.numpy()
+                if entry["layer"].use_bias:
+                    value = value + entry["layer"].bias.numpy()
             low[i], high[i] = min(low[i], float(value.min())), max(high[i], float(value.max()))
     for i, entry in enumerate(plan.values()):
         entry["min"].assign(min(low[i], 0.0))  # a range always holds 0 (tfmot nudges it there anyway)

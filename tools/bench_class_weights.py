@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,8 +21,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_transfer import _cpu, write_images  # noqa: E402
+from bench_transfer import write_images  # noqa: E402
 from make_fashion_subset import CLASSES, SOURCE, read_idx  # noqa: E402
+
+from edgeclf.runtime.machine import fingerprint  # noqa: E402
 
 RECIPE = """\
 data: {image_size: 48, batch_size: 32}
@@ -83,7 +84,7 @@ def main() -> None:
             "seconds": round(seconds, 1),
         }
     document = {"recipe": RECIPE, "train_counts": counts, "minority": args.minority, "results": results,
-                "machine": {"cpu": _cpu(), "cores": os.cpu_count()}}  # fmt: skip
+                "machine": fingerprint(None, "cpu")}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"| class_weights | {args.minority} recall | {args.minority} precision | macro recall | accuracy | time |")

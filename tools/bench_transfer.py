@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fetch_backbone import fetch  # noqa: E402
 from make_fashion_subset import CLASSES, SOURCE, read_idx  # noqa: E402
+
+from edgeclf.runtime.machine import fingerprint  # noqa: E402
 
 RECIPES = {
     "head": {"epochs": 15, "fine_tune_epochs": 0},
@@ -135,7 +136,7 @@ def main() -> None:
     if document.get("version") != 2:
         document = {"version": 2, "results": {}}
     document.update(
-        machine={"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version()},
+        machine=fingerprint(None, "cpu"),
         backbone=str(backbone.name),
         recipes={name: config_text(name, 0).replace("image_size: 0", "image_size: SIZE") for name in RECIPES},
         validation_per_class=VAL_PER_CLASS,
@@ -150,11 +151,16 @@ def main() -> None:
                 document["results"][key] = run_one(folders[n], recipe, size, backbone, args.work)
                 r = document["results"][key]
                 print(f"{key}: test {r['test_accuracy']:.2%} in {r['training_seconds']:.0f} s", flush=True)
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                tmp = args.out.with_suffix(".tmp")
-                tmp.write_text(json.dumps(document, indent=2) + "\n")
-                os.replace(tmp, args.out)
+                write(document, args.out)
+    write(document, args.out)
     print(table(document))
+
+
+def write(document: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(tmp, out)
 
 
 def table(document: dict) -> str:
@@ -178,16 +184,6 @@ def table(document: dict) -> str:
         )
         lines.append(f"| {n} | {size} | " + " | ".join(cells) + f" | {gap} |")
     return "\n".join(lines)
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

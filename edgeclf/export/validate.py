@@ -207,12 +207,9 @@ def validate(info: ArtifactInfo, file: Path, ref: Reference, limits: ExportConfi
 def _judge_drop(verdict: Verdict, gate_probs: np.ndarray, ref: Reference, limits: ExportConfig) -> None:
     """int8 and dynamic: fail when the accuracy drop against the float model is beyond max_drop
     with the gate's confidence; inconclusive when the images cannot tell."""
-    labels = ref.gate_labels()
-    verdict.gate_agreement = float((gate_probs.argmax(1) == ref.gate_probs("float").argmax(1)).mean())
-    evidence = accuracy_drop_gate(
-        ref.gate_probs("float").argmax(1) == labels, gate_probs.argmax(1) == labels, limits.max_drop,
-        limits.gate_confidence,
-    )  # fmt: skip
+    labels, float_top1, file_top1 = ref.gate_labels(), ref.gate_probs("float").argmax(1), gate_probs.argmax(1)
+    verdict.gate_agreement = float((file_top1 == float_top1).mean())
+    evidence = accuracy_drop_gate(float_top1 == labels, file_top1 == labels, limits.max_drop, limits.gate_confidence)
     verdict.check, verdict.max_drop = "accuracy_drop", limits.max_drop
     verdict.decision, verdict.gate = evidence.decision, {**evidence.to_json(), "sources": ref.gate_sources()}
     if evidence.decision == "fail":
