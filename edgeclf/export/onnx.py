@@ -44,7 +44,8 @@ def quantize_int8(float_onnx: bytes, calibration: np.ndarray, reduce_range: bool
     saturate 16-bit intermediate sums (a documented onnxruntime caveat; measured on the demo model
     without VNNI, top-1 agreement with the float model rose from 84% to 97% with it). But 7-bit
     weights lose what a pretrained backbone's fine weight distributions need (a pretrained
-    MobileNetV2: 83.6 % against 94.5 % float with it, 96.4 % without). So the export tries both
+    MobileNetV2 on 6 classes, docs/BENCHMARKS.md section 2b: 84.3 % top-1 agreement with the float
+    model with it, 96.4 % without, on 306 images). So the export tries both
     (export.onnx_reduce_range: auto) and keeps the more faithful (edgeclf.export.export_run).
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
