@@ -108,13 +108,83 @@ if __name__ == "__main__":
     print(out)
 
 
-def damaged_exif_jpeg(path: Path) -> Path:
-    """A 681-byte JPEG whose EXIF says orientation 6 and holds XResolution as text: Pillow's
-    exif_transpose raises TypeError (bad operand type for abs(): 'str') on it (issue 21)."""
+# EXIF values Pillow's exif_transpose cannot re-encode (issue 21): XResolution as text raises
+# TypeError (bad operand type for abs(): 'str'); ResolutionUnit as a LONG over 65535 raises struct.error.
+EXIF_FAULTS = {
+    "TypeError": (0x011A, 2, 3, b"ab\x00\x00"),
+    "struct.error": (0x0128, 4, 1, (2**31).to_bytes(4, "little")),
+}
+
+
+def damaged_exif_image(path: Path, fmt: str = "JPEG", fault: str = "TypeError") -> Path:
+    """A tiny red image (JPEG 681 bytes, WebP 132, PNG 127) whose EXIF says orientation 6 and holds
+    one damaged value (EXIF_FAULTS): Pillow's exif_transpose raises on it."""
     import struct
 
-    entries = [(0x0112, 3, 1, struct.pack("<HH", 6, 0)), (0x011A, 2, 3, b"ab\x00\x00")]
+    entries = [(0x0112, 3, 1, struct.pack("<HH", 6, 0)), EXIF_FAULTS[fault]]
     ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", t, kind, n) + v for t, kind, n, v in entries)
     exif = b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
-    Image.new("RGB", (8, 4), (200, 10, 10)).save(path, "JPEG", exif=exif)
+    Image.new("RGB", (8, 4), (200, 10, 10)).save(path, fmt, exif=exif)
     return path
+
+
+def damaged_exif_jpeg(path: Path) -> Path:
+    """The 681-byte JPEG of issue 21 (exif_transpose: TypeError)."""
+    return damaged_exif_image(path)
+
+
+def fuzz_seed_images() -> dict[str, bytes]:
+    """Small valid files that reach the decoder paths hostile bytes target (issue 21): every format
+    edgeclf reads, EXIF (orientation, resolution, a GPS sub-IFD), ICC profiles and XMP in the
+    formats that carry them, palette and animated GIFs, 8-bit and 24-bit BMPs. Named seeds, for
+    the fuzz targets of tests/test_fuzz.py and tools/fuzz_images.py."""
+    import io
+
+    from PIL import ImageCms
+
+    pixels = np.random.default_rng(0).integers(0, 255, (12, 10, 3), np.uint8)
+    rgb = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate
+    exif[0x011A] = exif[0x011B] = 72.0
+    exif[0x0131] = "edgeclf fuzz"
+    exif.get_ifd(0x8825)[2] = (1.0, 2.0, 3.0)  # GPS latitude
+    exif_bytes = exif.tobytes()
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' \
+        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="3"/></rdf:RDF></x:xmpmeta>'  # fmt: skip
+    seeds: dict[str, bytes] = {}
+
+    def save(name, img, fmt, **kw):
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        seeds[name] = buf.getvalue()
+
+    save("png", rgb, "PNG")
+    save("png-exif-icc", rgb, "PNG", exif=exif_bytes, icc_profile=icc)
+    save("png-16bit", Image.fromarray((pixels[..., 0].astype(np.uint16) * 257)), "PNG")
+    save("png-rgba", rgb.convert("RGBA"), "PNG")
+    save("jpeg", rgb, "JPEG")
+    save("jpeg-exif-icc-xmp", rgb, "JPEG", exif=exif_bytes, icc_profile=icc, xmp=xmp)
+    save("jpeg-progressive-cmyk", rgb.convert("CMYK"), "JPEG", progressive=True)
+    save("webp", rgb, "WEBP")
+    save("webp-lossless-exif-icc-xmp", rgb, "WEBP", lossless=True, exif=exif_bytes, icc_profile=icc, xmp=xmp)
+    frames = [rgb, rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    save("webp-animated", frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=50)
+    save("gif", rgb.convert("P"), "GIF")
+    save("gif-animated", frames[0].convert("P"), "GIF", save_all=True, append_images=[frames[1].convert("P")])
+    save("bmp-8bit", rgb.convert("L"), "BMP")
+    save("bmp-24bit", rgb, "BMP")
+    seeds["bmp-rle8"] = _bmp_rle8()
+    return seeds
+
+
+def _bmp_rle8() -> bytes:
+    """A 4 x 2 8-bit run-length-encoded BMP (Pillow reads RLE8 but does not write it)."""
+    import struct
+
+    palette = b"".join(struct.pack("<BBBB", v, v, v, 0) for v in range(256))
+    data = bytes([4, 10, 0, 0, 4, 200, 0, 1])  # row of four 10s, end of line, row of four 200s, end of bitmap
+    header_size = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, 4, 2, 1, 8, 1, len(data), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", header_size + len(data), 0, 0, header_size) + info + palette + data

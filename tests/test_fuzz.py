@@ -20,6 +20,7 @@ from edgeclf.errors import EdgeclfError  # noqa: E402
 from edgeclf.images import ImageError, load_image  # noqa: E402
 from edgeclf.run_directory import Run  # noqa: E402
 from edgeclf.runtime.artifact import read_artifacts  # noqa: E402
+from tests.helpers import fuzz_seed_images  # noqa: E402
 
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 settings.register_profile(
@@ -31,18 +32,7 @@ settings.register_profile(
 settings.load_profile(os.environ.get("EDGECLF_FUZZ_PROFILE", "ci"))
 
 
-def _seed_images() -> list[bytes]:
-    from PIL import Image
-
-    seeds = []
-    for fmt, mode in (("PNG", "RGB"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "L"), ("WEBP", "RGB")):
-        buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (12, 10, 3), np.uint8)).convert(mode).save(buf, fmt)
-        seeds.append(buf.getvalue())
-    return seeds
-
-
-SEEDS = _seed_images()
+SEEDS = list(fuzz_seed_images().values())  # every format, with EXIF, ICC and XMP
 
 
 @st.composite

@@ -83,20 +83,26 @@ def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(tmp_path
         load_image(path, 32)
 
 
-def test_damaged_exif_keeps_the_pixels_and_says_so(tmp_path, caplog):
-    """Pillow's exif_transpose raises TypeError on this 681-byte JPEG (issue 21): the image is used
-    as stored, with a warning naming the file, never a traceback."""
+@pytest.mark.parametrize("fault", ["TypeError", "struct.error"])
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
+def test_damaged_exif_keeps_the_pixels_and_says_so(tmp_path, caplog, fmt, fault):
+    """Pillow's exif_transpose raises TypeError or struct.error on these files of 127-681 bytes
+    (issue 21: a JPEG and a WebP stopped watch): the image is used as stored, with a warning naming
+    the file, never a traceback."""
+    import struct
+
     from PIL import ImageOps
 
-    from tests.helpers import damaged_exif_jpeg
+    from tests.helpers import damaged_exif_image
 
-    path = damaged_exif_jpeg(tmp_path / "bad_exif.jpg")
-    with Image.open(path) as img, pytest.raises(TypeError):
+    path = damaged_exif_image(tmp_path / f"bad_exif.{fmt.lower()}", fmt, fault)
+    with Image.open(path) as img, pytest.raises((TypeError, struct.error)):
         ImageOps.exif_transpose(img)  # the defect this guards against is still in Pillow
     out = load_image(path, 8)
     assert out.shape == (8, 8, 3) and out[..., 0].mean() > 150  # the red image, not rotated away
     assert check_image(path) is None
-    assert any("bad_exif.jpg: damaged EXIF (TypeError); orientation not applied" in r.getMessage()
+    name = "error" if fault == "struct.error" else fault
+    assert any(f"{path.name}: damaged EXIF ({name}); orientation not applied" in r.getMessage()
                for r in caplog.records)  # fmt: skip
 
 
