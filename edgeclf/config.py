@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgeclf.bounded import BoundedReadError, excerpt
+from edgeclf.bounded import read_yaml as bounded_yaml
 from edgeclf.errors import ConfigError
+from edgeclf.images import MAX_PIXELS
 
 ModelName = Literal["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "small_cnn"]
 
@@ -138,6 +141,7 @@ class PredictConfig(_Strict):
     kernels: Literal["fast", "reference"]
     threads: int | None = Field(ge=1, le=1024)
     engine: Literal["auto", "onnxruntime", "openvino"]
+    max_pixels: int = Field(ge=1, le=MAX_PIXELS)
 
 
 class WatchConfig(_Strict):
@@ -150,6 +154,16 @@ class ServeConfig(_Strict):
     port: int = Field(ge=0, le=65535)
     max_body_bytes: int = Field(ge=1)
     timeout: float = Field(gt=0, le=3600)
+    max_connections: int = Field(ge=1, le=10_000)
+    backlog: int = Field(ge=1, le=65_535)
+    decode_memory_mb: Literal["auto"] | int = Field(union_mode="left_to_right")
+
+    @field_validator("decode_memory_mb")
+    @classmethod
+    def _positive(cls, value):
+        if value != "auto" and value < 1:
+            raise ValueError("give a number of megabytes (at least 1) or auto")
+        return value
 
 
 class Config(_Strict):
@@ -181,18 +195,13 @@ MAX_CONFIG_BYTES = 1024 * 1024  # a settings file larger than this is refused be
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """A settings file through the bounded reader (edgeclf.bounded: size, UTF-8, depth, aliases)."""
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path}: over {MAX_CONFIG_BYTES} bytes; not a settings file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path}: not UTF-8 text; not a settings file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"config file {path}: not valid YAML{where}") from exc
+        data = bounded_yaml(path, MAX_CONFIG_BYTES, f"config file {path}")
+    except BoundedReadError as exc:
+        raise ConfigError(f"{exc}; not a settings file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -253,6 +262,6 @@ def _describe(exc: ValidationError, given: dict[str, Any], option_names: dict[st
     typed = next((k for k in given if key == k or key.startswith(k + ".")), None)  # an item of a list option
     if typed is not None:
         option = option_names.get(typed, typed)
-        return f"{option} {given[typed]!r}: {message}"
-    value = f" (got {err['input']!r})" if not isinstance(err.get("input"), dict) else ""
+        return f"{option} {excerpt(given[typed])}: {message}"
+    value = f" (got {excerpt(err['input'])})" if not isinstance(err.get("input"), dict) else ""
     return f"config {source}: {key or 'settings'}: {message}{value}"

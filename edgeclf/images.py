@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import BinaryIO
 
@@ -84,21 +86,37 @@ class ImageError(Exception):
     """The file is not an image we can decode; the message is the reason."""
 
 
-def open_rgb(path: str | Path | BinaryIO) -> Image.Image:
+# What admits a decode of so many pixels: a context manager held while the pixels are in memory
+# (serve's DecodeBudget, which bounds the pixels decoded at once across its threads).
+Admit = Callable[[int], AbstractContextManager]
+
+
+class NotAdmitted(Exception):
+    """Raised by an `admit` that will not let a decode start (serve: the decode budget stayed full)."""
+
+
+def open_rgb(path: str | Path | BinaryIO, max_pixels: int = MAX_PIXELS, admit: Admit | None = None, size=None):
     """Decode an image file (a path or a binary file object) into an 8-bit RGB PIL image, upright
-    according to its EXIF orientation. Raises ImageError with the reason it cannot be used."""
+    according to its EXIF orientation. Raises ImageError with the reason it cannot be used.
+    `max_pixels` (at most MAX_PIXELS) refuses larger images from the header; `admit(pixels)`, when
+    given, is entered before the pixels are decoded and left once they are resized to `size` (then
+    the uint8 array is returned instead of the image); NotAdmitted from it passes through."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    limit = min(max_pixels, MAX_PIXELS)
     try:
         with Image.open(path) as img:
             if img.format not in FORMATS:
                 raise ImageError(f"unsupported format {img.format}")
             width, height = img.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(f"{width} x {height} pixels, over the {MAX_PIXELS // 10**6} MP edgeclf decodes")
-            img.seek(0)
-            img.load()
-            return to_rgb8(_upright(img, path))
-    except ImageError:
+            if width * height > limit:
+                where = "edgeclf decodes" if limit == MAX_PIXELS else "limit (predict.max_pixels)"
+                raise ImageError(f"{width} x {height} pixels, over the {limit / 10**6:g} MP {where}")
+            with (admit or _always)(width * height):
+                img.seek(0)
+                img.load()
+                rgb = to_rgb8(_upright(img, path))
+                return rgb if size is None else resize(rgb, size)
+    except (ImageError, NotAdmitted):
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"too large to decode safely ({exc})") from exc
@@ -110,6 +128,10 @@ def open_rgb(path: str | Path | BinaryIO) -> Image.Image:
         ) from exc
     except Exception as exc:  # hostile bytes reach decoder paths that raise anything (TypeError, struct.error...)
         raise ImageError(f"undecodable image ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from exc
+
+
+def _always(pixels: int) -> AbstractContextManager:
+    return nullcontext()
 
 
 def _upright(img: Image.Image, path) -> Image.Image:
@@ -147,9 +169,12 @@ def resize(img: Image.Image, size: int | tuple[int, int]) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def load_image(path: str | Path | BinaryIO, size: int | tuple[int, int]) -> np.ndarray:
-    """The shared preprocessing: decode, EXIF-orient, convert to RGB, resize. uint8 HxWx3, 0..255."""
-    return resize(open_rgb(path), size)
+def load_image(
+    path: str | Path | BinaryIO, size: int | tuple[int, int], max_pixels: int = MAX_PIXELS, admit: Admit | None = None
+) -> np.ndarray:
+    """The shared preprocessing: decode, EXIF-orient, convert to RGB, resize. uint8 HxWx3, 0..255.
+    `max_pixels` and `admit` as in open_rgb."""
+    return open_rgb(path, max_pixels, admit, size)
 
 
 def check_image(path: str | Path) -> str | None:

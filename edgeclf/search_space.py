@@ -29,9 +29,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgeclf.bounded import BoundedReadError, read_yaml
 from edgeclf.config import load_config
 from edgeclf.errors import ConfigError
 
@@ -110,12 +110,10 @@ def load_space(path: Path) -> SearchSpace:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--space {path}: not found")
-    if path.stat().st_size > MAX_SPACE_BYTES:
-        raise ConfigError(f"--space {path}: over {MAX_SPACE_BYTES} bytes; not a search space")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--space {path}: not YAML ({exc.__class__.__name__})") from None
+        raw = read_yaml(path, MAX_SPACE_BYTES, f"--space {path}")
+    except BoundedReadError as exc:
+        raise ConfigError(f"{exc}; not a search space") from None
     try:
         space = SearchSpace.model_validate(raw if raw is not None else {})
     except ValidationError as exc:

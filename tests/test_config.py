@@ -55,7 +55,7 @@ def test_binary_or_huge_config_files_give_one_line(tmp_path):
     huge.write_text("# padding\n" * 200_000)
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         load_config([binary])
-    with pytest.raises(ConfigError, match="over 1048576 bytes"):
+    with pytest.raises(ConfigError, match="over 1 MiB"):
         load_config([huge])
 
 

@@ -60,7 +60,7 @@ def test_the_space_is_checked_before_anything_trains(tmp_path):
         "sampler: grid\nparams:\n  train.learning_rate: {low: 0.001, high: 0.01}\n": "grid sampler takes lists only",
         "params: {}\n": "params",
         "base:\n  train.epochs: -1\nparams:\n  model.alpha: [0.5]\n": "train.epochs",
-        "params: [\n": "not YAML",
+        "params: [\n": "not valid YAML",
     }
     for text, message in cases.items():
         with pytest.raises(ConfigError, match=message):

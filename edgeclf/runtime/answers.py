@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from edgeclf.errors import EdgeclfError
-from edgeclf.images import load_image
+from edgeclf.images import MAX_PIXELS, Admit, load_image
 from edgeclf.runtime.classifier import Classifier
 
 
@@ -25,11 +27,22 @@ def ranked(labels: list[str], probs: np.ndarray, k: int) -> list[dict]:
     return [{"label": labels[i], "probability": float(probs[i])} for i in order]
 
 
-def decode_timed(source: str | Path | BinaryIO, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+def decode_timed(
+    source: str | Path | BinaryIO, size: tuple[int, int], max_pixels: int = MAX_PIXELS, admit: Admit | None = None
+) -> tuple[np.ndarray, float]:
     """(uint8 pixels through the shared preprocessing, decode_ms) for an image file or file object.
-    Raises edgeclf.images.ImageError when it is not a usable image."""
+    Raises edgeclf.images.ImageError when it is not a usable image. With `admit` (serve's decode
+    budget), decode_ms starts once the decode is admitted: waiting for room is not decoding."""
     started = time.perf_counter()
-    pixels = load_image(source, size)
+
+    @contextmanager
+    def timed_admit(pixels: int) -> Iterator[None]:
+        nonlocal started
+        with admit(pixels):
+            started = time.perf_counter()
+            yield
+
+    pixels = load_image(source, size, max_pixels, timed_admit if admit else None)
     return pixels, (time.perf_counter() - started) * 1000
 
 
