@@ -22,6 +22,7 @@ on the network from using the model or reading its labels; it does not encrypt a
 token and the images cross the network in clear: put TLS in front, e.g. a reverse proxy, where
 that matters) and it is one shared secret, not per-user access control.
 """
+
 from __future__ import annotations
 
 import hmac

@@ -151,8 +151,10 @@ def fuzz_seed_images() -> dict[str, bytes]:
     exif.get_ifd(0x8825)[2] = (1.0, 2.0, 3.0)  # GPS latitude
     exif_bytes = exif.tobytes()
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' \
-        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="3"/></rdf:RDF></x:xmpmeta>'  # fmt: skip
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="3"/></rdf:RDF></x:xmpmeta>'
+    )
     seeds: dict[str, bytes] = {}
 
     def save(name, img, fmt, **kw):
@@ -162,7 +164,7 @@ def fuzz_seed_images() -> dict[str, bytes]:
 
     save("png", rgb, "PNG")
     save("png-exif-icc", rgb, "PNG", exif=exif_bytes, icc_profile=icc)
-    save("png-16bit", Image.fromarray((pixels[..., 0].astype(np.uint16) * 257)), "PNG")
+    save("png-16bit", Image.fromarray(pixels[..., 0].astype(np.uint16) * 257), "PNG")
     save("png-rgba", rgb.convert("RGBA"), "PNG")
     save("jpeg", rgb, "JPEG")
     save("jpeg-exif-icc-xmp", rgb, "JPEG", exif=exif_bytes, icc_profile=icc, xmp=xmp)

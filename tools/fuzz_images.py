@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+INTERESTING = [b"\x00\x00", b"\xff\xff", b"\xff\xff\xff\x7f", b"\x00\x00\x00\x80", b"\x01\x00"]
+
+
 def mutate(rng: np.random.Generator, data: bytes, other: bytes) -> bytes:
     """1-8 random edits of `data`: set a byte, insert 1-16 random bytes, cut 1-64 bytes, set an
     interesting value (0, 0xff, 0x7fffffff...) at an aligned offset, or splice in part of `other`."""
@@ -44,7 +47,7 @@ def mutate(rng: np.random.Generator, data: bytes, other: bytes) -> bytes:
         elif op == 2:
             del out[at : at + int(rng.integers(1, 65))]
         elif op == 3:
-            value = [b"\x00\x00", b"\xff\xff", b"\xff\xff\xff\x7f", b"\x00\x00\x00\x80", b"\x01\x00"][int(rng.integers(5))]
+            value = INTERESTING[int(rng.integers(len(INTERESTING)))]
             out[at : at + len(value)] = value
         else:
             start = int(rng.integers(0, max(len(other), 1)))
