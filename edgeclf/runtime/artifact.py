@@ -4,7 +4,6 @@ preprocessing and the labels."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeclf.bounded import BoundedReadError, read_json
 from edgeclf.errors import EdgeclfError
 
 ARTIFACTS_VERSION = 1
@@ -112,6 +112,20 @@ class ArtifactInfo:
                 f"{label}: field 'preprocessing.size' must be [height, width] within 1..{MAX_IMAGE_SIDE}, "
                 f"not {str(size)[:40]}"
             )
+        norm = info.normalization
+        if (
+            not all(
+                isinstance(norm.get(key), (int, float))
+                and not isinstance(norm.get(key), bool)
+                and math.isfinite(norm[key])
+                for key in ("scale", "offset")
+            )
+            or not norm["scale"]
+        ):
+            raise EdgeclfError(
+                f"{label}: field 'normalization' needs finite numbers scale (not 0) and offset, "
+                f"not {str(norm)[:60]}; re-export, or restore the file"
+            )
         return info
 
 
@@ -130,12 +144,10 @@ def read_artifacts(path: Path) -> list[ArtifactInfo]:
     Raises FileNotFoundError when there is none, EdgeclfError naming the file (and the entry and
     field) when it is too large, not JSON, or an entry is malformed."""
     index = locate_artifacts(path)
-    if index.stat().st_size > MAX_INDEX_BYTES:
-        raise EdgeclfError(f"{index}: over {MAX_INDEX_BYTES // 2**20} MiB; not an edgeclf artifacts.json")
     try:
-        data = json.loads(index.read_bytes())
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EdgeclfError(f"{index}: not valid JSON ({str(exc)[:120]}); re-export, or restore the file") from None
+        data = read_json(index, MAX_INDEX_BYTES)
+    except BoundedReadError as exc:
+        raise EdgeclfError(f"{exc}; re-export, or restore the file") from None
     entries = data.get("artifacts") if isinstance(data, dict) else None
     if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
         raise EdgeclfError(f"{index}: field 'artifacts' must be a list of at most {MAX_ENTRIES} entries")

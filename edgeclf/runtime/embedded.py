@@ -12,10 +12,12 @@ Written at export (edgeclf.export), read here. TensorFlow-free.
 from __future__ import annotations
 
 import io
-import json
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
+from edgeclf.bounded import BoundedReadError, loads_json
 from edgeclf.errors import EdgeclfError
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.integrity import check_model_file
@@ -31,15 +33,63 @@ class ArtifactNotFound(EdgeclfError):
     """The requested artifact or model file is not there; the message says what is."""
 
 
-def tflite_member(content: bytes, name: str) -> bytes | None:
-    """A file from the zip appended to a .tflite, or None when there is no zip or no such file."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            if archive.getinfo(name).file_size > MAX_DESCRIPTION_BYTES:
-                return None
-            return archive.read(name)
-    except (zipfile.BadZipFile, KeyError):
+MAX_ZIP_ENTRIES = 16  # ours holds 2 (labels.txt, edgeclf.json): more is not ours
+
+
+def tflite_member(content: bytes | Path, name: str) -> bytes | None:
+    """A file from the zip appended to a .tflite (its bytes, or the path: then only the zip's
+    records are read), or None when there is no zip or no such file. Bounded: the zip's entry count
+    is read from its end record before zipfile parses its directory, and the member is inflated in
+    pieces, counting the real bytes (a header may say 1,000 and inflate to 1 GiB). Raises
+    EdgeclfError for a zip with too many entries, an encrypted or oddly compressed member, a member
+    over MAX_DESCRIPTION_BYTES or one that does not inflate."""
+    where = content if isinstance(content, Path) else "the model"
+    source = content.open("rb") if isinstance(content, Path) else io.BytesIO(content)
+    with source:
+        entries = _zip_entry_count(source)
+        if entries is None:
+            return None
+        if entries > MAX_ZIP_ENTRIES:
+            raise EdgeclfError(f"{where}: its appended zip declares {entries} entries, over {MAX_ZIP_ENTRIES}")
+        try:
+            with zipfile.ZipFile(source) as archive:
+                try:
+                    info = archive.getinfo(name)
+                except KeyError:
+                    return None
+                if info.flag_bits & 0x1:
+                    raise EdgeclfError(f"{where}: {name} in its appended zip is encrypted; re-export")
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise EdgeclfError(
+                        f"{where}: {name} in its appended zip uses compression method {info.compress_type}; "
+                        "edgeclf reads stored or deflated members; re-export"
+                    )
+                out = bytearray()
+                with archive.open(info) as member:
+                    while piece := member.read(65536):
+                        out += piece
+                        if len(out) > MAX_DESCRIPTION_BYTES:
+                            raise EdgeclfError(
+                                f"{where}: {name} in its appended zip inflates past {MAX_DESCRIPTION_BYTES} bytes"
+                            )
+                return bytes(out)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+            raise EdgeclfError(f"{where}: {name} in its appended zip is damaged ({exc}); re-export") from None
+
+
+def _zip_entry_count(stream) -> int | None:
+    """Total entries from the zip's end-of-central-directory record (ZIP64 counts read as over any
+    cap), or None when the stream ends with no such record."""
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    tail_size = min(size, 22 + 65535)
+    stream.seek(size - tail_size)
+    tail = stream.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
         return None
+    (total,) = struct.unpack("<H", tail[at + 10 : at + 12])
+    return 2**32 if total == 0xFFFF else total
 
 
 def tflite_labels(content: bytes) -> list[str] | None:
@@ -52,24 +102,15 @@ def describe_file(path: Path) -> ArtifactInfo:
     """The ArtifactInfo a bare model file carries (edgeclf.json in a .tflite's zip, or an ONNX's
     metadata_props); labels.txt beside the file fills in labels when the file has none.
     Raises ArtifactNotFound when the file carries no description."""
-    check_model_file(path)  # size bound and structure before the bytes are read
-    data = None
+    onnx = check_model_file(path)  # size bound and structure before the bytes are read
     if path.suffix == ".tflite":
-        member = tflite_member(path.read_bytes(), DESCRIPTION_FILE)
-        try:
-            data = json.loads(member) if member is not None else None
-        except (UnicodeDecodeError, ValueError):
-            raise ArtifactNotFound(f"{path}: its embedded {DESCRIPTION_FILE} is not valid JSON; re-export") from None
-    else:
-        import onnxruntime as ort
-
-        try:
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime's own Fail/InvalidProtobuf/... classes
-            raise EdgeclfError(f"{path}: ONNX Runtime could not load it ({' '.join(str(exc).split())[:160]})") from None
-        props = session.get_modelmeta().custom_metadata_map
-        if ONNX_DESCRIPTION in props:
-            data = json.loads(props[ONNX_DESCRIPTION])
+        text, what = tflite_member(path, DESCRIPTION_FILE), f"{path}: its embedded {DESCRIPTION_FILE}"
+    else:  # the metadata from the scan: the model is loaded once, by the backend
+        text, what = onnx.metadata.get(ONNX_DESCRIPTION), f"{path}: its {ONNX_DESCRIPTION} metadata"
+    try:
+        data = loads_json(text, what, MAX_DESCRIPTION_BYTES) if text is not None else None
+    except BoundedReadError as exc:
+        raise ArtifactNotFound(f"{exc}; re-export") from None
     if data is None:
         raise ArtifactNotFound(
             f"{path}: carries no edgeclf description; use the export folder (artifacts.json) instead"

@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 
 from edgeclf.errors import EdgeclfError
+from edgeclf.runtime.onnx_scan import OnnxScan, scan
 
 MAX_MODEL_BYTES = 2 * 1024**3  # larger files are refused before they are read
 TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer file identifier of the TFLite schema, at bytes 4..8
@@ -32,14 +33,21 @@ def check_recorded(file: Path, size: int, sha256: str, index: Path) -> None:
         )
 
 
-def check_model_file(file: Path) -> None:
+def check_model_file(file: Path) -> OnnxScan | None:
     """A .tflite must be a flatbuffer with TFLite's identifier whose root table lies inside the
-    file. An .onnx is left to the runtime's own protobuf loader (the onnx package belongs to the
-    training side), whose failure the backend turns into an error line naming the file; both are
-    bounded in size first."""
+    file. An .onnx is scanned (edgeclf.runtime.onnx_scan: its external data and metadata, without
+    the onnx package) and otherwise left to the runtime's own protobuf loader, whose failure the
+    backend turns into an error line naming the file. Both are bounded in size first, an .onnx with
+    its external data counted. Returns the .onnx's scan."""
     size = file.stat().st_size
+    cap = f"over {MAX_MODEL_BYTES // 1024**3} GiB; not a model edgeclf runs"
     if size > MAX_MODEL_BYTES:
-        raise EdgeclfError(f"{file}: {size} bytes, over {MAX_MODEL_BYTES // 1024**3} GiB; not a model edgeclf runs")
+        raise EdgeclfError(f"{file}: {size} bytes, {cap}")
+    if file.suffix == ".onnx":
+        onnx = scan(file)
+        if size + onnx.external_bytes > MAX_MODEL_BYTES:
+            raise EdgeclfError(f"{file}: {size} bytes and {onnx.external_bytes} of external data, {cap}")
+        return onnx
     if file.suffix == ".tflite":
         with file.open("rb") as stream:
             head = stream.read(8)
