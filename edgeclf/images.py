@@ -76,6 +76,9 @@ def find_images(targets: list[Path]) -> list[Path]:
 # Pillow's own bomb limit (MAX_IMAGE_PIXELS, 89 MP), so its warning never fires. JPEG's draft mode
 # (decoding at a reduced scale) is not used: it would give other pixels than training saw.
 MAX_PIXELS = 40_000_000
+# Some formats Pillow decodes in Python (its registered PyDecoders: run-length BMP among those we
+# read) at about 6 MP/s: a 1.2 KB RLE BMP declaring 33 MP took 5.3 s (found by tools/fuzz_images.py).
+MAX_PYTHON_DECODED_PIXELS = 4_000_000
 # Pillow's warnings about odd files (EXIF, palettes) are not the user's business: the file decodes or
 # raises ImageError. Set once, process-wide (warnings.catch_warnings is not thread-safe; serve decodes
 # in threads).
@@ -111,6 +114,12 @@ def open_rgb(path: str | Path | BinaryIO, max_pixels: int = MAX_PIXELS, admit: A
             if width * height > limit:
                 where = "edgeclf decodes" if limit == MAX_PIXELS else "limit (predict.max_pixels)"
                 raise ImageError(f"{width} x {height} pixels, over the {limit / 10**6:g} MP {where}")
+            slow = {tile.codec_name for tile in img.tile} & set(Image.DECODERS)
+            if slow and width * height > MAX_PYTHON_DECODED_PIXELS:
+                raise ImageError(
+                    f"{width} x {height} pixels in {img.format}'s {min(slow)} encoding, which Pillow decodes slowly: "
+                    f"over the {MAX_PYTHON_DECODED_PIXELS / 10**6:g} MP edgeclf decodes in it; save it as PNG"
+                )
             with (admit or _always)(width * height):
                 img.seek(0)
                 img.load()

@@ -177,16 +177,17 @@ def fuzz_seed_images() -> dict[str, bytes]:
     save("gif-animated", frames[0].convert("P"), "GIF", save_all=True, append_images=[frames[1].convert("P")])
     save("bmp-8bit", rgb.convert("L"), "BMP")
     save("bmp-24bit", rgb, "BMP")
-    seeds["bmp-rle8"] = _bmp_rle8()
+    seeds["bmp-rle8"] = bmp_rle8()
     return seeds
 
 
-def _bmp_rle8() -> bytes:
-    """A 4 x 2 8-bit run-length-encoded BMP (Pillow reads RLE8 but does not write it)."""
+def bmp_rle8(width: int = 4) -> bytes:
+    """A width x 2 8-bit run-length-encoded BMP (Pillow reads RLE8 but does not write it) whose data
+    holds two rows of four pixels: a wider one is a few bytes that declare many pixels."""
     import struct
 
     palette = b"".join(struct.pack("<BBBB", v, v, v, 0) for v in range(256))
     data = bytes([4, 10, 0, 0, 4, 200, 0, 1])  # row of four 10s, end of line, row of four 200s, end of bitmap
     header_size = 14 + 40 + len(palette)
-    info = struct.pack("<IiiHHIIiiII", 40, 4, 2, 1, 8, 1, len(data), 2835, 2835, 256, 0)
+    info = struct.pack("<IiiHHIIiiII", 40, width, 2, 1, 8, 1, len(data), 2835, 2835, 256, 0)
     return b"BM" + struct.pack("<IHHI", header_size + len(data), 0, 0, header_size) + info + palette + data

@@ -150,3 +150,18 @@ def test_errors_on_in_memory_data_carry_no_heap_address():
         open_rgb(io.BytesIO(b"not an image at all"))
     assert "0x" not in str(info.value) and "object at" not in str(info.value)
     assert "cannot identify image file the data" in str(info.value)
+
+
+def test_a_small_run_length_bmp_declaring_many_pixels_is_refused_from_its_header():
+    """Found by tools/fuzz_images.py: a 1.2 KB RLE8 BMP declaring 16,776,964 x 2 pixels took 5.3 s
+    to decode (Pillow's BMP RLE decoder is Python). A small one still decodes."""
+    import io
+
+    from edgeclf.images import ImageError
+    from tests.helpers import bmp_rle8
+
+    assert load_image(io.BytesIO(bmp_rle8(4)), 4).shape == (4, 4, 3)
+    data = bmp_rle8(16_776_964)
+    assert len(data) < 1100
+    with pytest.raises(ImageError, match="16776964 x 2 pixels in BMP's bmp_rle encoding.*save it as PNG"):
+        load_image(io.BytesIO(data), 4)
