@@ -9,7 +9,6 @@ No TensorFlow here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -27,6 +26,7 @@ from edgeclf.class_weights import imbalance
 from edgeclf.config import SplitConfig
 from edgeclf.errors import DataError
 from edgeclf.images import EXTENSIONS, check_image, load_image
+from edgeclf.runtime.integrity import file_sha256  # noqa: F401 (edgeclf.dataset.file_sha256 for the tools)
 
 SPLITS = ("train", "val", "test")
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -140,15 +140,6 @@ def _walk_files(folder: Path) -> Iterable[tuple[Path, bool]]:
         dirnames.sort()
         for name in sorted(filenames):
             yield Path(dirpath) / name, hidden_dir or _is_hidden(name)
-
-
-def file_sha256(path: Path) -> str:
-    """A file's sha256, read 1 MiB at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check(path: Path) -> tuple[str | None, str | None]:

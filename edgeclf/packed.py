@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from edgeclf import __version__
+from edgeclf.bounded import BoundedReadError, excerpt, expect_object, loads_json
 from edgeclf.dataset import SPLITS, Dataset
 from edgeclf.errors import DataError
 from edgeclf.images import PREPROCESSING, load_image
@@ -241,7 +242,7 @@ def open_pack(location: str | Path) -> Pack:
         raise DataError(f"{path}: over {MAX_MANIFEST_BYTES} bytes; not an edgeclf pack manifest")
     try:
         with tf.io.gfile.GFile(path, "r") as f:
-            manifest = json.loads(f.read())
+            manifest = expect_object(loads_json(f.read(), str(path), MAX_MANIFEST_BYTES), str(path))
         if manifest.get("format") != "edgeclf-pack" or manifest.get("version") != VERSION:
             raise ValueError(f"format {manifest.get('format')!r} version {manifest.get('version')!r}")
         size, encoding, shards = manifest["image_size"], manifest["encoding"], manifest["shards"]
@@ -258,10 +259,12 @@ def open_pack(location: str | Path) -> Pack:
             for s in listed:
                 if "/" in s["file"] or s["file"].startswith("."):
                     raise ValueError(f"shard name {s['file']!r}")
+    except BoundedReadError as exc:
+        raise DataError(f"{exc}; pack the folder again") from None
     except KeyError as exc:
-        raise DataError(f"{path}: not a valid pack manifest (no {exc}); pack the folder again") from None
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{path}: not a valid pack manifest ({exc}); pack the folder again") from None
+        raise DataError(f"{path}: not a valid pack manifest (no {excerpt(exc.args[0])}); pack it again") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: not a valid pack manifest ({excerpt(str(exc), 80)}); pack it again") from None
     pack_ = Pack(location, dataset, size, encoding, shards)
     for split in shards:
         for s, file in zip(shards[split], pack_.files(split), strict=True):

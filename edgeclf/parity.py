@@ -23,7 +23,6 @@ TensorFlow-free: verify runs on the device.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ from PIL import Image
 
 from edgeclf import __version__
 from edgeclf.atomic import atomic_write_bytes, atomic_write_json
+from edgeclf.bounded import BoundedReadError, excerpt, expect_object, read_json
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import ImageError, load_image
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, pick, read_artifacts
@@ -151,10 +151,8 @@ def _load_reference(index: Path) -> dict:
     path = index.parent / PARITY_DIR / REFERENCE
     if not path.is_file():
         raise EdgeclfError(f"{path}: not found; re-export with this edgeclf version (edgeclf export writes it)")
-    if path.stat().st_size > MAX_REFERENCE_BYTES:
-        raise EdgeclfError(f"{path}: over {MAX_REFERENCE_BYTES} bytes; not an edgeclf parity file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = expect_object(read_json(path, MAX_REFERENCE_BYTES), str(path))
         samples, records = data["samples"], data["artifacts"]
         if data.get("version") != VERSION or not isinstance(samples, list) or not isinstance(records, dict):
             raise ValueError("unknown version or layout")
@@ -164,10 +162,15 @@ def _load_reference(index: Path) -> dict:
             isinstance(r, dict) for r in records.values()
         ):
             raise ValueError("samples and artifact records must be objects")
-        if not all(isinstance(data["tolerances"].get(k), (int, float)) for k in ("fp32", "fp16")):
+        tolerances = data["tolerances"]
+        if not isinstance(tolerances, dict) or not all(
+            isinstance(tolerances.get(k), (int, float)) and 0 <= tolerances[k] < 1e6 for k in ("fp32", "fp16")
+        ):
             raise ValueError("tolerances must give fp32 and fp16 numbers")
+    except BoundedReadError as exc:
+        raise EdgeclfError(f"{exc}; re-export") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise EdgeclfError(f"{path}: not a valid parity file ({exc}); re-export") from None
+        raise EdgeclfError(f"{path}: not a valid parity file ({excerpt(str(exc), 80)}); re-export") from None
     return data
 
 

@@ -343,3 +343,57 @@ def test_links_out_of_an_export_folder_are_refused(bundle, tmp_path):
     assert result.exit_code == 2 and "outside the export folder; refused" in result.output
     with pytest.raises(Exception, match="a bundle holds regular files only"):
         write_bundle(copy, tmp_path / "b.tar.gz")
+
+
+def _manifests(wheel: bytes = b"wheel", sha: str | None = None, artifacts=()):
+    """bundle.json (naming runner/edgeclf-0-py3-none-any.whl) and export/artifacts.json members."""
+    import hashlib
+
+    bundle = {
+        "runner": {"file": "runner/edgeclf-0-py3-none-any.whl", "sha256": sha or hashlib.sha256(wheel).hexdigest()}
+    }
+    return [
+        _member("bundle.json", json.dumps(bundle).encode()),
+        _member("runner/edgeclf-0-py3-none-any.whl", wheel),
+        _member("export/artifacts.json", json.dumps({"artifacts": list(artifacts)}).encode()),
+    ]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([_member("export/" + "n" * 300 + ".tflite")], "has a name part over 255 bytes"),  # was ENAMETOOLONG
+        ([_member("export/parity"), _member("export/parity/reference.json")], "conflicts with another entry"),
+        ([_member("export/huge.bin", b"\0" * 5000)], "entry 'export/huge.bin' is not part of an edgeclf bundle"),
+        ([_member("export/model_fp32.tflite", b"\0" * 5000)], "is 5000 bytes, artifacts.json records 100"),
+        ([_member("runner/other.whl")], "entry 'runner/other.whl' is not part of an edgeclf bundle"),
+    ],
+)
+def test_unpack_checks_names_and_sizes_before_it_writes_a_byte(tmp_path, extra, message):
+    """Before: a 300-byte name or a file/folder conflict gave a traceback, and a bundle's members
+    were extracted before its manifests were compared with them (a 21 MB bundle wrote 3.58 GB
+    before it was refused). Now each is one line, and nothing is written anywhere."""
+    entry = {"name": "tflite-fp32", "status": "ok", "path": "model_fp32.tflite", "bytes": 100}
+    archive = _tar(tmp_path / "b.tar.gz", *_manifests(artifacts=[entry]), *extra)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(app, ["unpack", str(archive), str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_unpack_hashes_the_runner_wheel_in_pieces(tmp_path):
+    """Before: the wheel was read whole to hash it (a 9 MB bundle holding a 2 GB wheel took 2.1 GB
+    RSS, fatal on a 2 GB Pi). A 48 MiB wheel whose sha256 does not match: refused, peak small."""
+    import tracemalloc
+
+    archive = _tar(tmp_path / "b.tar.gz", *_manifests(wheel=b"\0" * (48 << 20), sha="0" * 64))
+    tracemalloc.start()
+    try:
+        result = CliRunner().invoke(app, ["unpack", str(archive), str(tmp_path / "out")])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 2 and "the runner wheel does not match bundle.json's sha256" in result.output
+    assert peak < 16 << 20, f"peak {peak >> 20} MiB"
+    assert not (tmp_path / "out").exists()

@@ -103,8 +103,7 @@ def write_bundle(export_dir: Path, out: Path) -> Path:
             _add_bytes(tar, "install.sh", INSTALL_SCRIPT.read_bytes(), mode=0o755)
             _add_bytes(tar, f"runner/{wheel.name}", content)
             tar.add(index, arcname="export/artifacts.json")
-            for info in entries:
-                path = artifact_file(index, info)
+            for path in dict.fromkeys(artifact_file(index, info) for info in entries):  # one file, several engines
                 tar.add(path, arcname=f"export/{path.name}")
             tar.add(parity, arcname=f"export/{PARITY_DIR}")
     return atomic_write_bytes(Path(out), buf.getvalue())

@@ -15,6 +15,15 @@ MAX_MODEL_BYTES = 2 * 1024**3  # larger files are refused before they are read
 TFLITE_IDENTIFIER = b"TFL3"  # the flatbuffer file identifier of the TFLite schema, at bytes 4..8
 
 
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read 1 MiB at a time (a model or a wheel is never held whole to hash it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check_recorded(file: Path, size: int, sha256: str, index: Path) -> None:
     """The file has the byte count and sha256 that the index records (else it changed since
     export: re-export, re-validate, or skip this check on purpose)."""
@@ -22,13 +31,10 @@ def check_recorded(file: Path, size: int, sha256: str, index: Path) -> None:
     hint = "re-export, run edgeclf validate on the run, or pass --no-integrity-check if you changed it on purpose"
     if actual != size:
         raise EdgeclfError(f"{file}: {actual} bytes, {index} records {size}: changed since export; {hint}")
-    digest = hashlib.sha256()
-    with file.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
+    digest = file_sha256(file)
+    if digest != sha256:
         raise EdgeclfError(
-            f"{file}: sha256 {digest.hexdigest()[:12]}... differs from the {sha256[:12]}... that {index} records: "
+            f"{file}: sha256 {digest[:12]}... differs from the {sha256[:12]}... that {index} records: "
             f"changed since export; {hint}"
         )
 
