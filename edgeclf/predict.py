@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeclf.images import ImageError, find_images
+from edgeclf.images import MAX_PIXELS, ImageError, find_images
 from edgeclf.runtime.answers import answer, check_top_k, decode_timed
 from edgeclf.runtime.open import open_classifier
 
@@ -31,6 +31,7 @@ def predict(
     kernels: str = "fast",
     engine: str | None = None,
     integrity: bool = True,
+    max_pixels: int = MAX_PIXELS,
 ) -> PredictResult:
     """Classify every image file named in, or found under, targets. The classifier is warmed up
     once before the first image, so that no image is timed on the engine's first call. Raises
@@ -40,7 +41,7 @@ def predict(
     results = []
     for path in find_images(targets):
         try:
-            pixels, decode_ms = decode_timed(path, classifier.info.image_size)
+            pixels, decode_ms = decode_timed(path, classifier.info.image_size, max_pixels)
         except ImageError as exc:
             results.append({"image": str(path), "error": str(exc)})
             continue

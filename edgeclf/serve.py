@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlparse
 
 from edgeclf.errors import ConfigError
 from edgeclf.images import MAX_PIXELS, ImageError, NotAdmitted
+from edgeclf.printable import printable
 from edgeclf.runtime.answers import answer, decode_timed
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.decode_budget import DecodeBudget, capacity_pixels
@@ -211,8 +212,8 @@ class PredictHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
-        if self.log:
-            self.log(f"{self.address_string()} {format % args}")
+        if self.log:  # the request line is the client's: its control characters are escaped
+            self.log(printable(f"{self.address_string()} {format % args}"))
 
 
 class Server(ThreadingHTTPServer):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
+import logging
 import os
 import time
 from collections import OrderedDict
@@ -28,16 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeclf.atomic import atomic_write_json
+from edgeclf.bounded import BoundedReadError, expect_object, read_json
 from edgeclf.errors import EdgeclfError
-from edgeclf.images import EXTENSIONS, ImageError, resize, to_rgb8
+from edgeclf.images import EXTENSIONS, MAX_PIXELS, ImageError, resize, to_rgb8
 from edgeclf.runtime.answers import decode_timed, top1
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.signals import StopSignal
 
 STATE_FILE = ".edgeclf-watch.json"
 MAX_STATE = 10_000  # contents remembered
+MAX_STATE_BYTES = 4 * MAX_STATE * 200  # a state file of MAX_STATE entries is under half of this
 MAX_FILE_BYTES = 64 * 1024 * 1024  # larger files get an error record, unread
 RETRIES = 3  # reads of a file that cannot be read yet, one scan apart
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,19 +52,27 @@ class _Pending:
 
 
 class _Seen:
-    """The sha256 of every content classified, newest last, kept in a JSON file."""
+    """The sha256 of every content classified, newest last, kept in a JSON file. A state file that
+    cannot be used (any content, any depth, a folder, in a missing folder, unwritable) never stops
+    the watch: it starts fresh, or goes on in memory, with a warning."""
 
     def __init__(self, path: Path):
         self.path = path
         self.digests: OrderedDict[str, str] = OrderedDict()
-        try:
-            if path.is_file() and path.stat().st_size <= 4 * MAX_STATE * 200:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                for digest, name in list(data.get("done", {}).items())[-MAX_STATE:]:
+        self.saving = True
+        if path.is_dir() or not path.parent.is_dir():
+            why = "is a folder" if path.is_dir() else "is in a folder that does not exist"
+            log.warning(f"state file {path} {why}: what is reported is remembered until watch stops (--state FILE)")
+            self.saving = False
+        elif path.exists():
+            try:
+                data = expect_object(read_json(path, MAX_STATE_BYTES), str(path))
+                done = data.get("done", {})
+                for digest, name in list(done.items() if isinstance(done, dict) else [])[-MAX_STATE:]:
                     if isinstance(digest, str) and len(digest) == 64:
                         self.digests[digest] = str(name)[:255]
-        except (OSError, ValueError, AttributeError):
-            self.digests.clear()  # an unreadable state file starts a fresh one
+            except BoundedReadError as exc:
+                log.warning(f"{exc}: starting a fresh state file")
 
     def __contains__(self, digest: str) -> bool:
         return digest in self.digests
@@ -69,7 +81,13 @@ class _Seen:
         self.digests[digest] = name
         while len(self.digests) > MAX_STATE:
             self.digests.popitem(last=False)
-        atomic_write_json(self.path, {"version": 1, "done": dict(self.digests)})
+        if not self.saving:
+            return
+        try:
+            atomic_write_json(self.path, {"version": 1, "done": dict(self.digests)})
+        except OSError as exc:
+            log.warning(f"state file {self.path}: cannot be written ({exc.strerror}); remembered until watch stops")
+            self.saving = False
 
 
 def _listing(folder: Path) -> dict[Path, tuple[int, int] | str]:
@@ -102,6 +120,7 @@ def watch_folder(
     existing: bool = False,
     state: Path | None = None,
     reprocess: bool = False,
+    max_pixels: int = MAX_PIXELS,
 ) -> int:
     """Poll folder every `interval` seconds (see the module docstring for what is read when);
     emit() gets each file's top-1 answer or an error record. Files present at start are ignored
@@ -139,7 +158,7 @@ def watch_folder(
                 continue
             if now - waiting.stable_since < settle:
                 continue
-            record = _read(classifier, path, signature, seen, reprocess, waiting)
+            record = _read(classifier, path, signature, seen, reprocess, waiting, max_pixels)
             if record is None and waiting.failures < RETRIES:
                 continue  # could not be read yet: the next scan tries again
             del pending[path]
@@ -153,7 +172,9 @@ def watch_folder(
     return count
 
 
-def _read(classifier: Classifier, path: Path, signature, seen: _Seen, reprocess: bool, waiting: _Pending):
+def _read(
+    classifier: Classifier, path: Path, signature, seen: _Seen, reprocess: bool, waiting: _Pending, max_pixels: int
+):
     """The record to emit for a settled file, {} when its content was reported before, or None when
     it cannot be read yet (waiting.failures counts the tries)."""
     if signature[0] > MAX_FILE_BYTES:
@@ -169,7 +190,7 @@ def _read(classifier: Classifier, path: Path, signature, seen: _Seen, reprocess:
     if digest in seen and not reprocess:
         return {}
     try:
-        record = top1(classifier, str(path), *decode_timed(io.BytesIO(data), classifier.info.image_size))
+        record = top1(classifier, str(path), *decode_timed(io.BytesIO(data), classifier.info.image_size, max_pixels))
     except ImageError as exc:
         return {"image": str(path), "error": str(exc)}
     seen.add(digest, path.name)

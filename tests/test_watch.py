@@ -132,3 +132,70 @@ def test_the_folder_disappearing_is_a_clear_error(classifier, tmp_path):
     shutil.rmtree(folder)
     watcher.thread.join(5)
     assert isinstance(watcher.error, EdgeclfError) and "the watched folder disappeared" in str(watcher.error)
+
+
+@pytest.mark.parametrize(
+    "kind, warning",
+    [
+        ("deep", "nested 100000 levels deep"),
+        ("not json", "not valid JSON"),
+        ("a list", "expected a JSON object"),
+        ("binary", "not UTF-8 text"),
+        ("folder", "is a folder"),
+        ("missing folder", "is in a folder that does not exist"),
+    ],
+)
+def test_a_bad_state_file_never_stops_the_watch(classifier, images, tmp_path, caplog, kind, warning):
+    """Before: a 100,000-deep .edgeclf-watch.json dropped into the watched folder stopped watch at
+    start (exit 1: a crash loop under systemd), and a state path that is a folder or in a missing
+    folder crashed at the first image. Now: a warning, a fresh state, and every image reported."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    state = folder / STATE_FILE
+    if kind == "deep":
+        state.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "not json":
+        state.write_text("{not json")
+    elif kind == "a list":
+        state.write_text("[1]")
+    elif kind == "binary":
+        state.write_bytes(b"\xff\xfe" * 10)
+    elif kind == "folder":
+        state.mkdir()
+    else:
+        state = tmp_path / "gone" / "state.json"
+    watcher = Watcher(classifier, folder, state=state)
+    (folder / "a.png").write_bytes(images[0])
+    assert watcher.wait_for(lambda r: len(r) >= 1)
+    records = watcher.finish()
+    assert watcher.error is None and "label" in records[0], records
+    assert any(warning in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    if kind in ("deep", "not json", "a list", "binary"):  # replaced by a fresh, usable state
+        assert len(json.loads(state.read_text())["done"]) == 1
+
+
+def test_watch_json_writes_only_json_lines_to_stdout(tiny_run, images, tmp_path):
+    """Before: `watch --json` wrote its 'watching ...' and 'stopped ...' lines to stdout too."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(images[0])
+    (folder / STATE_FILE).write_text("[" * 1000)  # a warning, which goes to stderr as well
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeclf", "watch", str(tiny_run), str(folder), "--existing", "--json",
+         "--interval", "0.05"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (folder / STATE_FILE).read_text().startswith("{"):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    lines = out.splitlines()
+    assert proc.returncode == 0, err
+    assert lines and all(json.loads(line)["image"].endswith("a.png") for line in lines), out
+    assert "watching" in err and "stopped after 1 image" in err and "starting a fresh state file" in err

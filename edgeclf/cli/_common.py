@@ -17,23 +17,43 @@ from rich.markup import escape
 from rich.text import Text
 
 from edgeclf.errors import EdgeclfError
+from edgeclf.printable import printable
 
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # a full or read-only disk: one line, not a traceback
+# a path the user gave that the system refuses: one line naming it
+PATH_ERRORS = {errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.ELOOP}
+
+
+class SafeConsole(Console):
+    """A Console whose every string (text, markup, table cells) has its control and bidi characters
+    written as escapes (edgeclf.printable) before Rich sees it: a file or class name cannot move
+    the cursor, clear the screen or retitle the terminal. Newlines and tabs are kept here (output
+    is multi-line by design); names are passed through printable() where they are printed."""
+
+    def render_str(self, text: str, **kwargs) -> Text:
+        return super().render_str(printable(text, keep="\n\t"), **kwargs)
+
 
 # Tables keep their columns when the output is a file or a pipe (rich would assume 80 columns).
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = SafeConsole(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
+_messages = [console]  # where stage messages go (stderr when stdout carries JSON)
+
+
+def messages_to_stderr() -> None:
+    """Stage messages and warnings on stderr from now on (a command whose stdout is JSON lines)."""
+    _messages[0] = err_console
 
 
 class ConsoleHandler(logging.Handler):
     """Stage messages (the `edgeclf` loggers) as plain lines on the console; warnings in yellow."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
+        text = printable(record.getMessage())  # one line, whatever a name in it holds
         if record.levelno >= logging.WARNING:
-            console.print(f"warning: {text}", style="yellow", markup=False)
+            _messages[0].print(f"warning: {text}", style="yellow", markup=False)
         else:
-            console.print(text, markup=False)
+            _messages[0].print(text, markup=False)
 
 
 def show_stage_messages() -> None:
@@ -57,9 +77,14 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except EdgeclfError as exc:
             # the message is shown literally: file names and hints like 'edgeclf[openvino]' are not markup
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(printable(exc))}", markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as exc:
+            if exc.errno in PATH_ERRORS and exc.filename:
+                name = printable(exc.filename)
+                name = name if len(name) <= 120 else name[:60] + "..." + name[-40:]
+                err_console.print(f"[bold red]error:[/] {escape(name)}: {escape(exc.strerror or str(exc))}")
+                raise typer.Exit(2) from None
             if exc.errno not in DISK_ERRORS:
                 raise
             where = f" writing {exc.filename}" if exc.filename else ""
@@ -111,7 +136,7 @@ ENGINE_HELP = (
 def done(message: str) -> None:
     """The last line of a command: "done" in green, then the message shown literally (it holds
     paths and names, which are never read as console markup)."""
-    console.print(Text.assemble(("done", "bold green"), message), soft_wrap=True)
+    console.print(Text.assemble(("done", "bold green"), printable(message)), soft_wrap=True)
 
 
 def integrity_option():

@@ -30,17 +30,22 @@ def command(
         "CPU (for checking a device against a workstation).",
     ),
     engine: str | None = setting("predict.engine", ENGINE_HELP),
+    max_pixels: int | None = setting("predict.max_pixels", "Larger images are refused from their header."),
     integrity: bool = integrity_option(),
 ) -> None:
     from edgeclf.cli import render
+    from edgeclf.cli._common import messages_to_stderr
     from edgeclf.config import load_config
     from edgeclf.predict import predict
 
+    if as_json:
+        messages_to_stderr()  # stdout is the JSON array alone
     values, names = overrides(command, locals())
     options = load_config([], values, names).predict
     result = predict(
-        model, images, artifact, options.top_k, options.threads, options.kernels, options.engine, integrity
-    )
+        model, images, artifact, options.top_k, options.threads, options.kernels, options.engine, integrity,
+        options.max_pixels,
+    )  # fmt: skip
     if as_json:
         print(json.dumps(result.results, indent=2))
     else:

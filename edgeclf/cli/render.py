@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeclf.cli._common import console
+from edgeclf.printable import printable
 
 MAX_LISTED = 50  # skipped or ignored files listed by name (all of them are in dataset.json)
 
@@ -32,12 +33,12 @@ def dataset_summary(data) -> None:
     """Images per class and split, then the files skipped (with the reason) and ignored."""
     counts = data.counts()
     where = f"{data.pack} (packed from {data.root})" if data.pack else str(data.root)
-    table = Table(title=Text(f"{where} ({data.layout})"), show_footer=True)
+    table = Table(title=_text(f"{where} ({data.layout})"), show_footer=True)
     table.add_column("class", footer="total")
     for split in counts:
         table.add_column(split, justify="right", footer=str(sum(counts[split].values())))
     for name in data.classes:
-        table.add_row(Text(name), *(str(counts[s][name]) for s in counts))
+        table.add_row(_text(name), *(str(counts[s][name]) for s in counts))
     console.print(table)
     for title, entries in (("skipped", data.skipped), ("ignored", data.ignored)):
         if not entries:
@@ -65,7 +66,7 @@ def export_table(result) -> None:
         v = a.validation
         if "accuracy" not in v:  # failed before it ran (not integer, wrong output)
             table.add_row(
-                Text(a.name), Text(a.precision), f"{a.bytes / 1024:.0f} KiB", "-", "-", "-", Text(v["check"]), "-",
+                _text(a.name), _text(a.precision), f"{a.bytes / 1024:.0f} KiB", "-", "-", "-", _text(v["check"]), "-",
                 "[red]FAILED[/]",
             )  # fmt: skip
             continue
@@ -77,13 +78,19 @@ def export_table(result) -> None:
         if v.get("note"):
             notes.append(f"{a.name}: {v['note']}")
         table.add_row(
-            Text(a.name), Text(a.precision), f"{a.bytes / 1024:.0f} KiB", f"{v['accuracy']:.2%}",
+            _text(a.name), _text(a.precision), f"{a.bytes / 1024:.0f} KiB", f"{v['accuracy']:.2%}",
             f"{-v['drop_points']:+.2f}",
-            f"{v['agreement_with_float']:.2%}", check, Text(gate_cell(v)), status,
+            f"{v['agreement_with_float']:.2%}", check, _text(gate_cell(v)), status,
         )  # fmt: skip
     console.print(table)
     for note in notes:
-        console.print(Text(f"inconclusive: {note} (kept as passing; more validation images would decide)"))
+        console.print(_text(f"inconclusive: {note} (kept as passing; more validation images would decide)"))
+
+
+def _text(value, **kwargs) -> Text:
+    """A table cell or line as literal text, its control and bidi characters escaped (names come
+    from folders and artifacts.json: edgeclf.printable)."""
+    return Text(printable(value), **kwargs)
 
 
 def gate_cell(validation: dict) -> str:
@@ -119,7 +126,7 @@ def eval_table(result) -> None:
     for s in result.scores:
         top5 = f"{s.metrics['top5_accuracy']:.2%}" if "top5_accuracy" in s.metrics else "-"
         table.add_row(
-            Text(s.name), Text(s.precision), f"{s.accuracy:.2%}", top5, f"{s.metrics['macro']['f1']:.4f}",
+            _text(s.name), _text(s.precision), f"{s.accuracy:.2%}", top5, f"{s.metrics['macro']['f1']:.4f}",
             f"{s.delta_points:+.2f}", f"{s.agreement_with_float:.2%}",
         )  # fmt: skip
     console.print(table)
@@ -144,7 +151,7 @@ def bench_table(document: dict) -> None:
         b1 = headline_batch(r)
         best = max(b["throughput_ips"] for b in r["batches"])
         table.add_row(
-            Text(r["name"]), f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['load_ms']:.1f}",
+            _text(r["name"]), f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['load_ms']:.1f}",
             f"{r['first_inference_ms']:.2f}",
             f"{b1['p50_ms']:.3f}", f"{b1['p90_ms']:.3f}", f"{b1['p99_ms']:.3f}", f"{b1['throughput_ips']:.0f}",
             f"{best:.0f}", f"{r['peak_rss_mb']:.0f}", times(r["speedup_vs_keras"]), times(r["speedup_vs_runtime_fp32"]),
@@ -155,25 +162,26 @@ def bench_table(document: dict) -> None:
 
 
 def predict_table(result) -> None:
-    table = Table(title=Text(f"{result.artifact} ({result.engine})"))
+    table = Table(title=_text(f"{result.artifact} ({result.engine})"))
     table.add_column("image")
     table.add_column("top-k (probability)")
     table.add_column("invoke ms", justify="right")
     for r in result.results:
         if "error" in r:
-            table.add_row(Text(r["image"]), Text(r["error"], style="red"), "")
+            table.add_row(_text(r["image"]), _text((r["error"]), style="red"), "")
         else:
             labels = ", ".join(f"{p['label']} ({p['probability']:.3f})" for p in r["top_k"])
-            table.add_row(Text(r["image"]), Text(labels), f"{r['invoke_ms']:.3f}")
+            table.add_row(_text(r["image"]), _text(labels), f"{r['invoke_ms']:.3f}")
     console.print(table)
 
 
 def watch_line(result: dict) -> None:
     if "error" in result:
-        console.print(f"{escape(result['image'])}: [red]{escape(result['error'])}[/]")
+        console.print(f"{escape(printable(result['image']))}: [red]{escape(printable(result['error']))}[/]")
     else:
         console.print(
-            f"{result['image']}: {result['label']} {result['probability']:.3f} (invoke {result['invoke_ms']:.2f} ms)",
+            f"{printable(result['image'])}: {printable(result['label'])} {result['probability']:.3f} "
+            f"(invoke {result['invoke_ms']:.2f} ms)",
             markup=False,
         )
 

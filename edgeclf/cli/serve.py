@@ -12,7 +12,8 @@ from edgeclf.cli._common import ENGINE_HELP, console, integrity_option, override
 
 HELP = (
     "Long-running device mode over HTTP: POST an image file's bytes to /predict[?top_k=N] and get JSON top-k "
-    "with latency; GET /health describes the model. One request at a time; stops cleanly on SIGINT/SIGTERM."
+    "with latency; GET /health describes the model. "
+    "Bounded per request, connection and decode (serve.* in configs/default.yaml); stops cleanly on SIGINT/SIGTERM."
 )
 EXAMPLE = (
     "Example: edgeclf serve export/ --host 0.0.0.0 --port 8080, then "
@@ -30,7 +31,18 @@ def command(
     threads: int | None = setting("predict.threads", "Inference threads."),
     engine: str | None = setting("predict.engine", ENGINE_HELP),
     integrity: bool = integrity_option(),
-    timeout: float | None = setting("serve.timeout", "Seconds a connection may stay silent before it is dropped."),
+    timeout: float | None = setting(
+        "serve.timeout",
+        "Seconds a client has to send a whole request (headers and body), and a kept-alive connection may idle.",
+    ),
+    max_connections: int | None = setting("serve.max_connections", "Open connections; beyond them: 503."),
+    backlog: int | None = setting("serve.backlog", "Connects the kernel queues while every thread is busy."),
+    decode_memory_mb: str | None = setting(
+        "serve.decode_memory_mb",
+        "Memory for images decoded at once, in MB (auto: a quarter of what is free).",
+        convert=lambda v: v if v == "auto" else int(v) if v.isdigit() else v,
+    ),
+    max_pixels: int | None = setting("predict.max_pixels", "Larger images are refused from their header."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not log each request."),
     token: str | None = typer.Option(
         None,
@@ -63,6 +75,10 @@ def command(
             cfg.serve.max_body_bytes,
             cfg.serve.timeout,
             token,
+            max_connections=cfg.serve.max_connections,
+            backlog=cfg.serve.backlog,
+            max_pixels=cfg.predict.max_pixels,
+            decode_memory_mb=cfg.serve.decode_memory_mb,
         )
     except OSError as exc:
         where = f"--host {cfg.serve.host} --port {cfg.serve.port}"

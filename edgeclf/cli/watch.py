@@ -34,6 +34,7 @@ def command(
     integrity: bool = integrity_option(),
 ) -> None:
     from edgeclf.cli import render
+    from edgeclf.cli._common import err_console, messages_to_stderr
     from edgeclf.config import load_config
     from edgeclf.errors import EdgeclfError
     from edgeclf.runtime.open import open_classifier
@@ -44,6 +45,8 @@ def command(
         raise EdgeclfError("give a FOLDER to watch or --camera N (one of them)")
     values, names = overrides(command, locals())
     cfg = load_config([], values, names)
+    if as_json:
+        messages_to_stderr()  # before the model is opened: its warnings too
     classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine, integrity=integrity)
 
     def emit(result: dict) -> None:
@@ -52,9 +55,13 @@ def command(
         else:
             render.watch_line(result)
 
+    human = console
+    if as_json:  # stdout carries JSON lines only: warnings and status lines go to stderr
+        messages_to_stderr()
+        human = err_console
     stop = StopSignal()
     source = folder if folder is not None else f"camera {camera}"
-    console.print(f"watching {source} with {classifier.info.name}; Ctrl-C to stop", style="dim", markup=False)
+    human.print(f"watching {source} with {classifier.info.name}; Ctrl-C to stop", style="dim", markup=False)
     if folder is not None:
         count = watch_folder(
             classifier,
@@ -66,7 +73,8 @@ def command(
             existing=existing,
             state=state,
             reprocess=reprocess,
+            max_pixels=cfg.predict.max_pixels,
         )
     else:
         count = watch_camera(classifier, camera, emit, stop=stop)
-    console.print(f"stopped after {count} image(s)", style="dim")
+    human.print(f"stopped after {count} image(s)", style="dim")
