@@ -26,6 +26,7 @@ from edgeclf.class_weights import imbalance
 from edgeclf.config import SplitConfig
 from edgeclf.errors import DataError
 from edgeclf.images import EXTENSIONS, check_image, load_image
+from edgeclf.printable import printable
 from edgeclf.runtime.integrity import file_sha256  # noqa: F401 (edgeclf.dataset.file_sha256 for the tools)
 
 SPLITS = ("train", "val", "test")
@@ -266,17 +267,53 @@ def _candidates(root: Path, sources: dict[str, Path]) -> tuple[list[tuple[str, s
     hidden files and anything outside class folders)."""
     candidates: list[tuple[str, str, Path]] = []
     ignored: list[SkippedFile] = []
+    real = root.resolve()
     if "" not in sources:  # presplit: only the split folders belong at the top
         ignored += _loose_entries(root, root, keep=set(sources.values()))
     for split_name, base in sources.items():
+        if not _inside(base, real):
+            ignored.append(SkippedFile(_rel(base, root), OUTSIDE))
+            continue
         ignored += _loose_entries(base, root, keep=set(_visible_dirs(base)))
         for class_dir in _visible_dirs(base):
+            if not _inside(class_dir, real):  # a link to / made train walk the whole filesystem
+                ignored.append(SkippedFile(_rel(class_dir, root), OUTSIDE))
+                continue
+            check_class_name(class_dir.name, class_dir)
             for file, hidden in _walk_files(class_dir):
                 if hidden:
                     ignored.append(SkippedFile(_rel(file, root), "hidden"))
+                elif file.is_symlink() and not _inside(file, real):
+                    ignored.append(SkippedFile(_rel(file, root), OUTSIDE))
                 else:
                     candidates.append((split_name, class_dir.name, file))
+    outside = [s.path for s in ignored if s.reason == OUTSIDE]
+    if outside:
+        shown = ", ".join(outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+        log.warning(f"data folder {root}: {len(outside)} link(s) leading outside it not followed ({shown})")
     return candidates, ignored
+
+
+OUTSIDE = "a link leading outside the data folder: not followed"
+
+
+def _inside(path: Path, real_root: Path) -> bool:
+    """True when path, its links resolved, lies inside the data folder."""
+    try:
+        return path.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
+def check_class_name(name: str, folder: Path) -> None:
+    """A class name becomes a label in labels.txt, metadata and every report: no control, line
+    separator or bidi characters (a newline gave labels.txt 4 lines for 3 classes; ESC sequences
+    reached the terminal). Raises DataError naming the folder."""
+    if printable(name) != name:
+        raise DataError(
+            f"class folder {printable(folder)}: its name holds a control or bidirectional character "
+            f"({printable(name)}); rename the folder"
+        )
 
 
 def _usable_classes(root: Path, class_names: set[str], good: list[tuple]) -> list[str]:

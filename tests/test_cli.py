@@ -174,3 +174,64 @@ def test_help_text_is_literal_for_every_command():
                 assert token.strip(".,;:()") in shown, f"{name} --help lost {token!r}"
                 checked += 1
     assert checked >= 5  # predict, watch, serve, bench, evaluate name edgeclf[openvino]
+
+
+HOSTILE = {
+    "ESC": "\x1b",
+    "CSI": "\x1b[2J\x1b[H",
+    "OSC": "\x1b]0;owned\x07",
+    "C1": "\x9b31m",
+    "RLO": "\u202e",
+    "newline": "\n",
+    "CR": "\r",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_printable_writes_each_control_as_a_visible_escape(kind):
+    from edgeclf.printable import printable
+
+    shown = printable(f"a{HOSTILE[kind]}b.png")
+    assert shown.isprintable() and "\u202e" not in shown and shown.startswith("a\\") and shown.endswith("b.png")
+    assert printable("café 猫 plain.png") == "café 猫 plain.png"
+
+
+def test_hostile_file_names_reach_the_terminal_escaped(tiny_run, tmp_path, monkeypatch):
+    """Before: ESC/OSC sequences, U+202E and newlines in file names reached the terminal raw in
+    predict's table and watch's text lines (a name could clear the screen or forge a line)."""
+    import shutil
+
+    from edgeclf.run_directory import Run
+
+    dataset = Run.open(tiny_run).dataset
+    source = dataset.root / dataset.split("test")[0].path
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for kind, chars in HOSTILE.items():
+        shutil.copy(source, folder / f"{kind}{chars}x.png")
+    (folder / "broken\x1b[31m.png").write_bytes(b"not an image")  # an error row names it too
+    monkeypatch.chdir(folder)  # short names: the table does not cut them
+    result = CliRunner().invoke(app, ["predict", str(tiny_run), "."])
+    assert result.exit_code == 0, result.output
+    for chars in ("\x1b", "\x9b", "\u202e", "\r"):  # newlines are the table's own; a name's is escaped
+        assert chars not in result.output
+    assert "CSI\\x1b[2J\\x1b[Hx.png" in result.output and "RLO\\u202ex.png" in result.output
+    assert "newline\\nx.png" in result.output and "broken\\x1b[31m.png" in result.output
+
+
+def test_an_error_line_naming_a_hostile_path_is_one_printable_line(tmp_path):
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "gone\x1b]0;x\x07\nforged"), str(tmp_path)])
+    assert result.exit_code == 2
+    assert (
+        result.output.count("\n") == 1
+        and "\x1b" not in result.output
+        and "gone\\x1b]0;x\\x07\\nforged" in result.output
+    )
+
+
+def test_an_over_long_path_is_one_error_line(tmp_path):
+    """Before: an over-long --out gave an ENAMETOOLONG traceback."""
+    data = class_folders(tmp_path / "d", ["bag", "sneaker"], 3)
+    result = CliRunner().invoke(app, ["data", "pack", str(data), "--out", str(tmp_path / ("n" * 300) / "pack")])
+    assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
+    assert "File name too long" in result.output and "Traceback" not in result.output

@@ -154,3 +154,40 @@ def test_identical_files_across_classes_and_splits_are_reported_or_dropped(tmp_p
     assert "would leak across splits" in gone["val/bag/copy.png"]
     kept = {r.path for r in dropped.records}
     assert f"train/bag/{bags[2].name}" in kept and len(kept) == 10 and not (set(gone) & kept)
+
+
+def test_links_leading_outside_the_data_folder_are_not_followed(tmp_path, caplog):
+    """Before: a class folder that was a link to / made train walk the whole filesystem, decode
+    18,380 host images as one class and write their paths into dataset.json (exit 0)."""
+    root = class_folders(tmp_path / "d", ["bag", "sneaker"], 10)
+    outside = class_folders(tmp_path / "elsewhere", ["coat"], 5)
+    (root / "host").symlink_to("/")
+    (root / "coat").symlink_to(outside / "coat")  # a whole class from elsewhere
+    (root / "bag" / "passwd.png").symlink_to("/etc/passwd")
+    inside = next((root / "sneaker").glob("*.png"))
+    (root / "bag" / "link_inside.png").symlink_to(inside)  # a link within the folder is a file like any other
+    data = discover(root, SPLIT, seed=0)
+    assert data.classes == ["bag", "sneaker"]
+    assert all(not r.path.startswith(("host", "coat")) for r in data.records)
+    assert any(r.path == "bag/link_inside.png" for r in data.records)
+    reasons = {s.path: s.reason for s in data.ignored}
+    for path in ("host", "coat", "bag/passwd.png"):
+        assert reasons[path] == "a link leading outside the data folder: not followed"
+    assert any("3 link(s) leading outside it not followed (bag/passwd.png, coat, host)" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    assert "/etc" not in json.dumps(data.to_json())
+
+
+@pytest.mark.parametrize("name", ["bad\nname", "esc\x1b[2Jname", "osc\x1b]0;pwned\x07", "rlo\u202egnp.exe", "cr\rname"])
+def test_a_class_name_with_control_characters_is_refused_naming_the_folder(tmp_path, name):
+    """Before: a newline in a class folder's name gave labels.txt 4 lines for 3 classes, and ESC
+    sequences in names reached the terminal raw."""
+    from edgeclf.printable import printable
+
+    root = class_folders(tmp_path / "d", ["bag", "sneaker"], 5)
+    (root / "bag").rename(root / name)
+    with pytest.raises(DataError) as caught:
+        discover(root, SPLIT, seed=0)
+    message = str(caught.value)
+    assert "its name holds a control or bidirectional character" in message and "rename the folder" in message
+    assert printable(name) in message and message.isprintable() and "\u202e" not in message
