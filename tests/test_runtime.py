@@ -506,3 +506,39 @@ def test_a_bare_onnx_is_loaded_once(tiny_run, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["predict", str(model), _test_images(tiny_run)[0], "--json"])
     assert result.exit_code == 0, result.output
     assert len(sessions) == 1
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda h, w: np.zeros((1, h, w, 3), np.float32), ValueError, "must be uint8"),
+        (lambda h, w: np.full((1, h, w, 3), np.nan), ValueError, "must be uint8"),
+        (lambda h, w: np.ones((1, h, w, 3), bool), ValueError, "must be uint8"),
+        (lambda h, w: np.zeros((1, h, w, 3), np.complex64), ValueError, "must be uint8"),
+        (lambda h, w: np.zeros((h, w, 3), np.uint8), ValueError, "must have shape \\[N, {h}, {w}, 3\\]"),
+        (lambda h, w: np.zeros((2, h + 8, w + 8, 3), np.uint8), ValueError, "not \\[2, {h8}, {w8}, 3\\]"),
+        (lambda h, w: np.zeros((1, h, w, 4), np.uint8), ValueError, "must have shape"),
+        (lambda h, w: np.zeros((0, h, w, 3), np.uint8), ValueError, "N >= 1"),
+        (lambda h, w: [[0]], TypeError, "must be a NumPy array"),
+    ],
+)
+def test_the_api_validates_its_input(tiny_run, make, error, message):
+    """Before: Classifier on LiteRT resized the interpreter to the caller's image size when the batch
+    changed (answers at the wrong resolution), and NaN, inf, bool and complex arrays were accepted."""
+    for name in ("tflite-fp32", "onnx-fp32"):
+        classifier = open_classifier(tiny_run, name)
+        h, w = classifier.info.image_size
+        with pytest.raises(error, match=message.format(h=h, w=w, h8=h + 8, w8=w + 8)):
+            classifier.predict_pixels(make(h, w))
+
+
+def test_litert_resizes_only_the_batch_dimension(tiny_run):
+    classifier = open_classifier(tiny_run, "tflite-fp32")
+    h, w = classifier.info.image_size
+    one = classifier.predict_pixels(np.full((1, h, w, 3), 100, np.uint8))
+    three = classifier.predict_pixels(np.full((3, h, w, 3), 100, np.uint8))  # batch 3: resized
+    assert np.allclose(three, one[0], atol=1e-5)
+    with pytest.raises(ValueError, match=f"model takes \\[N, {h}, {w}, 3\\]"):
+        classifier.backend.run(np.zeros((2, h + 8, w + 8, 3), np.float32))
+    again = classifier.predict_pixels(np.full((1, h, w, 3), 100, np.uint8))
+    assert np.allclose(again, one, atol=1e-5)

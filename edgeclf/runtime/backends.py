@@ -160,10 +160,14 @@ class LiteRTBackend:
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._batch = int(self.input["shape"][0])
+        self._item = [int(v) for v in self.input["shape"][1:]]  # H, W, C: never resized
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape[0] != self._batch:
-            self.interpreter.resize_tensor_input(self.input["index"], list(batch.shape))
+        if batch.shape[0] != self._batch:  # only the batch dimension: H and W are the model's
+            if list(batch.shape[1:]) != self._item:
+                takes = ", ".join(map(str, self._item))
+                raise ValueError(f"input shape {list(batch.shape)}, the model takes [N, {takes}]")
+            self.interpreter.resize_tensor_input(self.input["index"], [batch.shape[0], *self._item])
             self.interpreter.allocate_tensors()
             self._batch = batch.shape[0]
         self.interpreter.set_tensor(self.input["index"], batch)

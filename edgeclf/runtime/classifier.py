@@ -68,8 +68,28 @@ class Classifier:
     def labels(self) -> list[str]:
         return self.info.labels
 
+    def check_pixels(self, pixels: np.ndarray) -> None:
+        """The input contract of every method taking pixels: a NumPy uint8 array [N, H, W, 3] (what
+        edgeclf.images.load_image gives, stacked) with the artifact's H and W and N >= 1. Floats,
+        bools and other integer types are refused rather than guessed at (is 1.0 white or nearly
+        black?); uint8 cannot hold NaN or infinity. Raises ValueError (TypeError for a non-array)."""
+        height, width = self.info.image_size
+        if not isinstance(pixels, np.ndarray):
+            raise TypeError(f"{self.info.name}: pixels must be a NumPy array, not {type(pixels).__name__}")
+        if pixels.dtype != np.uint8:
+            raise ValueError(
+                f"{self.info.name}: pixels must be uint8 (0..255, as edgeclf.images.load_image gives them), "
+                f"not {pixels.dtype}"
+            )
+        if pixels.ndim != 4 or pixels.shape[1:] != (height, width, 3) or pixels.shape[0] < 1:
+            raise ValueError(
+                f"{self.info.name}: pixels must have shape [N, {height}, {width}, 3] (N >= 1), not {list(pixels.shape)}"
+            )
+
     def prepare(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 pixels [N,H,W,3] (the shared preprocessing's output) -> this artifact's input tensor."""
+        """uint8 pixels [N,H,W,3] (the shared preprocessing's output) -> this artifact's input tensor.
+        Raises ValueError for other input (check_pixels)."""
+        self.check_pixels(pixels)
         spec = self.info.input
         values = pixels.astype(np.float32)
         if spec.expects == "normalized":
@@ -90,6 +110,7 @@ class Classifier:
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Probabilities [N, classes] for uint8 pixel batches."""
+        self.check_pixels(pixels)
         outputs = [
             self.finish(self.backend.run(self.prepare(pixels[i : i + batch_size])))
             for i in range(0, len(pixels), batch_size)
