@@ -222,6 +222,13 @@ def _resumable_data(data: Dataset, data_dir: Path | str | None) -> Dataset:
         open_pack(data.pack)  # still there and whole (else a DataError naming it)
     elif not data.root.is_dir():
         raise EdgeclfError(f"--resume: the interrupted run's data folder {data.root} is gone")
+    else:  # every image it lists, before TensorFlow's reader meets a missing one mid-epoch (a traceback)
+        gone = [r.path for r in data.records if not (data.root / r.path).is_file()]
+        if gone:
+            raise EdgeclfError(
+                f"--resume: {len(gone)} of the {len(data.records)} images the interrupted run uses are gone from "
+                f"{data.root} (first: {gone[0]}); put them back, or train again without --resume"
+            )
     return data
 
 

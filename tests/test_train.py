@@ -291,3 +291,37 @@ def test_a_small_folder_from_the_pretrained_backbone(tmp_path, pretrained_backbo
     assert weights["file"]["sha256"] == hashlib.sha256(pretrained_backbone.read_bytes()).hexdigest()
     assert weights["file"]["matched_layers"] == weights["file"]["backbone_layers_with_weights"] == 104
     assert weights["file"]["nested_in"] == ["mobilenetv2_1.00_160"] and weights["file"]["keras_version"] == "3.11.3"
+
+
+@pytest.mark.slow
+def test_resume_after_a_data_file_was_deleted_is_one_error_line(three_classes, tmp_path):
+    """Before: --resume after an image of the split was deleted ended in TensorFlow's 'Graph
+    execution error' traceback mid-epoch. Now every listed image is checked first; the interrupted
+    run is kept (put the file back and resume)."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    data = tmp_path / "copy"
+    shutil.copytree(three_classes, data)
+    out = tmp_path / "run"
+    options = ["--model", "small_cnn", "--alpha", "0.25", "--image-size", "32", "--weights", "none",
+               "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8"]  # fmt: skip
+    command = [sys.executable, "-m", "edgeclf", "train", str(data), "--out", str(out), *options]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch   1/"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(60)
+    victim = sorted((data / sorted(p.name for p in data.iterdir() if p.is_dir())[0]).glob("*"))[0]
+    kept = victim.read_bytes()
+    victim.unlink()
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 2 and resumed.stderr.count("error:") == 1, resumed.stderr[-2000:]
+    assert "1 of the" in resumed.stderr and victim.name in resumed.stderr and "put them back" in resumed.stderr
+    assert "Traceback" not in resumed.stderr + resumed.stdout
+    victim.write_bytes(kept)
+    again = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
