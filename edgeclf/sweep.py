@@ -122,9 +122,9 @@ def open_pruning_study(sweep_dir: Path, space: SearchSpace, storage: str | None 
     )
 
 
-def _prepare_dir(sweep_dir: Path, space_path: Path | None) -> SearchSpace:
-    """SWEEP_DIR/space.yaml: copied from --space on the first run; the same file (or none) later."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+def _prepare_dir(sweep_dir: Path, space_path: Path | None, trials: int | None) -> SearchSpace:
+    """SWEEP_DIR/space.yaml: copied from --space on the first run; the same file (or none) later.
+    Everything is checked before the folder is made: a refused sweep leaves no empty --out."""
     kept = sweep_dir / SPACE
     if kept.exists():
         if space_path is not None and Path(space_path).read_bytes() != kept.read_bytes():
@@ -136,8 +136,16 @@ def _prepare_dir(sweep_dir: Path, space_path: Path | None) -> SearchSpace:
     if space_path is None:
         raise ConfigError(f"{sweep_dir}: no {SPACE} there; give --space on the first run")
     space = load_space(space_path)
+    _check_trials(space, trials)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(kept, Path(space_path).read_text(encoding="utf-8"))
     return space
+
+
+def _check_trials(space: SearchSpace, trials: int | None) -> None:
+    wanted = trials or space.trials
+    if space.sampler == "grid" and wanted > space.grid_size():
+        raise ConfigError(f"--trials {wanted}: the grid has {space.grid_size()} combinations")
 
 
 def _orphans(study) -> list:
@@ -192,10 +200,9 @@ def run_sweep(
 
     started = time.perf_counter()
     sweep_dir = Path(sweep_dir)
-    space = _prepare_dir(sweep_dir, space_path)
+    space = _prepare_dir(sweep_dir, space_path, trials)
+    _check_trials(space, trials)  # also on a resumed sweep
     wanted = trials or space.trials
-    if space.sampler == "grid" and wanted > space.grid_size():
-        raise ConfigError(f"--trials {wanted}: the grid has {space.grid_size()} combinations")
     study = open_study(sweep_dir, space, storage)
     pruning = open_pruning_study(sweep_dir, space, storage)
     if recovered := _recover_stale(study, pruning, sweep_dir):

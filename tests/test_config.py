@@ -69,3 +69,33 @@ def test_config_round_trips_through_yaml(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(cfg.to_yaml())
     assert Config.model_validate(yaml.safe_load(path.read_text())) == cfg
+
+
+def test_a_yaml_alias_bomb_or_deep_nesting_is_a_short_error_line(tmp_path):
+    """Before: 332 bytes of YAML aliases under a known key turned the one-line error into a 312 MB
+    repr of the expanded value (1.8 GB RSS; 370 bytes: MemoryError), and deep nesting gave
+    RecursionError. Aliases are counted expanded while loading; error values are excerpts."""
+    import resource
+
+    bomb = tmp_path / "bomb.yaml"
+    layers = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{n}: &{n} [{', '.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    bomb.write_text("\n".join(layers) + "\ntrain:\n  epochs: *i\n")
+    assert bomb.stat().st_size < 400
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("train: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for path, message in ((bomb, "nodes with its aliases expanded, over the 100000 allowed"), (deep, "nested over 64")):
+        with pytest.raises(ConfigError, match=message) as caught:
+            load_config([path])
+        assert len(str(caught.value)) < 300
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: no expansion happened
+
+
+def test_a_long_bad_value_is_shown_as_an_excerpt(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  optimizer: " + "x" * 100_000 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config([config])
+    assert "train.optimizer" in str(caught.value) and len(str(caught.value)) < 300

@@ -245,3 +245,36 @@ def test_a_trial_worse_than_the_earlier_ones_is_pruned(tmp_path):
     assert result["pruned"] and result["reason"].startswith("epoch 2: validation loss")  # after 1 warm-up epoch
     reported = optuna.load_study(study_name=PRUNING_STUDY, storage=storage).trials[2].intermediate_values
     assert sorted(reported) == [0, 1] and not (trial_dir / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "space_text, args, message",
+    [
+        ("sampler: grid\nparams:\n  model.alpha: [0.35, 0.5]\n", ["--trials", "5"], "the grid has 2 combinations"),
+        ("params: [\n", [], "not valid YAML"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+            "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+            [],
+            "nodes with its aliases expanded",
+        ),
+        ("base:\n" + "  " * 0 + "x: " + "[" * 5000 + "]" * 5000 + "\n", [], "nested over 64 levels deep"),
+    ],
+)
+def test_a_refused_sweep_leaves_no_out_folder(tmp_path, space_text, args, message):
+    """Before: a sweep refused for its --trials left an empty --out behind; a YAML alias bomb turned
+    the one-line error into a 312 MB repr, and deep nesting gave RecursionError (issue 21)."""
+    from typer.testing import CliRunner
+
+    from edgeclf.cli import app
+    from tests.helpers import class_folders
+
+    data = class_folders(tmp_path / "d", ["bag", "sneaker"], 3)
+    space = tmp_path / "space.yaml"
+    space.write_text(space_text)
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(app, ["sweep", str(data), "--space", str(space), "--out", str(out), *args])
+    assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
+    assert message in result.output and len(result.output) < 400 and "Traceback" not in result.output
+    assert not out.exists()
