@@ -9,7 +9,6 @@ No TensorFlow here.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeclf.bounded import BoundedReadError, expect_object, read_json
 from edgeclf.class_weights import imbalance
 from edgeclf.config import SplitConfig
 from edgeclf.errors import DataError
@@ -123,7 +123,11 @@ class Dataset:
 
     @classmethod
     def load(cls, manifest: Path, root: Path | None = None) -> Dataset:
-        return cls.from_json(json.loads(Path(manifest).read_text(encoding="utf-8")), root)
+        try:  # a dataset.json of millions of images is tens of MB
+            data = expect_object(read_json(manifest, 1024 * 2**20), str(manifest))
+        except BoundedReadError as exc:
+            raise DataError(f"{exc}; run edgeclf train (or data pack) again") from None
+        return cls.from_json(data, root)
 
 
 def _is_hidden(name: str) -> bool:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeclf.atomic import atomic_write_bytes, atomic_write_text
+from edgeclf.bounded import BoundedReadError, expect_object, read_json
 from edgeclf.errors import EdgeclfError
 from edgeclf.keras_baseline import KERAS_NAME
 from edgeclf.plots import accuracy_latency_png, latency_distribution_png
@@ -49,7 +49,10 @@ def device_label(bench: dict) -> str:
 def _load_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise EdgeclfError(f"{path}: not found; {what}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:  # bench files come from other devices: bounded like every file from outside
+        return expect_object(read_json(path, 64 * 2**20), str(path))
+    except BoundedReadError as exc:
+        raise EdgeclfError(f"{exc}; {what}") from None
 
 
 def same_machine(evaluation: dict, bench: dict, own: bool) -> bool:

@@ -4,7 +4,6 @@ bench, report)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeclf.bounded import BoundedReadError, expect_object, read_json
 from edgeclf.config import Config, load_config
 from edgeclf.dataset import Dataset
 from edgeclf.errors import DataError, RunDirError
@@ -70,7 +70,10 @@ class Run:
 
     @cached_property
     def metadata(self) -> dict[str, Any]:
-        return json.loads((self.path / METADATA).read_text(encoding="utf-8"))
+        try:
+            return expect_object(read_json(self.path / METADATA, 64 * 2**20), str(self.path / METADATA))
+        except BoundedReadError as exc:
+            raise RunDirError(f"{exc}: not a complete edgeclf run") from None
 
     def config(self, overrides: dict[str, Any] | None = None, option_names: dict[str, str] | None = None) -> Config:
         """The run's resolved config.yaml, with command-line overrides on top."""
