@@ -377,3 +377,15 @@ def test_a_client_that_hangs_up_is_one_log_line_not_a_traceback(tiny_run, capsys
         server.server_close()
     assert lines == ["127.0.0.1 connection ended: BrokenPipeError: [Errno 32] Broken pipe"]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_auto_decode_budget_is_a_quarter_of_free_memory_at_most_1_gib(monkeypatch):
+    from edgeclf.runtime import decode_budget
+
+    monkeypatch.setattr(decode_budget, "available_memory_bytes", lambda: 2 * 2**30)  # a 2 GB board
+    assert decode_budget.capacity_pixels("auto", 40_000_000) == 2**29 // decode_budget.BYTES_PER_PIXEL
+    monkeypatch.setattr(decode_budget, "available_memory_bytes", lambda: 24 * 2**30)
+    assert decode_budget.capacity_pixels("auto", 40_000_000) == 2**30 // decode_budget.BYTES_PER_PIXEL
+    monkeypatch.setattr(decode_budget, "available_memory_bytes", lambda: None)
+    assert decode_budget.capacity_pixels("auto", 40_000_000) == 2**30 // decode_budget.BYTES_PER_PIXEL
+    assert decode_budget.capacity_pixels(100, 40_000_000) == 100 * 2**20 // decode_budget.BYTES_PER_PIXEL
