@@ -120,7 +120,7 @@ def loads_yaml(text: str, what: str, max_nodes: int = MAX_NODES, max_depth: int 
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise BoundedReadError(f"{what}: not valid YAML ({_line(problem, 80)}{where})") from None
+        raise BoundedReadError(f"{what}: not valid YAML ({shorten(problem, 80)}{where})") from None
     except _Refused as exc:
         raise BoundedReadError(f"{what}: {exc}") from None
     except RecursionError:
@@ -217,7 +217,8 @@ def _expanded_nodes(root, yaml) -> int:
     return counts[id(root)]
 
 
-def _line(text: str, limit: int) -> str:
+def shorten(text: str, limit: int = 80) -> str:
+    """A message (not a value) on one printable line of at most `limit` characters."""
     text = "".join(ch if ch.isprintable() else " " for ch in str(text)).strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from edgeclf import __version__
-from edgeclf.bounded import BoundedReadError, excerpt, expect_object, loads_json
+from edgeclf.bounded import BoundedReadError, excerpt, expect_object, loads_json, shorten
 from edgeclf.dataset import SPLITS, Dataset
 from edgeclf.errors import DataError
 from edgeclf.images import PREPROCESSING, load_image
@@ -264,7 +264,7 @@ def open_pack(location: str | Path) -> Pack:
     except KeyError as exc:
         raise DataError(f"{path}: not a valid pack manifest (no {excerpt(exc.args[0])}); pack it again") from None
     except (ValueError, TypeError, AttributeError) as exc:
-        raise DataError(f"{path}: not a valid pack manifest ({excerpt(str(exc), 80)}); pack it again") from None
+        raise DataError(f"{path}: not a valid pack manifest ({shorten(str(exc))}); pack it again") from None
     pack_ = Pack(location, dataset, size, encoding, shards)
     for split in shards:
         for s, file in zip(shards[split], pack_.files(split), strict=True):

@@ -33,7 +33,7 @@ from PIL import Image
 
 from edgeclf import __version__
 from edgeclf.atomic import atomic_write_bytes, atomic_write_json
-from edgeclf.bounded import BoundedReadError, excerpt, expect_object, read_json
+from edgeclf.bounded import BoundedReadError, expect_object, read_json, shorten
 from edgeclf.errors import EdgeclfError
 from edgeclf.images import ImageError, load_image
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, pick, read_artifacts
@@ -170,7 +170,7 @@ def _load_reference(index: Path) -> dict:
     except BoundedReadError as exc:
         raise EdgeclfError(f"{exc}; re-export") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise EdgeclfError(f"{path}: not a valid parity file ({excerpt(str(exc), 80)}); re-export") from None
+        raise EdgeclfError(f"{path}: not a valid parity file ({shorten(str(exc))}); re-export") from None
     return data
 
 

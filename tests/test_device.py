@@ -108,8 +108,8 @@ def test_bench_takes_a_time_budget_and_refuses_bad_options(bundle, tmp_path):
 
 class DeviceCommand:
     """`edgeclf ARGS` in a subprocess where TensorFlow cannot be imported, as on a device; its stdout
-    lines are collected as they come. One 60 s deadline covers every wait; `stop()` sends SIGTERM
-    and waits; leaving the block kills the process if it is still alive."""
+    and stderr lines are collected as they come (lines, errors). One 60 s deadline covers every
+    wait; `stop()` sends SIGTERM and waits; leaving the block kills the process if it is still alive."""
 
     def __init__(self, *args: str):
         code = "import sys; sys.modules['tensorflow'] = None; from edgeclf.cli import main; main()"
@@ -117,10 +117,15 @@ class DeviceCommand:
             [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.lines: list[str] = []
+        self.errors: list[str] = []
         self.reader = threading.Thread(
             target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")), daemon=True
         )
         self.reader.start()
+        self.error_reader = threading.Thread(
+            target=lambda: self.errors.extend(iter(self.proc.stderr.readline, "")), daemon=True
+        )
+        self.error_reader.start()
         self.deadline = time.time() + 60
 
     def wait_for(self, done) -> None:
@@ -131,6 +136,7 @@ class DeviceCommand:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
         self.reader.join(timeout=10)
+        self.error_reader.join(timeout=10)
 
     def __enter__(self) -> "DeviceCommand":
         return self
@@ -146,18 +152,18 @@ def test_watch_classifies_new_images_and_stops_on_sigterm(bundle, tmp_path):
     folder.mkdir()
     (folder / "before.png").write_bytes(b"present at start: ignored without --existing")
     with DeviceCommand("watch", str(export), str(folder), "--json", "--interval", "0.1") as watch:
-        watch.wait_for(lambda lines: any("watching" in line for line in lines))
+        watch.wait_for(lambda lines: any("watching" in line for line in watch.errors))  # --json: status on stderr
         sources = [Run.open(run).dataset.root / r.path for r in Run.open(run).dataset.split("test")[:3]]
         for i, src in enumerate(sources):
             (folder / f"{i}.png").write_bytes(src.read_bytes())
         (folder / "notes.txt").write_text("not an image: ignored")
         watch.wait_for(lambda lines: sum(line.startswith("{") for line in lines) >= 3)
         watch.stop()
-    assert watch.proc.returncode == 0, watch.proc.stderr.read()[-2000:]
-    results = [json.loads(line) for line in watch.lines if line.startswith("{")]
+    assert watch.proc.returncode == 0, "".join(watch.errors)[-2000:]
+    results = [json.loads(line) for line in watch.lines]  # stdout holds JSON lines only
     assert [Path(r["image"]).name for r in results] == ["0.png", "1.png", "2.png"]
     assert all(0 <= r["probability"] <= 1 and r["invoke_ms"] > 0 and r["decode_ms"] > 0 for r in results)
-    assert any("stopped after 3 image(s)" in line for line in watch.lines)
+    assert any("stopped after 3 image(s)" in line for line in watch.errors)
 
 
 def test_serve_answers_http_and_stops_on_sigterm(bundle):
@@ -196,7 +202,7 @@ def test_serve_answers_http_and_stops_on_sigterm(bundle):
         assert call("/predict?top_k=0", sources[0].read_bytes())[0] == 400
         assert call("/elsewhere")[0] == 404
         serve.stop()
-    assert serve.proc.returncode == 0, serve.proc.stderr.read()[-2000:]
+    assert serve.proc.returncode == 0, "".join(serve.errors)[-2000:]
     assert any(line.strip() == "stopped" for line in serve.lines)
 
 

@@ -100,7 +100,7 @@ def test_a_damaged_or_partial_pack_is_one_line(dataset, packed, tmp_path):
     with pytest.raises(DataError, match=r"pack.json: not a valid pack manifest \(image_size 9 \(32..4096"):
         open_pack(copy)
     (copy / MANIFEST).write_text("[1, 2")
-    with pytest.raises(DataError, match="pack.json: not a valid pack manifest"):
+    with pytest.raises(DataError, match="pack.json: not valid JSON"):
         open_pack(copy)
     view = open_pack(packed).dataset
     with pytest.raises(DataError, match="packed at 32 px, the run reads 48"):
