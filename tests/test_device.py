@@ -84,6 +84,7 @@ def test_bench_on_the_bundle_alone(bundle, tmp_path):
     assert missing.exit_code == 2 and "pass --images DIR" in missing.output
 
 
+@pytest.mark.slow  # several seconds: the whole suite runs it (the fast one stays under 3 minutes)
 def test_bench_takes_a_time_budget_and_refuses_bad_options(bundle, tmp_path):
     run, export, _ = bundle
     images = Run.open(run).dataset.root / "bag"

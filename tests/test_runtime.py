@@ -147,6 +147,7 @@ def test_same_precision_tflite_and_onnx_agree_on_float(tiny_run):
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+@pytest.mark.slow  # several seconds: the whole suite runs it (the fast one stays under 3 minutes)
 def test_reference_kernels_are_portable_and_close_to_the_fast_ones(tiny_run):
     """--kernels reference runs LiteRT's portable integer kernels: the same outputs whatever the
     thread count, equal to TensorFlow's own build of those kernels, and within a few quantization

@@ -28,6 +28,7 @@ def _entries(run):
     return {a.name: a for a in read_artifacts(run)}
 
 
+@pytest.mark.slow  # several seconds: the whole suite runs it (the fast one stays under 3 minutes)
 def test_the_int8_gate_on_a_checkpoint_whose_drop_is_known(run_copy):
     """The fixture's int8 files drop 0.0 points against its float model on the 27 validation images
     (recorded by its export under the default 1-point gate): recomputed here without the exporter,
