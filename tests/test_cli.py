@@ -235,3 +235,22 @@ def test_an_over_long_path_is_one_error_line(tmp_path):
     result = CliRunner().invoke(app, ["data", "pack", str(data), "--out", str(tmp_path / ("n" * 300) / "pack")])
     assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
     assert "File name too long" in result.output and "Traceback" not in result.output
+
+
+def test_watch_lines_and_stage_messages_escape_hostile_names(capsys):
+    """watch's text mode and the stage messages of train and data pack (a skipped file's name in a
+    warning) print through the same helper."""
+    import logging
+
+    from edgeclf.cli import render
+    from edgeclf.cli._common import show_stage_messages
+
+    render.watch_line({"image": "in/\x1b]0;owned\x07\u202ex.png", "label": "bag", "probability": 0.9, "invoke_ms": 1.0})
+    render.watch_line({"image": "in/a\rb\nforged: bag 1.000.png", "error": "not an image"})
+    show_stage_messages()
+    logging.getLogger("edgeclf.dataset").warning("data folder d: skipped bag/\x1b[2Jx.png (not an image)")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "\r" not in out
+    assert out.count("\n") == 3, out
+    assert "in/\\x1b]0;owned\\x07\\u202ex.png: bag 0.900" in out and "in/a\\rb\\nforged" in out
+    assert "skipped bag/\\x1b[2Jx.png" in out
