@@ -65,6 +65,32 @@ def clear_stale(target: Path, patterns: tuple[str, ...], keep: Path | None = Non
             log.warning(f"removed {sibling}: a temporary file left by a killed process (pid {pid})")
 
 
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable: without it a power loss can forget the new name even though
+    the file's bytes were synced (POSIX). A no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: Path) -> None:
+    """Sync every file and folder under `folder` (a staging folder about to be renamed into place)."""
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            file = Path(dirpath) / name
+            if file.is_file() and not file.is_symlink():
+                with open(file, "rb") as f:
+                    os.fsync(f.fileno())
+        fsync_dir(Path(dirpath))
+
+
 @contextmanager
 def replacing(path: Path) -> Iterator[Path]:
     """with replacing(target) as tmp: write tmp (any writer); on leaving the block without an
@@ -78,6 +104,7 @@ def replacing(path: Path) -> Iterator[Path]:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)  # the new name survives a power loss too
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -151,10 +178,12 @@ class StagedDirectory:
                 return
             shutil.rmtree(self.path, ignore_errors=True)
             return
+        fsync_tree(self.path)  # the contents are on disk before the folder takes its name
         old = None
         if self.out.exists():
             old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
             os.replace(self.out, old)
         os.replace(self.path, self.out)
+        fsync_dir(self.out.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -29,7 +29,7 @@ from edgeclf.images import load_image
 from edgeclf.keras_baseline import KERAS_NAME
 from edgeclf.run_directory import METADATA, MODEL, REPORTS, Run
 from edgeclf.runtime.artifact import artifact_file, locate_artifacts, read_artifacts
-from edgeclf.runtime.backends import runnable
+from edgeclf.runtime.backends import for_engine, runnable
 from edgeclf.runtime.integrity import check_recorded
 from edgeclf.runtime.machine import fingerprint
 from edgeclf.runtime.timing import SPANS, headline_batch
@@ -111,8 +111,7 @@ def run_bench(
     threads = options.threads or os.cpu_count() or 1
     is_run = (target / METADATA).is_file()
     entries = _validated_artifacts(target, is_run)
-    if options.engine != "auto":  # --engine applies to ONNX artifacts; TFLite ones run on LiteRT only
-        entries = [a for a in entries if a.format == "onnx"]
+    entries = for_engine(entries, options.engine)  # ONNX files the engine can run; TFLite ones stay on LiteRT
     entries, skipped = runnable(entries, options.engine)
     if skipped:
         log.warning(f"{', '.join(skipped)}: skipped, their engine is not installed here")

@@ -96,6 +96,7 @@ def _trial_rows(sweep: Path) -> list[Row]:
 
 def _run_row(run: Path) -> Row:
     from edgeclf.runtime.artifact import read_artifacts
+    from edgeclf.runtime.timing import headline_batch
 
     ok = [a for a in read_artifacts(run / "export") if a.status == "ok" and a.format == "tflite"]
     int8 = next((a for a in ok if a.precision.startswith("int8")), None)
@@ -107,7 +108,7 @@ def _run_row(run: Path) -> Row:
     timed = json.loads(bench_file.read_text())["artifacts"].get(int8.name)
     if timed is None:
         raise EdgeclfError(f"{bench_file}: {int8.name} was not benched; run edgeclf bench {run}")
-    batch1 = next(b for b in timed["batches"] if b["batch"] == 1)
+    batch1 = headline_batch(timed)  # batch 1, or the first measured (bench --batch-sizes 8 has no batch 1)
     meta = json.loads((run / "metadata.json").read_text())
     v = int8.validation
     return Row(run.name, str(run), int8.name, _settings(run / "config.yaml"), v["float_accuracy"], v["accuracy"],

@@ -23,7 +23,7 @@ from edgeclf.metrics import classification_metrics
 from edgeclf.plots import confusion_png
 from edgeclf.run_directory import ARTIFACTS, REPORTS, Run
 from edgeclf.runtime.artifact import pick, read_artifacts
-from edgeclf.runtime.backends import runnable
+from edgeclf.runtime.backends import for_engine, runnable
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.machine import fingerprint
 
@@ -84,8 +84,8 @@ def evaluate_run(
     run = Run.open(run_dir)
     entries = read_artifacts(run.path) if (run.export_dir / ARTIFACTS).is_file() else []
     entries = pick(entries, names, "--artifacts")
-    if engine != "auto":  # --engine applies to ONNX artifacts; TFLite ones keep LiteRT
-        entries = [a for a in entries if a.format == "onnx" or names]
+    if not names:  # --engine applies to the ONNX files it can run; named artifacts run or fail clearly
+        entries = for_engine(entries, engine)
     if not names:  # named ones run or fail clearly; the rest need their engine installed
         entries, skipped = runnable(entries, engine)
         if skipped:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -79,10 +78,6 @@ MAX_PIXELS = 40_000_000
 # Some formats Pillow decodes in Python (its registered PyDecoders: run-length BMP among those we
 # read) at about 6 MP/s: a 1.2 KB RLE BMP declaring 33 MP took 5.3 s (found by tools/fuzz_images.py).
 MAX_PYTHON_DECODED_PIXELS = 4_000_000
-# Pillow's warnings about odd files (EXIF, palettes) are not the user's business: the file decodes or
-# raises ImageError. Set once, process-wide (warnings.catch_warnings is not thread-safe; serve decodes
-# in threads).
-warnings.filterwarnings("ignore", module=r"PIL\..*")
 
 
 class ImageError(Exception):

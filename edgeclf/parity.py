@@ -1,21 +1,7 @@
 """Device parity: the exporting machine records each artifact's raw outputs on a few sample images
 (export/parity/), and `edgeclf verify` re-runs them on any machine and applies one rule.
 
-The rule (the one the arm64 check established):
-- every file must have the size and sha256 that artifacts.json records (else: changed since export);
-- float artifacts (fp32, fp16, dynamic-range): max |difference| from the recorded outputs within the
-  export's tolerance (fp32_tolerance for fp32, bf16_tolerance for bf16, fp16_tolerance otherwise);
-- an int8 TFLite on LiteRT's reference kernels: the raw outputs bit-identical to the recorded ones
-  (those kernels' integer arithmetic is specified to the bit on every CPU);
-- an int8 TFLite on the fast kernels (XNNPACK), which round their requantization in ISA-specific
-  ways: a sample may change class only if it is a near-tie, i.e. the reference output's top-1 beats
-  its runner-up by at most 2 x D quantization steps, where D is the largest difference between the
-  exporting machine's own fast and reference kernels on any output (measured at export on up to
-  parity_spread_images validation images). Each fast engine may move an output by about D from
-  the portable reference, so two of them can swap the top two classes only within 2 x D; a class
-  change on a confident image is a real difference;
-- an int8 ONNX model (on ONNX Runtime or OpenVINO): neither has reference kernels, so every top-1
-  must hold.
+The rule (RULE below, the one the arm64 check established) is recorded in every reference.json.
 
 TensorFlow-free: verify runs on the device.
 """
@@ -41,6 +27,23 @@ from edgeclf.runtime.backends import engine_available, engine_of
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.machine import fingerprint
 
+# The rule verify applies, as data: written into every reference.json. It used to be cut out of this
+# module's docstring at run time (editing the prose changed every export; under python -OO export crashed).
+RULE = """\
+- every file must have the size and sha256 that artifacts.json records (else: changed since export);
+- float artifacts (fp32, fp16, dynamic-range): max |difference| from the recorded outputs within the
+  export's tolerance (fp32_tolerance for fp32, bf16_tolerance for bf16, fp16_tolerance otherwise);
+- an int8 TFLite on LiteRT's reference kernels: the raw outputs bit-identical to the recorded ones
+  (those kernels' integer arithmetic is specified to the bit on every CPU);
+- an int8 TFLite on the fast kernels (XNNPACK), which round their requantization in ISA-specific
+  ways: a sample may change class only if it is a near-tie, i.e. the reference output's top-1 beats
+  its runner-up by at most 2 x D quantization steps, where D is the largest difference between the
+  exporting machine's own fast and reference kernels on any output (measured at export on up to
+  parity_spread_images validation images). Each fast engine may move an output by about D from
+  the portable reference, so two of them can swap the top two classes only within 2 x D; a class
+  change on a confident image is a real difference;
+- an int8 ONNX model (on ONNX Runtime or OpenVINO): neither has reference kernels, so every top-1
+  must hold."""
 PARITY_DIR = "parity"
 REFERENCE = "reference.json"
 VERSION = 1
@@ -109,9 +112,7 @@ def record_parity(export_dir: Path, samples: np.ndarray, spread: np.ndarray, tol
             "threads": 1,
             "samples": names,
             "tolerances": tolerances,
-            "rule": __doc__.split("The rule (the one the arm64 check established):\n")[1].split("\n\nTensorFlow-free")[
-                0
-            ],
+            "rule": RULE,
             "artifacts": records,
         },
     )

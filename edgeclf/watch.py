@@ -125,13 +125,14 @@ def watch_folder(
     """Poll folder every `interval` seconds (see the module docstring for what is read when);
     emit() gets each file's top-1 answer or an error record. Files present at start are ignored
     unless `existing`; `state` is the state file (default FOLDER/.edgeclf-watch.json); `reprocess`
-    reports contents already in it again. Runs until `stop` is set (SIGINT/SIGTERM by default);
+    reports contents already in it again. Runs until `stop` is set (the CLI's catches SIGINT and
+    SIGTERM; without one it runs until the process ends: library code installs no handlers);
     returns the number of images classified. Raises EdgeclfError when the folder does not exist
     or disappears."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgeclfError(f"{folder}: no such folder to watch")
-    stop = stop or StopSignal()
+    stop = stop or StopSignal(signals=())  # a library call installs no signal handlers: the CLI passes one
     seen = _Seen(Path(state) if state else folder / STATE_FILE)
     done: dict[Path, tuple[int, int] | str] = {} if existing else _listing(folder)
     pending: dict[Path, _Pending] = {}
@@ -213,7 +214,7 @@ def watch_camera(
         raise EdgeclfError("--camera needs OpenCV: pip install 'edgeclf[camera]' (opencv-python-headless)") from None
     from PIL import Image
 
-    stop = stop or StopSignal()
+    stop = stop or StopSignal(signals=())  # a library call installs no signal handlers: the CLI passes one
     capture = cv2.VideoCapture(device)
     if not capture.isOpened():
         raise EdgeclfError(f"--camera {device}: cannot open the camera")

@@ -106,3 +106,30 @@ def test_a_full_disk_is_one_error_line_and_the_previous_file_stays(tiny_run, tmp
     assert out.read_text() == '{"previous": true}' and sorted(p.name for p in tmp_path.iterdir()) == [
         "bench.json", "export", "home"
     ]  # fmt: skip
+
+
+def test_renames_are_made_durable_with_their_folder_synced(tmp_path, monkeypatch):
+    """Before: "nothing half-written ... power loss" held only for file contents: the folder was
+    never fsynced after a rename, and StagedDirectory synced nothing (issue 22)."""
+    import os
+
+    from edgeclf.atomic import StagedDirectory, atomic_write_text
+
+    synced = []
+    real = os.fsync
+
+    def recording(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    atomic_write_text(tmp_path / "a.txt", "x")
+    assert synced[-1] == str(tmp_path) and any(p.endswith(f".tmp-{os.getpid()}.txt") for p in synced)
+    synced.clear()
+    with StagedDirectory(tmp_path / "run") as stage:
+        (stage.path / "sub").mkdir()
+        (stage.path / "sub" / "f.bin").write_bytes(b"1")
+        (stage.path / "g.json").write_text("{}")
+    names = [os.path.basename(p) for p in synced]
+    assert {"f.bin", "g.json", "sub"} <= set(names)
+    assert synced[-1] == str(tmp_path)  # the parent, after the rename

@@ -404,3 +404,23 @@ def test_unpack_hashes_the_runner_wheel_in_pieces(tmp_path):
     assert result.exit_code == 2 and "the runner wheel does not match bundle.json's sha256" in result.output
     assert peak < 16 << 20, f"peak {peak >> 20} MiB"
     assert not (tmp_path / "out").exists()
+
+
+def test_the_bundled_index_lists_only_the_files_the_bundle_holds(tiny_run, tmp_path):
+    """Before: the bundle's artifacts.json listed failed artifacts whose files were not in it
+    (issue 22); now the bundled index holds the ok entries alone, and unpack verifies them."""
+    export = tmp_path / "export"
+    shutil.copytree(tiny_run / "export", export)
+    index = json.loads((export / "artifacts.json").read_text())
+    failed = next(a for a in index["artifacts"] if a["name"] == "tflite-dynamic")  # a file no other entry uses
+    failed["status"] = "failed"
+    (export / "artifacts.json").write_text(json.dumps(index))
+    (export / failed["path"]).unlink()  # a failed artifact's file may not exist at all
+    archive = write_bundle(export, tmp_path / "b.tar.gz")
+    with tarfile.open(archive) as tar:
+        bundled = json.load(tar.extractfile("export/artifacts.json"))
+    names = [a["name"] for a in bundled["artifacts"]]
+    assert failed["name"] not in names and all(a["status"] == "ok" for a in bundled["artifacts"])
+    assert len(names) == len(index["artifacts"]) - 1
+    result = CliRunner().invoke(app, ["unpack", str(archive), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output

@@ -188,3 +188,30 @@ def test_stages_skip_artifacts_whose_engine_is_not_installed(tiny_run, monkeypat
     # --engine openvino moves the ONNX Runtime entries onto OpenVINO too: without it they cannot run
     _, moved = backends.runnable(entries, "openvino")
     assert {"onnx-fp32", "onnx-int8-ptq"} <= set(moved) and not any(n.startswith("tflite") for n in moved)
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_evaluate_and_bench_with_an_explicit_engine_on_a_run_with_bf16_entries(tiny_run, tmp_path, engine):
+    """Before: `edgeclf evaluate RUN --engine onnxruntime` on any run with an openvino-bf16 entry
+    (the fixture has one) ended in "bf16 artifacts run on OpenVINO only", exit 2; bench had its own
+    copy of the filter. Both now take the ONNX files the engine can run (issue 22)."""
+    from typer.testing import CliRunner
+
+    from edgeclf.cli import app
+    from tests.fixtures.make_tiny_run import HERE, install
+
+    if not backends.engine_available(engine):
+        pytest.skip(f"{engine} is not installed")
+    assert any(a.precision == "bf16" for a in read_artifacts(tiny_run))
+    kept = backends.for_engine(read_artifacts(tiny_run), engine)
+    assert {a.format for a in kept} == {"onnx"}
+    assert ("openvino-bf16" in {a.name for a in kept}) == (engine == "openvino")
+    run = install(HERE / "tiny_run", tmp_path / "run")
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--engine", engine])
+    assert result.exit_code == 0, result.output
+    evaluated = {s["name"] for s in json.loads((run / "reports" / "eval.json").read_text())["artifacts"]}
+    assert {a.name for a in kept} <= evaluated
+    bench = CliRunner().invoke(app, ["bench", str(run), "--engine", engine, "--runs", "3", "--warmup", "1",
+                                     "--batch-sizes", "1", "--out", str(tmp_path / "bench.json")])  # fmt: skip
+    assert bench.exit_code == 0, bench.output
+    assert {a.name for a in kept} <= set(json.loads((tmp_path / "bench.json").read_text())["artifacts"])

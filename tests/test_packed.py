@@ -174,3 +174,32 @@ def test_a_run_trained_on_a_pack_needs_no_folder(folder, tmp_path):
 
     bench = run_bench(run, BenchConfig(**{**load_config().bench.model_dump(), "runs": 3, "warmup": 1}))
     assert bench.document["inputs"]["images"] == 18 and bench.document["decode_ms"] is None
+
+
+def test_data_pack_moves_its_checking_bar(tmp_path, monkeypatch):
+    """Before: `edgeclf data pack`'s "checking images" bar never moved: its callback was not passed
+    to the folder check (issue 22)."""
+    import contextlib
+
+    from typer.testing import CliRunner
+
+    import edgeclf.packed
+    from edgeclf.cli import app, render
+    from tests.helpers import class_folders
+
+    calls: dict[str, list] = {}
+
+    @contextlib.contextmanager
+    def counting(what):
+        calls[what] = []
+        yield lambda done, total: calls[what].append((done, total))
+
+    def no_pack(*args, **kwargs):
+        raise edgeclf.packed.DataError("stopped here by the test")
+
+    monkeypatch.setattr(render, "counting", counting)
+    monkeypatch.setattr(edgeclf.packed, "pack", no_pack)
+    data = class_folders(tmp_path / "d", ["bag", "sneaker"], 4)
+    result = CliRunner().invoke(app, ["data", "pack", str(data), "--out", str(tmp_path / "p")])
+    assert "stopped here by the test" in result.output
+    assert calls["checking images"] and calls["checking images"][-1] == (8, 8)

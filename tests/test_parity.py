@@ -154,3 +154,17 @@ def test_verify_without_parity_data_says_what_to_do(export_copy):
     shutil.rmtree(export_copy / PARITY_DIR)
     result = runner.invoke(app, ["verify", str(export_copy)])
     assert result.exit_code == 2 and "re-export" in result.output
+
+
+def test_the_recorded_rule_is_data_not_the_docstring(tiny_run):
+    """Before: the rule written into reference.json was cut out of parity.py's docstring at run time:
+    editing the prose changed every export, and under `python -OO` (no docstrings) export crashed."""
+    import subprocess
+    import sys
+
+    from edgeclf.parity import RULE
+
+    recorded = json.loads((tiny_run / "export" / "parity" / "reference.json").read_text())["rule"]
+    assert recorded == RULE  # the fixture's exports carry the same rule as before
+    code = "import edgeclf.parity as p; assert p.__doc__ is None and p.RULE.startswith('- every file')"
+    assert subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True).returncode == 0

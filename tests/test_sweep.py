@@ -278,3 +278,15 @@ def test_a_refused_sweep_leaves_no_out_folder(tmp_path, space_text, args, messag
     assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
     assert message in result.output and len(result.output) < 400 and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_compare_over_a_run_benched_without_batch_1(tiny_run, tmp_path):
+    """Before: `next(...)` raised StopIteration (a traceback) when bench ran with --batch-sizes 8;
+    the row takes the batch every report headlines (runtime.timing.headline_batch, issue 22)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "reports").mkdir(exist_ok=True)
+    batches = [{"batch": 8, "p50_ms": 0.8, "p99_ms": 1.2}, {"batch": 16, "p50_ms": 1.5, "p99_ms": 2.0}]
+    (run / "reports" / "bench.json").write_text(json.dumps({"artifacts": {"tflite-int8-ptq": {"batches": batches}}}))
+    (row,) = collect([run])
+    assert (row.p50_ms, row.p99_ms) == (0.8, 1.2)

@@ -199,3 +199,25 @@ def test_watch_json_writes_only_json_lines_to_stdout(tiny_run, images, tmp_path)
     assert proc.returncode == 0, err
     assert lines and all(json.loads(line)["image"].endswith("a.png") for line in lines), out
     assert "watching" in err and "stopped after 1 image" in err and "starting a fresh state file" in err
+
+
+def test_a_library_call_installs_no_signal_handlers_and_no_warning_filters(classifier, tmp_path):
+    """Before: watch_folder (and watch_camera) made a StopSignal by default, installing SIGINT and
+    SIGTERM handlers in the caller's process; importing edgeclf.images set a process-wide Pillow
+    warnings filter. Only the CLI, which owns its process, does either (issue 22)."""
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    threading.Timer(0.3, lambda: shutil.rmtree(folder)).start()
+    with pytest.raises(EdgeclfError, match="the watched folder disappeared"):
+        watch_folder(classifier, folder, lambda record: None, 0.05, SETTLE)  # in the main thread, no stop given
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    code = (
+        "import warnings; n = len(warnings.filters); import edgeclf.images, edgeclf.runtime, edgeclf.watch; "
+        "assert len(warnings.filters) == n, warnings.filters[:2]"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

@@ -8,6 +8,7 @@ import functools
 import inspect
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -57,7 +58,10 @@ class ConsoleHandler(logging.Handler):
 
 
 def show_stage_messages() -> None:
-    """Send the stages' log messages (INFO and up) to the console, once per process."""
+    """Send the stages' log messages (INFO and up) to the console, once per process. The command
+    owns its process, so it also silences Pillow's warnings about odd files (EXIF, palettes: the
+    file decodes or is an ImageError); the library leaves process-wide filters alone."""
+    warnings.filterwarnings("ignore", module=r"PIL\..*")
     logger = logging.getLogger("edgeclf")
     if not any(isinstance(h, ConsoleHandler) for h in logger.handlers):
         logger.addHandler(ConsoleHandler())

@@ -42,7 +42,7 @@ def pack_command(
     values, names = overrides(pack_command, locals())
     cfg = load_config([config] if config else [], values, names)
     with render.counting("checking images") as progress:
-        data = prepare_folder(data_dir, cfg)
+        data = prepare_folder(data_dir, cfg, progress)
     render.dataset_summary(data)
     with render.counting("packing") as progress:
         result = pack(

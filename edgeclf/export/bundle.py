@@ -102,7 +102,10 @@ def write_bundle(export_dir: Path, out: Path) -> Path:
             _add_bytes(tar, "bundle.json", (json.dumps(manifest, indent=2) + "\n").encode())
             _add_bytes(tar, "install.sh", INSTALL_SCRIPT.read_bytes(), mode=0o755)
             _add_bytes(tar, f"runner/{wheel.name}", content)
-            tar.add(index, arcname="export/artifacts.json")
+            # the index of what the bundle holds: failed artifacts (whose files are not in it) left out
+            listed = json.loads(index.read_text(encoding="utf-8"))
+            listed["artifacts"] = [a for a in listed.get("artifacts", []) if a.get("status") == "ok"]
+            _add_bytes(tar, "export/artifacts.json", (json.dumps(listed, indent=2) + "\n").encode())
             for path in dict.fromkeys(artifact_file(index, info) for info in entries):  # one file, several engines
                 tar.add(path, arcname=f"export/{path.name}")
             tar.add(parity, arcname=f"export/{PARITY_DIR}")

@@ -98,6 +98,15 @@ def engine_of(entry, override: str | None = None) -> str:
     return entry.engine or DEFAULT_ENGINE.get(suffix, "")
 
 
+def for_engine(entries: list, override: str | None) -> list:
+    """The artifacts an explicit --engine applies to: ONNX files that engine can run (bf16 ones run
+    on OpenVINO only); every artifact when the engine is auto or not given. Evaluate and bench both
+    filter with it (each had its own copy, which kept openvino-bf16 under --engine onnxruntime)."""
+    if not override or override == "auto":
+        return entries
+    return [a for a in entries if a.format == "onnx" and (a.precision != "bf16" or override == "openvino")]
+
+
 def runnable(entries: list, override: str | None = None) -> tuple[list, list]:
     """(the artifacts whose engine is installed here, the names of those whose engine is not)."""
     ok, missing = [], []
