@@ -3,7 +3,10 @@ import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # unit tests run on the CPU
+if (
+    os.environ.get("EDGECLF_TEST_GPU") != "1"
+):  # unit tests run on the CPU; EDGECLF_TEST_GPU=1 lets the GPU tests see one
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # where tools/fetch_backbone.py caches the pretrained backbone: fixed now, before _private_home moves HOME
 os.environ.setdefault("EDGECLF_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "edgeclf"))
 

@@ -91,7 +91,7 @@ def test_mixed_precision_without_a_gpu_says_so_and_trains_float32(three_classes,
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not GPUS, reason="needs a GPU that TensorFlow sees")
+@pytest.mark.skipif(not GPUS, reason="needs a GPU that TensorFlow sees: run with EDGECLF_TEST_GPU=1 on a GPU machine")
 def test_training_uses_the_gpu_with_mixed_precision(three_classes, tmp_path):
     cfg = load_config(
         overrides={**TINY, "model.name": "small_cnn", "train.fine_tune_epochs": 0, "train.mixed_precision": True}
