@@ -20,7 +20,7 @@ from PIL import Image
 from edgeclf import __version__
 from edgeclf.atomic import atomic_write_bytes, atomic_write_json
 from edgeclf.bounded import BoundedReadError, expect_object, read_json, shorten
-from edgeclf.errors import EdgeclfError
+from edgeclf.errors import EdgeclfError, IntegrityError, MalformedIndexError
 from edgeclf.images import ImageError, load_image
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, pick, read_artifacts
 from edgeclf.runtime.backends import engine_available, engine_of
@@ -169,9 +169,9 @@ def _load_reference(index: Path) -> dict:
         ):
             raise ValueError("tolerances must give fp32 and fp16 numbers")
     except BoundedReadError as exc:
-        raise EdgeclfError(f"{exc}; re-export") from None
+        raise MalformedIndexError(f"{exc}; re-export") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise EdgeclfError(f"{path}: not a valid parity file ({shorten(str(exc))}); re-export") from None
+        raise MalformedIndexError(f"{path}: not a valid parity file ({shorten(str(exc))}); re-export") from None
     return data
 
 
@@ -183,7 +183,7 @@ def _read_samples(folder: Path, samples: list[dict], size: tuple[int, int]) -> n
             raise EdgeclfError(f"{folder / REFERENCE}: sample {entry.get('file')!r} is missing or outside {folder}")
         content = file.read_bytes()
         if hashlib.sha256(content).hexdigest() != entry.get("sha256"):
-            raise EdgeclfError(f"{file}: changed since export (sha256 differs from {REFERENCE})")
+            raise IntegrityError(f"{file}: changed since export (sha256 differs from {REFERENCE})")
         try:
             pixels.append(load_image(file, size))
         except ImageError as exc:

@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 
 from edgeclf.atomic import StagedDirectory
 from edgeclf.bounded import BoundedReadError, excerpt, expect_object, loads_json, read_json
-from edgeclf.errors import EdgeclfError
+from edgeclf.errors import BundleError, EdgeclfError
 from edgeclf.runtime.artifact import artifact_file, read_artifacts
 from edgeclf.runtime.integrity import check_recorded, file_sha256
 
@@ -57,7 +57,8 @@ class UnpackResult:
 
 def unpack(bundle: Path, dest: Path) -> UnpackResult:
     """Check, extract and verify `bundle` into `dest` (which must not exist or be empty). Raises
-    EdgeclfError naming the bundle and the offending entry; on any error nothing is left at dest."""
+    BundleError naming the bundle and the offending entry (EdgeclfError for a missing bundle or
+    a used destination; IntegrityError, MalformedIndexError from the checks); on any error nothing is left at dest."""
     bundle, dest = Path(bundle), Path(dest)
     if not bundle.is_file():
         raise EdgeclfError(f"{bundle}: no such file")
@@ -70,15 +71,15 @@ def unpack(bundle: Path, dest: Path) -> UnpackResult:
             parent = dest.resolve().parent
             free = shutil.disk_usage(parent if parent.exists() else Path.cwd()).free
             if total > free:
-                raise EdgeclfError(f"{bundle}: {total} bytes unpacked, {free} free at {parent}; free some space")
+                raise BundleError(f"{bundle}: {total} bytes unpacked, {free} free at {parent}; free some space")
             with StagedDirectory(dest) as stage:
                 try:
                     tar.extractall(stage.path, members=members, filter="data")
                 except OSError as exc:
-                    raise EdgeclfError(f"{bundle}: cannot write {exc.filename or 'an entry'}: {exc.strerror}") from None
+                    raise BundleError(f"{bundle}: cannot write {exc.filename or 'an entry'}: {exc.strerror}") from None
                 names = _verify(bundle, stage.path)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise EdgeclfError(f"{bundle}: not a readable .tar.gz bundle ({' '.join(str(exc).split())[:120]})") from None
+        raise BundleError(f"{bundle}: not a readable .tar.gz bundle ({' '.join(str(exc).split())[:120]})") from None
     return UnpackResult(dest, dest / "export", names, sum(m.isfile() for m in members), total)
 
 
@@ -86,25 +87,25 @@ def _checked_members(bundle: Path, tar: tarfile.TarFile) -> tuple[list[tarfile.T
     members, total, files, folders = [], 0, set(), set()
     for member in tar:
         if len(members) >= MAX_MEMBERS:
-            raise EdgeclfError(f"{bundle}: more than {MAX_MEMBERS} entries; not an edgeclf bundle")
+            raise BundleError(f"{bundle}: more than {MAX_MEMBERS} entries; not an edgeclf bundle")
         name = PurePosixPath(member.name)
         shown = excerpt(member.name)
         if name.is_absolute() or ".." in name.parts or not member.name or "\\" in member.name:
-            raise EdgeclfError(f"{bundle}: entry {shown} has an absolute or parent-relative name: refused")
+            raise BundleError(f"{bundle}: entry {shown} has an absolute or parent-relative name: refused")
         if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_PART for part in name.parts):
-            raise EdgeclfError(f"{bundle}: entry {shown} has a name part over {MAX_NAME_PART} bytes: refused")
+            raise BundleError(f"{bundle}: entry {shown} has a name part over {MAX_NAME_PART} bytes: refused")
         key = name.as_posix()
         parents = {p.as_posix() for p in name.parents if p.as_posix() != "."}
         if (member.isfile() and key in folders) or (not member.isfile() and key in files) or parents & files:
-            raise EdgeclfError(f"{bundle}: entry {shown} conflicts with another entry of that name: refused")
+            raise BundleError(f"{bundle}: entry {shown} conflicts with another entry of that name: refused")
         (files if member.isfile() else folders).add(key)
         folders |= parents
         if not (member.isfile() or member.isdir()):
             kind = "a link" if member.issym() or member.islnk() else "a device or special file"
-            raise EdgeclfError(f"{bundle}: entry {shown} is {kind}: bundles hold regular files only")
+            raise BundleError(f"{bundle}: entry {shown} is {kind}: bundles hold regular files only")
         total += member.size
         if total > MAX_BYTES:
-            raise EdgeclfError(f"{bundle}: over {MAX_BYTES // 1024**3} GiB unpacked; not an edgeclf bundle")
+            raise BundleError(f"{bundle}: over {MAX_BYTES // 1024**3} GiB unpacked; not an edgeclf bundle")
         members.append(member)
     return members, total
 
@@ -112,15 +113,15 @@ def _checked_members(bundle: Path, tar: tarfile.TarFile) -> tuple[list[tarfile.T
 def _manifest(bundle: Path, tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> dict:
     member = members.get(name)
     if member is None or not member.isfile():
-        raise EdgeclfError(f"{bundle}: no {name}; not an edgeclf bundle")
+        raise BundleError(f"{bundle}: no {name}; not an edgeclf bundle")
     if member.size > MAX_MANIFEST_BYTES:
-        raise EdgeclfError(f"{bundle}: {name} is {member.size} bytes, over {MAX_MANIFEST_BYTES}; not an edgeclf bundle")
+        raise BundleError(f"{bundle}: {name} is {member.size} bytes, over {MAX_MANIFEST_BYTES}; not an edgeclf bundle")
     with tar.extractfile(member) as f:
         data = f.read(MAX_MANIFEST_BYTES + 1)
     try:
         return expect_object(loads_json(data, f"{bundle}: {name}", MAX_MANIFEST_BYTES), f"{bundle}: {name}")
     except BoundedReadError as exc:
-        raise EdgeclfError(f"{exc}; not an edgeclf bundle") from None
+        raise BundleError(f"{exc}; not an edgeclf bundle") from None
 
 
 def _check_layout(bundle: Path, tar: tarfile.TarFile, members: list[tarfile.TarInfo]) -> None:
@@ -131,9 +132,9 @@ def _check_layout(bundle: Path, tar: tarfile.TarFile, members: list[tarfile.TarI
         runner = PurePosixPath(str(manifest["runner"]["file"]))
         str(manifest["runner"]["sha256"])
     except (KeyError, TypeError):
-        raise EdgeclfError(f"{bundle}: no usable bundle.json; not an edgeclf bundle") from None
+        raise BundleError(f"{bundle}: no usable bundle.json; not an edgeclf bundle") from None
     if runner.parent.as_posix() != "runner" or runner.suffix != ".whl":
-        raise EdgeclfError(f"{bundle}: bundle.json names the runner {excerpt(str(runner))}; not an edgeclf bundle")
+        raise BundleError(f"{bundle}: bundle.json names the runner {excerpt(str(runner))}; not an edgeclf bundle")
     index = _manifest(bundle, tar, by_name, "export/artifacts.json")
     sizes = {}
     for entry in index.get("artifacts", []) if isinstance(index.get("artifacts"), list) else []:
@@ -146,17 +147,17 @@ def _check_layout(bundle: Path, tar: tarfile.TarFile, members: list[tarfile.TarI
         if key.startswith(f"export/{PARITY_DIR}/"):
             parity += member.size
             if parity > MAX_PARITY_BYTES:
-                raise EdgeclfError(f"{bundle}: export/{PARITY_DIR}/ over {MAX_PARITY_BYTES // 2**20} MiB; refused")
+                raise BundleError(f"{bundle}: export/{PARITY_DIR}/ over {MAX_PARITY_BYTES // 2**20} MiB; refused")
         elif key == runner.as_posix():
             if member.size > MAX_WHEEL_BYTES:
-                raise EdgeclfError(f"{bundle}: the runner wheel is {member.size} bytes, over {MAX_WHEEL_BYTES}")
+                raise BundleError(f"{bundle}: the runner wheel is {member.size} bytes, over {MAX_WHEEL_BYTES}")
         elif key in sizes:
             if member.size != sizes[key]:
-                raise EdgeclfError(
+                raise BundleError(
                     f"{bundle}: {key} is {member.size} bytes, artifacts.json records {excerpt(sizes[key])}; refused"
                 )
         elif key not in ("bundle.json", "install.sh", "export/artifacts.json"):
-            raise EdgeclfError(f"{bundle}: entry {excerpt(key)} is not part of an edgeclf bundle; refused")
+            raise BundleError(f"{bundle}: entry {excerpt(key)} is not part of an edgeclf bundle; refused")
 
 
 def _verify(bundle: Path, folder: Path) -> list[str]:
@@ -168,16 +169,16 @@ def _verify(bundle: Path, folder: Path) -> list[str]:
         wheel = folder / "runner" / PurePosixPath(str(runner["file"])).name
         digest = str(runner["sha256"])
     except (ValueError, KeyError, TypeError):
-        raise EdgeclfError(f"{bundle}: no usable bundle.json; not an edgeclf bundle") from None
+        raise BundleError(f"{bundle}: no usable bundle.json; not an edgeclf bundle") from None
     if not wheel.is_file() or file_sha256(wheel) != digest:
-        raise EdgeclfError(f"{bundle}: the runner wheel does not match bundle.json's sha256; re-copy the bundle")
+        raise BundleError(f"{bundle}: the runner wheel does not match bundle.json's sha256; re-copy the bundle")
     index = folder / "export" / "artifacts.json"
     if not index.is_file():
-        raise EdgeclfError(f"{bundle}: no export/artifacts.json; not an edgeclf bundle")
+        raise BundleError(f"{bundle}: no export/artifacts.json; not an edgeclf bundle")
     entries = [a for a in read_artifacts(index) if a.status == "ok"]
     for entry in entries:
         file = artifact_file(index, entry)
         if not file.is_file():
-            raise EdgeclfError(f"{bundle}: {file.name} is listed in artifacts.json but missing")
+            raise BundleError(f"{bundle}: {file.name} is listed in artifacts.json but missing")
         check_recorded(file, entry.bytes, entry.sha256, index)
     return [a.name for a in entries]

@@ -543,3 +543,47 @@ def test_litert_resizes_only_the_batch_dimension(tiny_run):
         classifier.backend.run(np.zeros((2, h + 8, w + 8, 3), np.float32))
     again = classifier.predict_pixels(np.full((1, h, w, 3), 100, np.uint8))
     assert np.allclose(again, one, atol=1e-5)
+
+
+def test_device_errors_are_typed_by_what_a_caller_can_do(tiny_run, tmp_path, monkeypatch):
+    """Before: half the device-side raises were the bare EdgeclfError: a program embedding the
+    runtime could tell "changed since export" from "engine missing" from "malformed index" only by
+    matching text (issue 22). Each is its own class now, and still an EdgeclfError."""
+    import builtins
+
+    from edgeclf import runtime
+    from edgeclf.unpack import unpack
+
+    export = _export_copy(tiny_run, tmp_path)
+    (export / "model_fp32.onnx").write_bytes((export / "model_int8_ptq.onnx").read_bytes())
+    with pytest.raises(runtime.IntegrityError, match="changed since export"):
+        open_classifier(export, "onnx-fp32")
+    (export / "model_fp32.tflite").write_bytes(b"\0" * 64)
+    with pytest.raises(runtime.ModelFileError, match="not a TFLite model"):
+        open_classifier(export, "tflite-fp32", integrity=False)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "artifacts.json").write_text('{"artifacts": [{"name": 1}]}')
+    with pytest.raises(runtime.MalformedIndexError, match="field"):
+        runtime.read_artifacts(tmp_path / "bad")
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(runtime.EngineMissingError, match="onnxruntime is not installed"):
+        open_classifier(tiny_run, "onnx-int8-ptq")
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    junk = tmp_path / "junk.tar.gz"
+    import io
+    import tarfile
+
+    with tarfile.open(junk, "w:gz") as tar:
+        info = tarfile.TarInfo("../escape")
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(runtime.BundleError, match="absolute or parent-relative"):
+        unpack(junk, tmp_path / "out")
+    for cls in (runtime.IntegrityError, runtime.ModelFileError, runtime.MalformedIndexError, runtime.BundleError):
+        assert issubclass(cls, runtime.EdgeclfError)

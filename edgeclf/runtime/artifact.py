@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgeclf.bounded import BoundedReadError, read_json
-from edgeclf.errors import EdgeclfError
+from edgeclf.errors import EdgeclfError, MalformedIndexError
 
 ARTIFACTS_VERSION = 1
 MAX_INDEX_BYTES = 8 * 1024 * 1024  # an artifacts.json larger than this is refused before it is read
@@ -88,7 +88,8 @@ class ArtifactInfo:
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"]) or "(the entry)"
-            raise EdgeclfError(f"{label}: field '{field}': {error['msg']}; re-export, or restore the file") from None
+            message = f"{label}: field '{field}': {error['msg']}; re-export, or restore the file"
+            raise MalformedIndexError(message) from None
         for side in ("input", "output"):
             tensor = getattr(info, side)
             if tensor.quantized and not (
@@ -98,7 +99,7 @@ class ArtifactInfo:
                 and tensor.zero_point is not None
                 and np.iinfo(tensor.dtype).min <= tensor.zero_point <= np.iinfo(tensor.dtype).max
             ):
-                raise EdgeclfError(
+                raise MalformedIndexError(
                     f"{label}: field '{side}': a {tensor.dtype} tensor needs a finite scale above 0 and a zero "
                     f"point within {tensor.dtype}'s range (got scale {tensor.scale}, zero point {tensor.zero_point})"
                 )
@@ -108,7 +109,7 @@ class ArtifactInfo:
             and len(size) == 2
             and all(isinstance(v, int) and 1 <= v <= MAX_IMAGE_SIDE for v in size)
         ):
-            raise EdgeclfError(
+            raise MalformedIndexError(
                 f"{label}: field 'preprocessing.size' must be [height, width] within 1..{MAX_IMAGE_SIDE}, "
                 f"not {str(size)[:40]}"
             )
@@ -122,7 +123,7 @@ class ArtifactInfo:
             )
             or not norm["scale"]
         ):
-            raise EdgeclfError(
+            raise MalformedIndexError(
                 f"{label}: field 'normalization' needs finite numbers scale (not 0) and offset, "
                 f"not {str(norm)[:60]}; re-export, or restore the file"
             )
@@ -147,10 +148,10 @@ def read_artifacts(path: Path) -> list[ArtifactInfo]:
     try:
         data = read_json(index, MAX_INDEX_BYTES)
     except BoundedReadError as exc:
-        raise EdgeclfError(f"{exc}; re-export, or restore the file") from None
+        raise MalformedIndexError(f"{exc}; re-export, or restore the file") from None
     entries = data.get("artifacts") if isinstance(data, dict) else None
     if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
-        raise EdgeclfError(f"{index}: field 'artifacts' must be a list of at most {MAX_ENTRIES} entries")
+        raise MalformedIndexError(f"{index}: field 'artifacts' must be a list of at most {MAX_ENTRIES} entries")
     return [ArtifactInfo.from_json(entry, f"{index}: artifacts[{i}]") for i, entry in enumerate(entries)]
 
 

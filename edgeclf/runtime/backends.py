@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeclf.errors import EdgeclfError
+from edgeclf.errors import ConfigError, EngineMissingError, EngineUnsupportedError, ModelFileError
 from edgeclf.runtime.integrity import check_model_file
 
 KERNELS = ("fast", "reference")
@@ -50,7 +50,7 @@ def import_engine(engine: str):
             try:
                 from tflite_runtime import interpreter
             except ImportError:
-                raise EdgeclfError(
+                raise EngineMissingError(
                     "no TFLite interpreter installed; pip install ai-edge-litert "
                     "(tflite-runtime on 32-bit Arm), or use an .onnx artifact"
                 ) from None
@@ -59,7 +59,7 @@ def import_engine(engine: str):
         try:
             import onnxruntime
         except ImportError:
-            raise EdgeclfError(
+            raise EngineMissingError(
                 "onnxruntime is not installed; pip install onnxruntime, or use a .tflite artifact"
             ) from None
         return onnxruntime
@@ -67,7 +67,7 @@ def import_engine(engine: str):
         try:
             import openvino
         except ImportError:
-            raise EdgeclfError(
+            raise EngineMissingError(
                 "OpenVINO is not installed; pip install 'edgeclf[openvino]', or use --engine onnxruntime"
             ) from None
         return openvino
@@ -132,12 +132,12 @@ def resolve_engine(path: Path, recorded: str = "", override: str | None = None) 
     artifacts.json records, else the format's default. Raises EdgeclfError for a mismatch."""
     suffix = Path(path).suffix
     if suffix not in DEFAULT_ENGINE:
-        raise EdgeclfError(f"{Path(path).name}: expected a .tflite or .onnx file")
+        raise ModelFileError(f"{Path(path).name}: expected a .tflite or .onnx file")
     if override not in (None, "auto"):
         if override not in ENGINE_CHOICES:
-            raise EdgeclfError(f"--engine {override}: choose one of {', '.join(ENGINE_CHOICES)}")
+            raise ConfigError(f"--engine {override}: choose one of {', '.join(ENGINE_CHOICES)}")
         if suffix != ".onnx":
-            raise EdgeclfError(
+            raise ConfigError(
                 f"--engine {override}: {Path(path).name} is a TFLite file (it runs on LiteRT); "
                 "--engine chooses the engine of ONNX artifacts"
             )
@@ -153,8 +153,8 @@ class LiteRTBackend:
     def __init__(self, path: Path, threads: int | None = None, kernels: str = "fast"):
         try:
             lite = import_engine("litert")
-        except EdgeclfError as exc:
-            raise EdgeclfError(f"{path.name}: {exc}") from None
+        except EngineMissingError as exc:
+            raise EngineMissingError(f"{path.name}: {exc}") from None
         Interpreter, OpResolverType = lite.Interpreter, lite.OpResolverType  # noqa: N806
         resolver = OpResolverType.BUILTIN_REF if kernels == "reference" else OpResolverType.AUTO
         self.engine = "LiteRT (reference kernels)" if kernels == "reference" else "LiteRT (XNNPACK)"
@@ -165,7 +165,8 @@ class LiteRTBackend:
             )
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise EdgeclfError(f"{path}: LiteRT could not load it ({' '.join(str(exc).split())[:160]})") from None
+            why = " ".join(str(exc).split())[:160]
+            raise ModelFileError(f"{path}: LiteRT could not load it ({why})") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._batch = int(self.input["shape"][0])
@@ -191,8 +192,8 @@ class OnnxBackend:
     def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None):
         try:
             ort = import_engine("onnxruntime")
-        except EdgeclfError as exc:
-            raise EdgeclfError(f"{path.name}: {exc}") from None
+        except EngineMissingError as exc:
+            raise EngineMissingError(f"{path.name}: {exc}") from None
         self.version = f"onnxruntime {ort.__version__}"
         options = ort.SessionOptions()
         if threads:
@@ -200,7 +201,8 @@ class OnnxBackend:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... classes
-            raise EdgeclfError(f"{path}: ONNX Runtime could not load it ({' '.join(str(exc).split())[:160]})") from None
+            why = " ".join(str(exc).split())[:160]
+            raise ModelFileError(f"{path}: ONNX Runtime could not load it ({why})") from None
         self.input_name = self.session.get_inputs()[0].name
         self.engine = f"onnxruntime ({self.session.get_providers()[0]})"
 
@@ -228,20 +230,21 @@ class OpenVinoBackend:
     def __init__(self, path: Path, threads: int | None = None, precision: str = "fp32"):
         try:
             ov = import_engine("openvino")
-        except EdgeclfError as exc:
-            raise EdgeclfError(f"{path.name}: {exc}") from None
+        except EngineMissingError as exc:
+            raise EngineMissingError(f"{path.name}: {exc}") from None
         self.version = f"openvino {ov.__version__.split('-')[0]}"
         self.core = ov.Core()
         self.hint = "bf16" if precision == "bf16" else "f32"
         if self.hint == "bf16" and not native_bf16(self.core):
-            raise EdgeclfError(
+            raise EngineUnsupportedError(
                 f"{path.name}: a bf16 artifact, and OpenVINO reports no native bf16 on this CPU "
                 "(OPTIMIZATION_CAPABILITIES); use the fp32 or int8 artifact here"
             )
         try:
             self.model = self.core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line text
-            raise EdgeclfError(f"{path.name}: OpenVINO could not read it: {' '.join(str(exc).split())[:200]}") from None
+            why = " ".join(str(exc).split())[:200]
+            raise ModelFileError(f"{path.name}: OpenVINO could not read it: {why}") from None
         self.config = {"INFERENCE_PRECISION_HINT": self.hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
@@ -251,7 +254,7 @@ class OpenVinoBackend:
         used = self._request(1).get_compiled_model().get_property("INFERENCE_PRECISION_HINT")
         self.precision_used = used.get_type_name()  # f32 | bf16 | f16
         if self.precision_used != self.hint:
-            raise EdgeclfError(
+            raise EngineUnsupportedError(
                 f"{path.name}: OpenVINO compiled it for {self.precision_used}, not the {self.hint} asked for"
             )
         self.engine = f"OpenVINO (CPU, {self.precision_used})"
@@ -302,20 +305,22 @@ def open_backend(
     providers for `device`; OpenVINO runs on the CPU with the precision hint of `precision`."""
     path = Path(path)
     if kernels not in KERNELS:
-        raise EdgeclfError(f"--kernels {kernels}: choose one of {', '.join(KERNELS)}")
+        raise ConfigError(f"--kernels {kernels}: choose one of {', '.join(KERNELS)}")
     check_model_file(path)  # before any native runtime reads the bytes
     engine = engine or resolve_engine(path)
     if precision == "bf16" and engine != "openvino":
-        raise EdgeclfError(f"{path.name}: bf16 artifacts run on OpenVINO only (--engine {engine} was asked for)")
+        raise EngineUnsupportedError(
+            f"{path.name}: bf16 artifacts run on OpenVINO only (--engine {engine} was asked for)"
+        )
     if engine == "litert":
         return LiteRTBackend(path, threads, kernels)
     if kernels != "fast":
-        raise EdgeclfError(
+        raise ConfigError(
             f"--kernels {kernels}: {path.name} is an ONNX file and {DISPLAY[engine]} has no reference "
             "kernels; use a .tflite artifact or --kernels fast"
         )
     if engine == "openvino":
         if device != "cpu":
-            raise EdgeclfError(f"--device {device}: edgeclf runs OpenVINO on the CPU only; use --engine onnxruntime")
+            raise ConfigError(f"--device {device}: edgeclf runs OpenVINO on the CPU only; use --engine onnxruntime")
         return OpenVinoBackend(path, threads, precision)
     return OnnxBackend(path, threads, onnx_providers(device))

@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 from edgeclf.bounded import BoundedReadError, loads_json
-from edgeclf.errors import EdgeclfError
+from edgeclf.errors import EdgeclfError, ModelFileError
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.integrity import check_model_file
 
@@ -50,7 +50,7 @@ def tflite_member(content: bytes | Path, name: str) -> bytes | None:
         if entries is None:
             return None
         if entries > MAX_ZIP_ENTRIES:
-            raise EdgeclfError(f"{where}: its appended zip declares {entries} entries, over {MAX_ZIP_ENTRIES}")
+            raise ModelFileError(f"{where}: its appended zip declares {entries} entries, over {MAX_ZIP_ENTRIES}")
         try:
             with zipfile.ZipFile(source) as archive:
                 try:
@@ -58,9 +58,9 @@ def tflite_member(content: bytes | Path, name: str) -> bytes | None:
                 except KeyError:
                     return None
                 if info.flag_bits & 0x1:
-                    raise EdgeclfError(f"{where}: {name} in its appended zip is encrypted; re-export")
+                    raise ModelFileError(f"{where}: {name} in its appended zip is encrypted; re-export")
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                    raise EdgeclfError(
+                    raise ModelFileError(
                         f"{where}: {name} in its appended zip uses compression method {info.compress_type}; "
                         "edgeclf reads stored or deflated members; re-export"
                     )
@@ -69,12 +69,12 @@ def tflite_member(content: bytes | Path, name: str) -> bytes | None:
                     while piece := member.read(65536):
                         out += piece
                         if len(out) > MAX_DESCRIPTION_BYTES:
-                            raise EdgeclfError(
+                            raise ModelFileError(
                                 f"{where}: {name} in its appended zip inflates past {MAX_DESCRIPTION_BYTES} bytes"
                             )
                 return bytes(out)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
-            raise EdgeclfError(f"{where}: {name} in its appended zip is damaged ({exc}); re-export") from None
+            raise ModelFileError(f"{where}: {name} in its appended zip is damaged ({exc}); re-export") from None
 
 
 def _zip_entry_count(stream) -> int | None:

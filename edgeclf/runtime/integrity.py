@@ -8,7 +8,7 @@ import hashlib
 import struct
 from pathlib import Path
 
-from edgeclf.errors import EdgeclfError
+from edgeclf.errors import IntegrityError, ModelFileError
 from edgeclf.runtime.onnx_scan import OnnxScan, scan
 
 MAX_MODEL_BYTES = 2 * 1024**3  # larger files are refused before they are read
@@ -30,10 +30,10 @@ def check_recorded(file: Path, size: int, sha256: str, index: Path) -> None:
     actual = file.stat().st_size
     hint = "re-export, run edgeclf validate on the run, or pass --no-integrity-check if you changed it on purpose"
     if actual != size:
-        raise EdgeclfError(f"{file}: {actual} bytes, {index} records {size}: changed since export; {hint}")
+        raise IntegrityError(f"{file}: {actual} bytes, {index} records {size}: changed since export; {hint}")
     digest = file_sha256(file)
     if digest != sha256:
-        raise EdgeclfError(
+        raise IntegrityError(
             f"{file}: sha256 {digest[:12]}... differs from the {sha256[:12]}... that {index} records: "
             f"changed since export; {hint}"
         )
@@ -48,17 +48,17 @@ def check_model_file(file: Path) -> OnnxScan | None:
     size = file.stat().st_size
     cap = f"over {MAX_MODEL_BYTES // 1024**3} GiB; not a model edgeclf runs"
     if size > MAX_MODEL_BYTES:
-        raise EdgeclfError(f"{file}: {size} bytes, {cap}")
+        raise ModelFileError(f"{file}: {size} bytes, {cap}")
     if file.suffix == ".onnx":
         onnx = scan(file)
         if size + onnx.external_bytes > MAX_MODEL_BYTES:
-            raise EdgeclfError(f"{file}: {size} bytes and {onnx.external_bytes} of external data, {cap}")
+            raise ModelFileError(f"{file}: {size} bytes and {onnx.external_bytes} of external data, {cap}")
         return onnx
     if file.suffix == ".tflite":
         with file.open("rb") as stream:
             head = stream.read(8)
         if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
-            raise EdgeclfError(f"{file}: not a TFLite model (no {TFLITE_IDENTIFIER.decode()} flatbuffer identifier)")
+            raise ModelFileError(f"{file}: not a TFLite model (no {TFLITE_IDENTIFIER.decode()} flatbuffer identifier)")
         (root,) = struct.unpack("<I", head[:4])
         if not 8 <= root <= size - 4:
-            raise EdgeclfError(f"{file}: a damaged TFLite flatbuffer (root table at {root} of {size} bytes)")
+            raise ModelFileError(f"{file}: a damaged TFLite flatbuffer (root table at {root} of {size} bytes)")

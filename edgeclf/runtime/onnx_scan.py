@@ -14,7 +14,7 @@ import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclf.errors import EdgeclfError
+from edgeclf.errors import ModelFileError
 
 MAX_GRAPH_DEPTH = 8
 MAX_METADATA_BYTES = 1024 * 1024
@@ -61,14 +61,14 @@ def scan(path: Path) -> OnnxScan:
                         raise _Damaged(f"a metadata entry of {end - start} bytes")
                     result.metadata[key] = value
     except ValueError as exc:  # mmap of an empty file
-        raise EdgeclfError(f"{path}: not an ONNX model ({exc})") from None
+        raise ModelFileError(f"{path}: not an ONNX model ({exc})") from None
     except _Damaged as exc:
-        raise EdgeclfError(f"{path}: not a well-formed ONNX model ({exc})") from None
+        raise ModelFileError(f"{path}: not a well-formed ONNX model ({exc})") from None
     folder = path.resolve().parent
     for location, wanted in list(result.external.items()):
         target = (folder / location).resolve()
         if not target.is_relative_to(folder) or not target.is_file():
-            raise EdgeclfError(f"{path}: its external data {location[:80]!r} is not a file beside it")
+            raise ModelFileError(f"{path}: its external data {location[:80]!r} is not a file beside it")
         result.external[location] = wanted if wanted >= 0 else target.stat().st_size
     return result
 
