@@ -37,11 +37,11 @@ from edgeclf.runtime.timing import SPANS, headline_batch
 SCHEMA_VERSION = 2  # 2: spans defined in the file; import outside load; compiled Keras baseline; inputs.split
 MAX_SAMPLES = 2000
 # Where int8 starts to pay off, measured by tools/bench_latency_grid.py (docs/BENCHMARKS.md, section 3).
+# Said beside a slower int8 file. The measurements behind it (which widths and sizes gain from int8 on
+# which CPU) are in docs/BENCHMARKS.md, not here: they hold for the machines measured, not the user's.
 INT8_CROSSOVER = (
-    "on an Intel Xeon with AVX-512 VNNI (docs/BENCHMARKS.md), LiteRT's int8 beat its fp32 for MobileNetV2 "
-    "alpha 0.75 and 1.0 (from 96 px, 56 MMACs) but lost at alpha 0.35 and 0.5 even at 224 px (59-97 MMACs): "
-    "narrow layers leave the int8 kernels idle; OpenVINO's int8 lost to its f32 at 11-30 MMACs and won from 56; "
-    "ONNX Runtime's int8 was faster at every size measured"
+    "whether int8 pays off depends on this CPU's integer kernels and on the model's layer widths (narrow "
+    'layers leave them idle); docs/BENCHMARKS.md ("The crossover") has the measured crossovers per engine'
 )
 
 log = logging.getLogger(__name__)
