@@ -164,8 +164,14 @@ def test_reference_kernels_are_portable_and_close_to_the_fast_ones(tiny_run):
     )
     fast = open_classifier(run, "tflite-int8-qat").predict_files(images, batch_size=1)
     assert fast.shape == ref.shape
-    # How far XNNPACK is from these kernels depends on the model and the CPU (tens of quantization
-    # steps on this barely trained QAT model): export measures it (parity kernel_spread), verify uses it.
+    # How far XNNPACK is from these kernels depends on the model and the CPU (export measured 3 steps
+    # of 1/256 on its CPU: parity kernel_spread; verify uses it). A margin that holds on any CPU: at
+    # most 32 steps apart, and the same top-1 wherever the reference's top two are over 64 steps apart.
+    step = reference.info.output.scale
+    assert np.abs(fast - ref).max() <= 32 * step
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    decisive = (top2[:, 1] - top2[:, 0]) > 64 * step
+    assert decisive.any() and (fast.argmax(1) == ref.argmax(1))[decisive].all()
 
     path = run / {a.name: a for a in read_artifacts(run)}["tflite-int8-qat"].path
     tf_ref = tf.lite.Interpreter(
