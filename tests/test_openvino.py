@@ -209,7 +209,7 @@ def test_evaluate_and_bench_with_an_explicit_engine_on_a_run_with_bf16_entries(t
     run = install(HERE / "tiny_run", tmp_path / "run")
     result = CliRunner().invoke(app, ["evaluate", str(run), "--engine", engine])
     assert result.exit_code == 0, result.output
-    evaluated = {s["name"] for s in json.loads((run / "reports" / "eval.json").read_text())["artifacts"]}
+    evaluated = set(json.loads((run / "reports" / "eval.json").read_text())["artifacts"])
     assert {a.name for a in kept} <= evaluated
     bench = CliRunner().invoke(app, ["bench", str(run), "--engine", engine, "--runs", "3", "--warmup", "1",
                                      "--batch-sizes", "1", "--out", str(tmp_path / "bench.json")])  # fmt: skip
