@@ -31,7 +31,11 @@ def no_network(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "small_cnn"])
+@pytest.mark.parametrize(
+    "name",  # the V3 builds take seconds each: the whole suite runs them, the fast one V2 and the CNN
+    ["mobilenet_v2", pytest.param("mobilenet_v3_small", marks=pytest.mark.slow),
+     pytest.param("mobilenet_v3_large", marks=pytest.mark.slow), "small_cnn"],
+)  # fmt: skip
 def test_every_backbone_is_one_flat_graph(name):
     built = build_classifier(cfg(name), num_classes=3, image_size=32)
     model = built.model
@@ -93,6 +97,7 @@ def test_auto_uses_weights_in_keras_cache(tmp_path, no_network):
     assert moments == {0.999}  # pretrained statistics keep Keras' momentum
 
 
+@pytest.mark.slow  # several seconds; the whole suite runs it
 def test_local_h5_and_earlier_run_weights(tmp_path):
     path, base = _fake_imagenet_file(tmp_path)
     from_file = build_classifier(cfg(weights=str(path)), 3, 96)

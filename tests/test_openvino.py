@@ -190,6 +190,16 @@ def test_stages_skip_artifacts_whose_engine_is_not_installed(tiny_run, monkeypat
     assert {"onnx-fp32", "onnx-int8-ptq"} <= set(moved) and not any(n.startswith("tflite") for n in moved)
 
 
+def test_an_explicit_engine_applies_to_the_onnx_files_it_can_run(tiny_run):
+    entries = read_artifacts(tiny_run)
+    assert {a.name for a in backends.for_engine(entries, "onnxruntime")} == {
+        a.name for a in entries if a.format == "onnx" and a.precision != "bf16"
+    }
+    assert "openvino-bf16" in {a.name for a in backends.for_engine(entries, "openvino")}
+    assert backends.for_engine(entries, "auto") == entries == backends.for_engine(entries, None)
+
+
+@pytest.mark.slow  # evaluate and bench on a copy of the fixture, per engine
 @pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
 def test_evaluate_and_bench_with_an_explicit_engine_on_a_run_with_bf16_entries(tiny_run, tmp_path, engine):
     """Before: `edgeclf evaluate RUN --engine onnxruntime` on any run with an openvino-bf16 entry
