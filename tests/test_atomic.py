@@ -73,6 +73,7 @@ def test_a_live_writer_of_the_same_target_is_refused(tmp_path):
             pass
 
 
+@pytest.mark.slow  # several seconds: the whole suite runs it (the fast one stays under 3 minutes)
 def test_a_full_disk_is_one_error_line_and_the_previous_file_stays(tiny_run, tmp_path, monkeypatch):
     """ENOSPC while the result is written (simulated: a real small tmpfs needs privileges CI lacks)."""
     import errno

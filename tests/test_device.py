@@ -68,6 +68,7 @@ def test_predict_on_the_bundle_alone_matches_the_run(bundle):
         assert (here == there).all()
 
 
+@pytest.mark.slow  # several seconds: the whole suite runs it (the fast one stays under 3 minutes)
 def test_bench_on_the_bundle_alone(bundle, tmp_path):
     run, export, _ = bundle
     images = Run.open(run).dataset.root / "bag"

@@ -265,6 +265,7 @@ def test_a_keras_file_is_read_not_executed(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow  # several seconds: the whole suite runs it (the fast one stays under 3 minutes)
 def test_hostile_or_wrong_files_are_one_line_errors(tmp_path, foreign_files, monkeypatch):
     import zipfile
 

@@ -20,8 +20,11 @@ sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 
 @pytest.fixture(scope="module")
-def evaluated(tiny_run):
-    run = tiny_run
+def evaluated(tiny_run, tmp_path_factory):
+    """evaluate on a copy of the fixture run: tiny_run is shared by the session and stays as committed."""
+    from tests.fixtures.make_tiny_run import HERE, install
+
+    run = install(HERE / "tiny_run", tmp_path_factory.mktemp("reports") / "run")
     result = CliRunner().invoke(app, ["evaluate", str(run)])
     assert result.exit_code == 0, result.output
     return run, json.loads((run / "reports" / "eval.json").read_text())
