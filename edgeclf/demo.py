@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from edgeclf.bench import BenchResult, run_bench
-from edgeclf.config import load_config, packaged_config
-from edgeclf.evaluate import EvalResult, evaluate_run
-from edgeclf.export import ExportResult, export_run
-from edgeclf.qat import UNSUPPORTED, QatResult, run_qat
-from edgeclf.report import ReportResult, build_report
-from edgeclf.train import TrainResult, prepare, train
+from edgeclf.core.config import load_config, packaged_config
+from edgeclf.export.stage import ExportResult, export_run
+from edgeclf.measure.bench import BenchResult, run_bench
+from edgeclf.measure.evaluate import EvalResult, evaluate_run
+from edgeclf.measure.report import ReportResult, build_report
+from edgeclf.training.qat import UNSUPPORTED, QatResult, run_qat
+from edgeclf.training.train import TrainResult, prepare, train
 
 log = logging.getLogger(__name__)
 

@@ -33,13 +33,13 @@ def main() -> None:
     if sys.argv[1] == "qat":
         run, strategy = Path(sys.argv[2]), sys.argv[3]
         _split_cpu(int(sys.argv[4]) if len(sys.argv) > 4 else 1)
-        from edgeclf.qat import run_qat
+        from edgeclf.training.qat import run_qat
 
         result = run_qat(run, overrides={"qat.epochs": 1, "train.strategy": strategy})
         print(json.dumps({"qat_val_accuracy": result.qat_val_accuracy, "wrote": result.wrote}))
         return
     if sys.argv[1] == "resume":
-        from edgeclf.train import resume_run
+        from edgeclf.training.train import resume_run
 
         result = resume_run(Path(sys.argv[3]), sys.argv[2])
         print(json.dumps({"val_loss": result.val_loss, "wrote_run": result.wrote_run}))
@@ -47,8 +47,8 @@ def main() -> None:
     data, out, strategy = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     _split_cpu(int(sys.argv[4]) if len(sys.argv) > 4 else 1)
     extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
-    from edgeclf.config import load_config
-    from edgeclf.train import train
+    from edgeclf.core.config import load_config
+    from edgeclf.training.train import train
 
     cfg = load_config(overrides={**TINY, **extra, "train.strategy": strategy})
     result = train(Path(data), out, cfg)

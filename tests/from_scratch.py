@@ -31,8 +31,8 @@ CLASSES = ["trouser", "bag", "sandal", "pullover"]
 
 
 def run(out: Path, seeds: list[int], overrides: dict | None = None) -> dict[int, float]:
-    from edgeclf.config import load_config
-    from edgeclf.train import train
+    from edgeclf.core.config import load_config
+    from edgeclf.training.train import train
     from tests.helpers import class_folders
 
     data = class_folders(out / "data", CLASSES, 60)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgeclf.atomic import StagedDirectory, atomic_write_json, replacing
+from edgeclf.core.atomic import StagedDirectory, atomic_write_json, replacing
 
 
 def test_a_staged_directory_replaces_the_old_one_only_when_complete(tmp_path):
@@ -43,7 +43,7 @@ def test_leftovers_of_a_killed_writer_are_cleared_by_the_next_one(tmp_path, capl
     (tmp_path / f".run.partial-{DEAD}" / "model.keras").write_text("half")
     target = tmp_path / "artifacts.json"
     (tmp_path / f".artifacts.tmp-{DEAD}.json").write_text("{half")  # killed while writing a file
-    with caplog.at_level("WARNING", logger="edgeclf.atomic"):
+    with caplog.at_level("WARNING", logger="edgeclf.core.atomic"):
         with StagedDirectory(out) as stage:
             (stage.path / "model.keras").write_text("new")
         atomic_write_json(target, {"ok": True})
@@ -56,7 +56,7 @@ def test_a_folder_moved_aside_by_a_killed_writer_comes_back(tmp_path):
     old = tmp_path / f".run.old-{DEAD}"  # killed between moving the old run aside and renaming the new one
     old.mkdir()
     (old / "model.keras").write_text("the previous run")
-    from edgeclf.atomic import clear_stale
+    from edgeclf.core.atomic import clear_stale
 
     clear_stale(out, (r"\.run\.old-(?P<pid>\d+)",))
     assert (out / "model.keras").read_text() == "the previous run" and not old.exists()
@@ -65,7 +65,7 @@ def test_a_folder_moved_aside_by_a_killed_writer_comes_back(tmp_path):
 def test_a_live_writer_of_the_same_target_is_refused(tmp_path):
     import os
 
-    from edgeclf.errors import EdgeclfError
+    from edgeclf.core.errors import EdgeclfError
 
     (tmp_path / f".run.partial-{os.getppid()}").mkdir()  # the parent process: alive
     with pytest.raises(EdgeclfError, match=f"another process \\(pid {os.getppid()}\\) is writing it"):
@@ -83,7 +83,7 @@ def test_a_full_disk_is_one_error_line_and_the_previous_file_stays(tiny_run, tmp
     from typer.testing import CliRunner
 
     from edgeclf.cli import app
-    from edgeclf.run_directory import Run
+    from edgeclf.core.run_directory import Run
 
     export = tmp_path / "export"
     shutil.copytree(tiny_run / "export", export)
@@ -114,7 +114,7 @@ def test_renames_are_made_durable_with_their_folder_synced(tmp_path, monkeypatch
     never fsynced after a rename, and StagedDirectory synced nothing (issue 22)."""
     import os
 
-    from edgeclf.atomic import StagedDirectory, atomic_write_text
+    from edgeclf.core.atomic import StagedDirectory, atomic_write_text
 
     synced = []
     real = os.fsync

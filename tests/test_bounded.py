@@ -1,4 +1,4 @@
-"""edgeclf.bounded, the one reader of JSON and YAML from outside, and every reader that uses it:
+"""edgeclf.core.bounded, the one reader of JSON and YAML from outside, and every reader that uses it:
 before issue 21, a 100,000-deep file gave a RecursionError traceback in each of them, wrong
 top-level types crashed some, and NaN in `normalization` was accepted."""
 
@@ -9,8 +9,8 @@ import zipfile
 import pytest
 from typer.testing import CliRunner
 
-from edgeclf.bounded import BoundedReadError, excerpt, loads_json, loads_yaml
 from edgeclf.cli import app
+from edgeclf.core.bounded import BoundedReadError, excerpt, loads_json, loads_yaml
 
 DEEP = "[" * 100_000 + "]" * 100_000
 
@@ -88,7 +88,7 @@ def test_artifacts_json(tiny_run, tmp_path, edit, message):
 
 def test_normalization_must_be_finite_numbers(tiny_run, tmp_path):
     """A NaN normalization gave plausible wrong answers from int8 files and bare NaN in --json."""
-    from edgeclf.errors import EdgeclfError
+    from edgeclf.core.errors import EdgeclfError
     from edgeclf.runtime.artifact import ArtifactInfo
 
     entry = json.loads((tiny_run / "export" / "artifacts.json").read_text())["artifacts"][0]
@@ -148,8 +148,8 @@ def test_bundle_json(tmp_path):
 
 @pytest.mark.parametrize("manifest, message", [(DEEP, "nested 100000 levels deep"), ("[1]", "expected a JSON object")])
 def test_pack_json(tmp_path, manifest, message):
-    from edgeclf.errors import DataError
-    from edgeclf.packed import open_pack
+    from edgeclf.core.errors import DataError
+    from edgeclf.data.packed import open_pack
 
     (tmp_path / "pack.json").write_text(manifest)
     with pytest.raises(DataError, match=message) as caught:
@@ -159,8 +159,8 @@ def test_pack_json(tmp_path, manifest, message):
 
 def test_report_bench_files(tmp_path):
     """bench.json files from other devices, merged by edgeclf report."""
-    from edgeclf.errors import EdgeclfError
-    from edgeclf.report import _load_json
+    from edgeclf.core.errors import EdgeclfError
+    from edgeclf.measure.report import _load_json
 
     bench = tmp_path / "bench.json"
     for text, message in ((DEEP, "nested 100000 levels deep"), ("[1]", "expected a JSON object")):

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from edgeclf.class_weights import class_weights, imbalance
-from edgeclf.config import load_config
-from edgeclf.errors import ConfigError
+from edgeclf.core.config import load_config
+from edgeclf.core.errors import ConfigError
+from edgeclf.data.class_weights import class_weights, imbalance
 from tests.helpers import class_folders
 
 
@@ -29,8 +29,8 @@ def test_bad_class_weights_are_config_errors(bad):
 
 
 def test_imbalance_is_reported_beyond_three_to_one(tmp_path, caplog):
-    from edgeclf.config import SplitConfig
-    from edgeclf.dataset import discover
+    from edgeclf.core.config import SplitConfig
+    from edgeclf.data.dataset import discover
 
     assert imbalance({"a": 30, "b": 10})["imbalanced"] is False
     assert imbalance({"a": 31, "b": 10}) == {"largest": {"class": "a", "images": 31},
@@ -52,7 +52,7 @@ def test_weighting_a_class_raises_its_recall_and_is_recorded(tmp_path):
     """small_cnn on bag vs shirt vs pullover (the last two look alike) with pullover heavily
     weighted: the model predicts pullover more often than unweighted, on the same seed."""
     pytest.importorskip("tf_keras")
-    from edgeclf.train import train
+    from edgeclf.training.train import train
 
     data = class_folders(tmp_path / "data", ["bag", "pullover", "shirt"], 60)
     base = {"data.image_size": 32, "data.batch_size": 16, "model.name": "small_cnn", "model.alpha": 0.5,
@@ -63,8 +63,8 @@ def test_weighting_a_class_raises_its_recall_and_is_recorded(tmp_path):
         out = tmp_path / name
         train(data, out, load_config(overrides={**base, "train.class_weights": setting}))
         meta = json.loads((out / "metadata.json").read_text())
-        from edgeclf.models import load_model
-        from edgeclf.run_directory import Run
+        from edgeclf.core.run_directory import Run
+        from edgeclf.training.models import load_model
 
         run = Run.open(out)
         pixels, labels, _ = run.images("val")

@@ -88,7 +88,7 @@ def test_error_in_a_real_process_goes_to_stderr_without_traceback(tmp_path):
 def test_cli_options_override_the_config_file(tmp_path, monkeypatch):
     """--config FILE beats configs/default.yaml and options beat both; what train receives is the
     resolved config (train is replaced here: checking options must not train)."""
-    import edgeclf.train
+    import edgeclf.training.train
 
     data = class_folders(tmp_path / "data", ["bag", "sneaker"], 8)
     cfg = tmp_path / "c.yaml"
@@ -97,9 +97,9 @@ def test_cli_options_override_the_config_file(tmp_path, monkeypatch):
 
     def fake_train(dataset, out, config, *, overwrite=False):
         received.update(classes=dataset.classes, config=config)
-        return edgeclf.train.TrainResult(out, dataset.classes, 1, 0.5, 1.0, "random", 0.1)
+        return edgeclf.training.train.TrainResult(out, dataset.classes, 1, 0.5, 1.0, "random", 0.1)
 
-    monkeypatch.setattr(edgeclf.train, "train", fake_train)
+    monkeypatch.setattr(edgeclf.training.train, "train", fake_train)
     result = runner.invoke(
         app, ["train", str(data), "--out", str(tmp_path / "run"), "--config", str(cfg), *TINY, "--seed", "4"]
     )
@@ -132,8 +132,9 @@ def test_cli_trains_and_saves_the_resolved_config(tmp_path):
 
 def test_runtime_side_imports_without_tensorflow():
     code = (
-        "import sys, edgeclf.cli, edgeclf.images, edgeclf.dataset, edgeclf.config, edgeclf.runtime, "
-        "edgeclf.run_directory, edgeclf.signals, edgeclf.predict, edgeclf.serve, edgeclf.watch; "
+        "import sys, edgeclf.cli, edgeclf.core.images, edgeclf.data.dataset, edgeclf.core.config, edgeclf.runtime, "
+        "edgeclf.core.run_directory, edgeclf.device.signals, edgeclf.device.predict, edgeclf.device.serve, "
+        "edgeclf.device.watch, edgeclf.device.unpack; "
         "print('tensorflow' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -189,7 +190,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
 def test_printable_writes_each_control_as_a_visible_escape(kind):
-    from edgeclf.printable import printable
+    from edgeclf.core.printable import printable
 
     shown = printable(f"a{HOSTILE[kind]}b.png")
     assert shown.isprintable() and "\u202e" not in shown and shown.startswith("a\\") and shown.endswith("b.png")
@@ -201,7 +202,7 @@ def test_hostile_file_names_reach_the_terminal_escaped(tiny_run, tmp_path, monke
     predict's table and watch's text lines (a name could clear the screen or forge a line)."""
     import shutil
 
-    from edgeclf.run_directory import Run
+    from edgeclf.core.run_directory import Run
 
     dataset = Run.open(tiny_run).dataset
     source = dataset.root / dataset.split("test")[0].path
@@ -248,7 +249,7 @@ def test_watch_lines_and_stage_messages_escape_hostile_names(capsys):
     render.watch_line({"image": "in/\x1b]0;owned\x07\u202ex.png", "label": "bag", "probability": 0.9, "invoke_ms": 1.0})
     render.watch_line({"image": "in/a\rb\nforged: bag 1.000.png", "error": "not an image"})
     show_stage_messages()
-    logging.getLogger("edgeclf.dataset").warning("data folder d: skipped bag/\x1b[2Jx.png (not an image)")
+    logging.getLogger("edgeclf.data.dataset").warning("data folder d: skipped bag/\x1b[2Jx.png (not an image)")
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out and "\r" not in out
     assert out.count("\n") == 3, out

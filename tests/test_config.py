@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from edgeclf.config import Config, load_config, packaged_config
-from edgeclf.errors import ConfigError
+from edgeclf.core.config import Config, load_config, packaged_config
+from edgeclf.core.errors import ConfigError
 
 
 def test_default_yaml_holds_every_setting():

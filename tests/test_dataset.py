@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
-from edgeclf.config import SplitConfig
-from edgeclf.dataset import Dataset, discover, split_sizes
-from edgeclf.errors import DataError
+from edgeclf.core.config import SplitConfig
+from edgeclf.core.errors import DataError
+from edgeclf.data.dataset import Dataset, discover, split_sizes
 from tests.helpers import IGNORED, JUNK, class_folders
 
 SPLIT = SplitConfig(train=0.7, val=0.15, test=0.15)
@@ -139,7 +139,7 @@ def test_identical_files_across_classes_and_splits_are_reported_or_dropped(tmp_p
     sneakers = sorted((root / "train" / "sneaker").iterdir())
     (root / "val" / "bag" / "copy.png").write_bytes(bags[2].read_bytes())  # train -> val: leakage
     sneakers[3].write_bytes(bags[3].read_bytes())  # one picture, two labels: label noise
-    with caplog.at_level("WARNING", logger="edgeclf.dataset"):
+    with caplog.at_level("WARNING", logger="edgeclf.data.dataset"):
         warned = discover(root, SPLIT, seed=1)
     kinds = {d["kind"]: d for d in warned.duplicates}
     assert len(warned.duplicates) == 2 and len(warned.records) == 13  # warn keeps every file
@@ -182,7 +182,7 @@ def test_links_leading_outside_the_data_folder_are_not_followed(tmp_path, caplog
 def test_a_class_name_with_control_characters_is_refused_naming_the_folder(tmp_path, name):
     """Before: a newline in a class folder's name gave labels.txt 4 lines for 3 classes, and ESC
     sequences in names reached the terminal raw."""
-    from edgeclf.printable import printable
+    from edgeclf.core.printable import printable
 
     root = class_folders(tmp_path / "d", ["bag", "sneaker"], 5)
     (root / "bag").rename(root / name)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from edgeclf.decoded import DecodedSplit
-from edgeclf.errors import DataError
-from edgeclf.run_directory import Run
+from edgeclf.core.errors import DataError
+from edgeclf.core.run_directory import Run
+from edgeclf.data.decoded import DecodedSplit
 
 
 def test_batches_take_and_predict_give_the_whole_split_in_order(tiny_run):

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
+from edgeclf.core.run_directory import Run
 from edgeclf.export.bundle import write_bundle
-from edgeclf.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import open_classifier
 
@@ -327,13 +327,13 @@ def test_unpack_refuses_hostile_bundles_and_writes_nothing(tmp_path, members, me
 
 
 def test_unpack_refuses_a_non_bundle_and_a_bomb(tmp_path, monkeypatch):
-    import edgeclf.unpack
+    import edgeclf.device.unpack
 
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not gzip at all")
     result = CliRunner().invoke(app, ["unpack", str(junk), str(tmp_path / "out")])
     assert result.exit_code == 2 and "not a readable .tar.gz bundle" in result.output
-    monkeypatch.setattr(edgeclf.unpack, "MAX_BYTES", 1000)
+    monkeypatch.setattr(edgeclf.device.unpack, "MAX_BYTES", 1000)
     big = _tar(tmp_path / "big.tar.gz", _member("a.bin", b"\0" * 600), _member("b.bin", b"\0" * 600))
     result = CliRunner().invoke(app, ["unpack", str(big), str(tmp_path / "out")])
     assert result.exit_code == 2 and "unpacked; not an edgeclf bundle" in result.output

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeclf.config import load_config
-from edgeclf.distribute import Role, batch_sizes, resolve, role, writes_run
-from edgeclf.errors import ConfigError
+from edgeclf.core.config import load_config
+from edgeclf.core.errors import ConfigError
+from edgeclf.training.distribute import Role, batch_sizes, resolve, role, writes_run
 from tests.helpers import class_folders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,8 +115,8 @@ def _free_ports(count: int) -> list[int]:
 
 @pytest.mark.slow
 def test_distributed_two_workers_on_loopback_and_the_chief_writes_the_run(data, tmp_path):
-    from edgeclf.packed import pack
-    from edgeclf.train import prepare_folder
+    from edgeclf.data.packed import pack
+    from edgeclf.training.train import prepare_folder
 
     packed = tmp_path / "pack"
     pack(prepare_folder(data, load_config(overrides={"seed": 3, "data.image_size": 32})), packed, 32, shards=4)

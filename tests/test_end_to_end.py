@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.config import SplitConfig
-from edgeclf.dataset import split_sizes
+from edgeclf.core.config import SplitConfig
+from edgeclf.data.dataset import split_sizes
 from edgeclf.demo import embedded_dataset
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.backends import engine_available, native_bf16

@@ -11,15 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.config import load_config
-from edgeclf.errors import EdgeclfError
+from edgeclf.core.config import load_config
+from edgeclf.core.errors import EdgeclfError
+from edgeclf.core.run_directory import Run
 from edgeclf.export.errors import NotIntegerError
 from edgeclf.export.formats import select
-from edgeclf.qat import QatUnsupported, run_qat
-from edgeclf.run_directory import Run
 from edgeclf.runtime import Classifier, read_artifacts
 from edgeclf.runtime.backends import engine_available, native_bf16
 from edgeclf.runtime.embedded import tflite_labels
+from edgeclf.training.qat import QatUnsupported, run_qat
 from tests.conftest import CLASSES
 
 # what an export writes on OpenVINO on this machine (bf16 only where the CPU has it)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgeclf.images import check_image, load_image, open_rgb
+from edgeclf.core.images import check_image, load_image, open_rgb
 
 
 def _save(img, path, **kw):
@@ -74,7 +74,7 @@ def test_unsupported_format_is_refused(tmp_path):
 
 
 def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(tmp_path):
-    from edgeclf.images import MAX_PIXELS, ImageError, load_image
+    from edgeclf.core.images import MAX_PIXELS, ImageError, load_image
 
     path = tmp_path / "bomb.png"
     Image.new("1", (8000, 6000)).save(path)  # 48 MP in a few kilobytes
@@ -111,7 +111,7 @@ def test_any_decoder_exception_is_an_image_error(tmp_path, monkeypatch):
     TypeError, IndexError): each is the one-line ImageError, the per-image error of every stage."""
     import struct
 
-    from edgeclf.images import ImageError
+    from edgeclf.core.images import ImageError
 
     path = _save(Image.new("RGB", (4, 4)), tmp_path / "x.png")
     for exc in (struct.error("unpack requires a buffer of 4 bytes"), TypeError("bad operand"), IndexError("tuple")):
@@ -144,7 +144,7 @@ def test_predict_answers_for_a_damaged_exif_file(tiny_run, tmp_path):
 
 def test_errors_on_in_memory_data_carry_no_heap_address():
     """serve's error bodies showed `<_io.BytesIO object at 0x7f...>` (issue 21)."""
-    from edgeclf.images import ImageError
+    from edgeclf.core.images import ImageError
 
     with pytest.raises(ImageError) as info:
         open_rgb(io.BytesIO(b"not an image at all"))
@@ -157,7 +157,7 @@ def test_a_small_run_length_bmp_declaring_many_pixels_is_refused_from_its_header
     to decode (Pillow's BMP RLE decoder is Python). A small one still decodes."""
     import io
 
-    from edgeclf.images import ImageError
+    from edgeclf.core.images import ImageError
     from tests.helpers import bmp_rle8
 
     assert load_image(io.BytesIO(bmp_rle8(4)), 4).shape == (4, 4, 3)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeclf.run_directory import Run
+from edgeclf.core.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from tests.conftest import CLASSES
 
@@ -26,7 +26,7 @@ def test_mediapipe_image_classifier_gives_our_labels_and_our_answers(tiny_run, n
     not enter the comparison."""
     from PIL import Image
 
-    from edgeclf.images import load_image
+    from edgeclf.core.images import load_image
     from edgeclf.runtime.open import open_classifier
 
     run = tiny_run

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from edgeclf.config import ModelConfig
-from edgeclf.errors import WeightsError
-from edgeclf.models import build_classifier, set_trainable
-from edgeclf.weights import imagenet_file_name, keras_cache_dir
+from edgeclf.core.config import ModelConfig
+from edgeclf.core.errors import WeightsError
+from edgeclf.training.models import build_classifier, set_trainable
+from edgeclf.training.weights import imagenet_file_name, keras_cache_dir
 
 keras = pytest.importorskip("tf_keras")
 
@@ -70,7 +70,9 @@ def test_auto_falls_back_to_random_loudly(no_network, caplog):
     built = build_classifier(cfg(weights="auto"), 3, 96)
     assert built.weights.source == "random" and not built.weights.pretrained
     assert "imagenet unavailable" in built.weights.note
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == "edgeclf.models"]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name == "edgeclf.training.models"
+    ]
     assert any("RANDOM" in line and "tools/fetch_backbone.py" in line for line in warnings)  # names the way out
 
 
@@ -137,7 +139,7 @@ def test_fine_tune_unfreezes_top_layers_but_not_batchnorm(tmp_path):
 
 
 def test_mobilenet_v2_macs_come_from_the_published_table():
-    from edgeclf.models import mobilenet_v2_mmacs
+    from edgeclf.training.models import mobilenet_v2_mmacs
 
     assert mobilenet_v2_mmacs(1.0, 224) == 300 and mobilenet_v2_mmacs(0.35, 96) == 11
     assert mobilenet_v2_mmacs(0.35, 64) == pytest.approx(59 * (64 / 224) ** 2)  # not in the table: area-scaled
@@ -228,7 +230,7 @@ def test_a_file_of_another_width_is_refused_naming_the_layer(foreign_files, name
 
 
 def test_a_file_with_part_of_the_backbone_is_refused_and_nothing_is_loaded(tmp_path, foreign_files):
-    from edgeclf.weights_file import load_backbone
+    from edgeclf.training.weights_file import load_backbone
 
     _, sources = foreign_files
     flat = sources["tf_keras"]
@@ -269,7 +271,7 @@ def test_a_keras_file_is_read_not_executed(tmp_path):
 def test_hostile_or_wrong_files_are_one_line_errors(tmp_path, foreign_files, monkeypatch):
     import zipfile
 
-    from edgeclf import weights_file
+    from edgeclf.training import weights_file
 
     folder, _ = foreign_files
     cases = {

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from edgeclf.bench import _speedups
 from edgeclf.cli import app
-from edgeclf.errors import EdgeclfError
-from edgeclf.run_directory import Run
+from edgeclf.core.errors import EdgeclfError
+from edgeclf.core.run_directory import Run
+from edgeclf.measure.bench import _speedups
 from edgeclf.runtime import backends, read_artifacts
 from edgeclf.runtime.open import default_artifact, open_classifier
 
@@ -146,9 +146,9 @@ def test_default_artifact_skips_engines_not_installed(tiny_run, monkeypatch):
 
 
 def test_verify_skips_artifacts_whose_engine_is_missing(tiny_run, monkeypatch):
-    from edgeclf.parity import verify
+    from edgeclf.runtime.parity import verify
 
-    monkeypatch.setattr("edgeclf.parity.engine_available", lambda engine: engine != "openvino")
+    monkeypatch.setattr("edgeclf.runtime.parity.engine_available", lambda engine: engine != "openvino")
     result = verify(tiny_run / "export")
     skipped = {c.artifact for c in result.checks if c.skipped}
     assert skipped == {a.name for a in read_artifacts(tiny_run) if a.engine == "openvino"} and result.passed

@@ -9,11 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.config import load_config
-from edgeclf.errors import DataError
-from edgeclf.images import load_image
-from edgeclf.packed import MANIFEST, _parse, open_pack, pack, records, shard_counts
-from edgeclf.train import prepare_folder
+from edgeclf.core.config import load_config
+from edgeclf.core.errors import DataError
+from edgeclf.core.images import load_image
+from edgeclf.data.packed import MANIFEST, _parse, open_pack, pack, records, shard_counts
+from edgeclf.data.reader import split_batches
+from edgeclf.training.train import prepare_folder
 from tests.helpers import class_folders
 
 tf = pytest.importorskip("tensorflow")
@@ -59,10 +60,10 @@ def test_packed_pixels_are_the_folders_pixels(dataset, tmp_path, encoding):
     pack(dataset, out, SIZE, shards=2, encoding=encoding)
     view = open_pack(out).dataset
     for split in ("val", "test"):  # in the manifest's order
-        got = np.concatenate(list(view.batches(split, SIZE, 7)))
+        got = np.concatenate(list(split_batches(view, split, SIZE, 7)))
         np.testing.assert_array_equal(got, _folder_pixels(dataset, split))
     positions = [30, 2, 17, 2]  # the calibration path: chosen positions in the training split, in that order
-    got = np.concatenate(list(view.batches("train", SIZE, 3, positions)))
+    got = np.concatenate(list(split_batches(view, "train", SIZE, 3, positions)))
     np.testing.assert_array_equal(got, _folder_pixels(dataset, "train")[positions])
 
 
@@ -104,7 +105,7 @@ def test_a_damaged_or_partial_pack_is_one_line(dataset, packed, tmp_path):
         open_pack(copy)
     view = open_pack(packed).dataset
     with pytest.raises(DataError, match="packed at 32 px, the run reads 48"):
-        next(view.batches("val", 48, 4))
+        next(split_batches(view, "val", 48, 4))
 
 
 def test_an_interrupted_pack_leaves_nothing(dataset, tmp_path):
@@ -120,7 +121,7 @@ def test_an_interrupted_pack_leaves_nothing(dataset, tmp_path):
 
 
 def test_packed_batches_for_training(packed):
-    from edgeclf.pipeline import make_packed_dataset
+    from edgeclf.data.pipeline import make_packed_dataset
 
     pack_ = open_pack(packed)
     data = load_config(overrides={"data.image_size": SIZE, "data.batch_size": 16}).data
@@ -148,11 +149,11 @@ def test_the_cli_packs_and_refuses_bad_options(folder, tmp_path):
 @pytest.mark.slow
 def test_a_run_trained_on_a_pack_needs_no_folder(folder, tmp_path):
     """train, export (validation and calibration), evaluate and bench read the images from the pack."""
-    from edgeclf.config import BenchConfig
-    from edgeclf.evaluate import evaluate_run
-    from edgeclf.export import export_run
-    from edgeclf.run_directory import Run
-    from edgeclf.train import prepare, train
+    from edgeclf.core.config import BenchConfig
+    from edgeclf.core.run_directory import Run
+    from edgeclf.export.stage import export_run
+    from edgeclf.measure.evaluate import evaluate_run
+    from edgeclf.training.train import prepare, train
 
     data = tmp_path / "data"
     shutil.copytree(folder, data)
@@ -170,7 +171,7 @@ def test_a_run_trained_on_a_pack_needs_no_folder(folder, tmp_path):
     assert all(a.status == "ok" for a in exported.artifacts)
     report = evaluate_run(run, "test")
     assert report.images == len(Run.open(run).dataset.split("test")) == 18 and len(report.scores) == 4
-    from edgeclf.bench import run_bench
+    from edgeclf.measure.bench import run_bench
 
     bench = run_bench(run, BenchConfig(**{**load_config().bench.model_dump(), "runs": 3, "warmup": 1}))
     assert bench.document["inputs"]["images"] == 18 and bench.document["decode_ms"] is None
@@ -183,7 +184,7 @@ def test_data_pack_moves_its_checking_bar(tmp_path, monkeypatch):
 
     from typer.testing import CliRunner
 
-    import edgeclf.packed
+    import edgeclf.data.packed
     from edgeclf.cli import app, render
     from tests.helpers import class_folders
 
@@ -195,10 +196,10 @@ def test_data_pack_moves_its_checking_bar(tmp_path, monkeypatch):
         yield lambda done, total: calls[what].append((done, total))
 
     def no_pack(*args, **kwargs):
-        raise edgeclf.packed.DataError("stopped here by the test")
+        raise edgeclf.data.packed.DataError("stopped here by the test")
 
     monkeypatch.setattr(render, "counting", counting)
-    monkeypatch.setattr(edgeclf.packed, "pack", no_pack)
+    monkeypatch.setattr(edgeclf.data.packed, "pack", no_pack)
     data = class_folders(tmp_path / "d", ["bag", "sneaker"], 4)
     result = CliRunner().invoke(app, ["data", "pack", str(data), "--out", str(tmp_path / "p")])
     assert "stopped here by the test" in result.output

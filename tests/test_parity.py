@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.parity import PARITY_DIR, REFERENCE, sample_indices, verify
-from edgeclf.run_directory import Run
+from edgeclf.core.run_directory import Run
 from edgeclf.runtime import read_artifacts
+from edgeclf.runtime.parity import PARITY_DIR, REFERENCE, sample_indices, verify
 
 runner = CliRunner()
 
@@ -162,9 +162,9 @@ def test_the_recorded_rule_is_data_not_the_docstring(tiny_run):
     import subprocess
     import sys
 
-    from edgeclf.parity import RULE
+    from edgeclf.runtime.parity import RULE
 
     recorded = json.loads((tiny_run / "export" / "parity" / "reference.json").read_text())["rule"]
     assert recorded == RULE  # the fixture's exports carry the same rule as before
-    code = "import edgeclf.parity as p; assert p.__doc__ is None and p.RULE.startswith('- every file')"
+    code = "import edgeclf.runtime.parity as p; assert p.__doc__ is None and p.RULE.startswith('- every file')"
     assert subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True).returncode == 0

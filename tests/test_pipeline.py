@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeclf.config import load_config
-from edgeclf.images import load_image
-from edgeclf.pipeline import build_augmenter, make_dataset
+from edgeclf.core.config import load_config
+from edgeclf.core.images import load_image
+from edgeclf.data.pipeline import build_augmenter, make_dataset
 from tests.helpers import class_folders
 
 pytest.importorskip("tensorflow")

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.metrics import classification_metrics
-from edgeclf.run_directory import Run
+from edgeclf.core.run_directory import Run
+from edgeclf.measure.metrics import classification_metrics
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import open_classifier
 from edgeclf.runtime.timing import headline_batch
@@ -252,7 +252,7 @@ def test_fingerprint_names_arm_cores(board, name):
 
 
 def test_no_deployable_artifact_is_a_verdict_with_its_reason():
-    from edgeclf.report import recommend
+    from edgeclf.measure.report import recommend
 
     bench = {"device": {"cpu": "X", "machine": "x86_64", "threads": 1}, "artifacts": {"keras-fp32": {}}}
     verdict = recommend(bench, None, accuracy_here=False)
@@ -260,7 +260,7 @@ def test_no_deployable_artifact_is_a_verdict_with_its_reason():
 
 
 def test_an_int8_file_slower_than_fp32_is_called_out_with_the_measured_crossover():
-    from edgeclf.bench import _notes, _speedups
+    from edgeclf.measure.bench import _notes, _speedups
 
     def record(fmt, precision, p50):
         return {"format": fmt, "precision": precision, "batches": [{"batch": 1, "p50_ms": p50}]}

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.images import load_image
-from edgeclf.run_directory import Run
+from edgeclf.core.images import load_image
+from edgeclf.core.run_directory import Run
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.open import default_artifact, describe_file, open_classifier
 from tests.conftest import CLASSES
@@ -478,7 +478,7 @@ def _onnx_with_external(tmp_path, length: int, location: str = "weights.bin") ->
 def test_the_model_size_cap_counts_onnx_external_data(tmp_path):
     """Before: a 1.6 MB .onnx whose external data held a 3 GiB initializer ran at 6.2 GB RSS (the
     2 GiB cap looked at the .onnx alone). The scan reads the references without loading anything."""
-    from edgeclf.errors import EdgeclfError
+    from edgeclf.core.errors import EdgeclfError
     from edgeclf.runtime.integrity import check_model_file
     from edgeclf.runtime.onnx_scan import scan
 
@@ -558,7 +558,7 @@ def test_device_errors_are_typed_by_what_a_caller_can_do(tiny_run, tmp_path, mon
     import builtins
 
     from edgeclf import runtime
-    from edgeclf.unpack import unpack
+    from edgeclf.device.unpack import unpack
 
     export = _export_copy(tiny_run, tmp_path)
     (export / "model_fp32.onnx").write_bytes((export / "model_int8_ptq.onnx").read_bytes())

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from edgeclf.run_directory import Run
+from edgeclf.core.run_directory import Run
+from edgeclf.device.serve import make_server, serve
+from edgeclf.device.signals import StopSignal
 from edgeclf.runtime.open import open_classifier
-from edgeclf.serve import make_server, serve
-from edgeclf.signals import StopSignal
 
 TIMEOUT = 1.0
 
@@ -350,7 +350,7 @@ def test_concurrent_memory_bombs_are_decoded_within_the_budget(tiny_run):
 
 
 def test_a_decode_that_cannot_get_room_in_time_is_not_admitted():
-    from edgeclf.images import NotAdmitted
+    from edgeclf.core.images import NotAdmitted
     from edgeclf.runtime.decode_budget import DecodeBudget
 
     budget = DecodeBudget(capacity=100, timeout=0.2)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeclf.compare import Row, choose, collect, compare, pareto_front
-from edgeclf.errors import ConfigError, EdgeclfError
-from edgeclf.search_space import load_space
+from edgeclf.core.errors import ConfigError, EdgeclfError
+from edgeclf.experiments.compare import Row, choose, collect, compare, pareto_front
+from edgeclf.experiments.search_space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,8 +68,8 @@ def test_the_space_is_checked_before_anything_trains(tmp_path):
 
 
 def test_augment_strength_scales_the_augmentation_together(tmp_path):
-    from edgeclf.config import load_config
-    from edgeclf.search_space import overrides
+    from edgeclf.core.config import load_config
+    from edgeclf.experiments.search_space import overrides
 
     d = load_config().augment
     doubled = overrides({"augment.strength": 2, "model.alpha": 0.5})
@@ -199,7 +199,7 @@ def test_a_killed_sweep_resumes_into_the_same_study(tmp_path):
 
 def test_a_grid_is_asked_and_told_to_the_end(tmp_path):
     """Every combination once, and no study.stop() error when the grid runs out (ask/tell, no optimize)."""
-    from edgeclf.sweep import distributions, open_study
+    from edgeclf.experiments.sweep import distributions, open_study
 
     space = load_space(
         _space(tmp_path, "sampler: grid\nparams:\n  model.alpha: [0.35, 0.5]\n  data.image_size: [32, 48, 64]\n")
@@ -219,9 +219,9 @@ def test_a_trial_worse_than_the_earlier_ones_is_pruned(tmp_path):
     earlier trials at the same epoch, after the warm-up epochs; nothing of its run is left."""
     import optuna
 
-    from edgeclf.config import load_config
-    from edgeclf.sweep import PRUNING_STUDY, open_pruning_study
-    from edgeclf.trial import RESULT, run_trial
+    from edgeclf.core.config import load_config
+    from edgeclf.experiments.sweep import PRUNING_STUDY, open_pruning_study
+    from edgeclf.experiments.trial import RESULT, run_trial
     from tests.helpers import class_folders
 
     space = load_space(_space(tmp_path, "prune_startup: 2\nprune_warmup: 1\nparams:\n  model.alpha: [0.25]\n"))

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-from edgeclf.config import load_config
-from edgeclf.errors import RunDirError
-from edgeclf.models import load_model
-from edgeclf.train import train
+from edgeclf.core.config import load_config
+from edgeclf.core.errors import RunDirError
+from edgeclf.training.models import load_model
+from edgeclf.training.train import train
 from tests.helpers import class_folders
 
 keras = pytest.importorskip("tf_keras")
@@ -109,7 +109,7 @@ def test_training_uses_the_gpu_with_mixed_precision(three_classes, tmp_path):
 
 
 def test_existing_run_is_refused_unless_overwrite(three_classes, tmp_path):
-    from edgeclf.train import prepare
+    from edgeclf.training.train import prepare
 
     out = tmp_path / "run"
     out.mkdir()
@@ -124,7 +124,7 @@ def test_existing_run_is_refused_unless_overwrite(three_classes, tmp_path):
 
 
 def test_mixed_precision_is_used_only_with_a_gpu(caplog):
-    from edgeclf.train import use_mixed_precision
+    from edgeclf.training.train import use_mixed_precision
 
     asked = load_config(overrides={**TINY, "train.mixed_precision": True})
     assert use_mixed_precision(asked, ["/physical_device:GPU:0"]) is True
@@ -137,7 +137,7 @@ def test_mixed_precision_is_used_only_with_a_gpu(caplog):
 
 
 def test_a_failed_run_leaves_nothing(three_classes, tmp_path, monkeypatch):
-    import edgeclf.train as stage
+    import edgeclf.training.train as stage
 
     def fail_half_way(data, cfg, run, *_, **__):
         (run / "model.keras").write_bytes(b"half")
@@ -202,7 +202,7 @@ def test_from_scratch_learns_over_seeds_with_onednn_on_and_off(tmp_path, onednn)
 def test_precise_batchnorm_sets_population_statistics_of_the_current_weights():
     """recompute_batchnorm gives each BatchNorm layer the average of its batch statistics over the
     batches (upstream layers in training mode), whatever its momentum and old statistics."""
-    from edgeclf.callbacks import batch_statistics_forward, recompute_batchnorm
+    from edgeclf.training.callbacks import batch_statistics_forward, recompute_batchnorm
 
     inputs = keras.Input((4, 4, 2))
     x = keras.layers.Conv2D(3, 1, name="conv")(inputs)
@@ -227,7 +227,7 @@ def test_precise_batchnorm_sets_population_statistics_of_the_current_weights():
 
 
 def test_cosine_schedule_decays_from_the_phase_rate_to_the_floor():
-    from edgeclf.train import Phase, cosine
+    from edgeclf.training.train import Phase, cosine
 
     rate = cosine(Phase("head", 4, 0.002), first_epoch=3, floor=1e-6)  # a phase starting at epoch index 3
     rates = [rate(epoch, 0.0) for epoch in range(3, 7)]

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.export import revalidate_run
+from edgeclf.core.run_directory import Run
 from edgeclf.export.errors import AccuracyDropTooLarge, NotIntegerError, ToleranceExceeded
-from edgeclf.run_directory import Run
+from edgeclf.export.stage import revalidate_run
 from edgeclf.runtime import Classifier, read_artifacts
 
 pytest.importorskip("tf_keras")
@@ -33,7 +33,7 @@ def test_the_int8_gate_on_a_checkpoint_whose_drop_is_known(run_copy):
     """The fixture's int8 files drop 0.0 points against its float model on the 27 validation images
     (recorded by its export under the default 1-point gate): recomputed here without the exporter,
     and re-validated at the strictest gate, 0 points."""
-    from edgeclf.models import load_model
+    from edgeclf.training.models import load_model
 
     run = Run.open(run_copy)
     pixels, labels, _ = run.images("val")
@@ -130,8 +130,8 @@ def test_validate_without_an_export_says_what_to_do(run_copy):
 def test_the_python_api_prints_nothing_and_returns_typed_results(run_copy, capsys):
     """Stages compute and return; only the command line renders (conftest detaches the CLI's console
     handler before every test, as a library user would not have it)."""
-    from edgeclf.evaluate import ArtifactScore, evaluate_run
     from edgeclf.export.validate import Verdict
+    from edgeclf.measure.evaluate import ArtifactScore, evaluate_run
 
     validated = revalidate_run(run_copy, ["tflite-int8-qat"])
     evaluated = evaluate_run(run_copy, "test", ["tflite-int8-qat"])

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edgeclf.errors import EdgeclfError
-from edgeclf.run_directory import Run
+from edgeclf.core.errors import EdgeclfError
+from edgeclf.core.run_directory import Run
+from edgeclf.device.signals import StopSignal
+from edgeclf.device.watch import STATE_FILE, watch_folder
 from edgeclf.runtime.open import open_classifier
-from edgeclf.signals import StopSignal
-from edgeclf.watch import STATE_FILE, watch_folder
 
 SETTLE = 0.3
 
@@ -203,7 +203,7 @@ def test_watch_json_writes_only_json_lines_to_stdout(tiny_run, images, tmp_path)
 
 def test_a_library_call_installs_no_signal_handlers_and_no_warning_filters(classifier, tmp_path):
     """Before: watch_folder (and watch_camera) made a StopSignal by default, installing SIGINT and
-    SIGTERM handlers in the caller's process; importing edgeclf.images set a process-wide Pillow
+    SIGTERM handlers in the caller's process; importing edgeclf.core.images set a process-wide Pillow
     warnings filter. Only the CLI, which owns its process, does either (issue 22)."""
     import signal
     import subprocess
@@ -217,7 +217,7 @@ def test_a_library_call_installs_no_signal_handlers_and_no_warning_filters(class
         watch_folder(classifier, folder, lambda record: None, 0.05, SETTLE)  # in the main thread, no stop given
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
     code = (
-        "import warnings, edgeclf.images, edgeclf.runtime, edgeclf.watch; "
+        "import warnings, edgeclf.core.images, edgeclf.runtime, edgeclf.device.watch; "
         "assert not [f for f in warnings.filters if 'PIL' in str(getattr(f[3], 'pattern', f[3]))], warnings.filters"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

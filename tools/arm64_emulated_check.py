@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from edgeclf.run_directory import Run  # noqa: E402
+from edgeclf.core.run_directory import Run  # noqa: E402
 from edgeclf.runtime import read_artifacts  # noqa: E402
 from edgeclf.runtime.open import open_classifier  # noqa: E402
 

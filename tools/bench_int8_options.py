@@ -63,10 +63,10 @@ def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from edgeclf.config import ModelConfig
+    from edgeclf.core.config import ModelConfig
     from edgeclf.export import onnx as onnx_export
     from edgeclf.export import tflite
-    from edgeclf.models import build_classifier
+    from edgeclf.training.models import build_classifier
 
     cfg = ModelConfig(name="mobilenet_v2", alpha=alpha, dropout=0.2, weights="none", scratch_bn_momentum=0.9)
     model = build_classifier(cfg, 10, size).model
@@ -116,7 +116,7 @@ def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
 
 
 def worker(job: dict) -> dict:
-    from edgeclf.bench import time_calls
+    from edgeclf.measure.bench import time_calls
 
     path, threads, size, opts = Path(job["file"]), job["threads"], job["size"], job["options"]
     if path.name.startswith("tflite"):

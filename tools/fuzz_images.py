@@ -1,4 +1,4 @@
-"""Time-boxed mutation fuzzing of the image decoder (`edgeclf.images.load_image`), far faster than
+"""Time-boxed mutation fuzzing of the image decoder (`edgeclf.core.images.load_image`), far faster than
 hypothesis: seeds of every format edgeclf reads, with EXIF, ICC and XMP (tests/helpers.py
 fuzz_seed_images), mutated by overwriting, inserting and cutting bytes and by splicing two seeds.
 The contract under test: a file decodes to uint8 pixels or raises ImageError; anything else (an
@@ -59,7 +59,7 @@ def worker(index: int, seconds: float, slow: float, max_rss_mb: float, findings:
     import logging
 
     logging.disable(logging.CRITICAL)  # the damaged-EXIF warning would flood the output
-    from edgeclf.images import ImageError, load_image
+    from edgeclf.core.images import ImageError, load_image
     from tests.helpers import fuzz_seed_images
 
     seeds = fuzz_seed_images()

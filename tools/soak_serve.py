@@ -254,7 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     image_path = args.image
     if image_path is None:
-        from edgeclf.run_directory import Run
+        from edgeclf.core.run_directory import Run
 
         dataset = Run.open(args.model).dataset
         image_path = dataset.root / dataset.split("test")[0].path

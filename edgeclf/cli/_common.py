@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from edgeclf.errors import EdgeclfError
-from edgeclf.printable import printable
+from edgeclf.core.errors import EdgeclfError
+from edgeclf.core.printable import printable
 
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # a full or read-only disk: one line, not a traceback
 # a path the user gave that the system refuses: one line naming it
@@ -27,7 +27,7 @@ PATH_ERRORS = {errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.ENOTDIR, err
 
 class SafeConsole(Console):
     """A Console whose every string (text, markup, table cells) has its control and bidi characters
-    written as escapes (edgeclf.printable) before Rich sees it: a file or class name cannot move
+    written as escapes (edgeclf.core.printable) before Rich sees it: a file or class name cannot move
     the cursor, clear the screen or retitle the terminal. Newlines and tabs are kept here (output
     is multi-line by design); names are passed through printable() where they are printed."""
 

@@ -42,11 +42,11 @@ def command(
         None, help="Images to feed (default: the run's test split; required for an export folder)."
     ),
 ) -> None:
-    from edgeclf.bench import run_bench
     from edgeclf.cli import render
-    from edgeclf.config import load_config
-    from edgeclf.errors import EdgeclfError
-    from edgeclf.run_directory import CONFIG
+    from edgeclf.core.config import load_config
+    from edgeclf.core.errors import EdgeclfError
+    from edgeclf.core.run_directory import CONFIG
+    from edgeclf.measure.bench import run_bench
 
     values, names = overrides(command, locals())
     if runs is not None and seconds is not None:

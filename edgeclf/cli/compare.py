@@ -23,7 +23,7 @@ def command(
     budget_kb: float | None = typer.Option(None, "--budget-kb", min=0, help="Largest int8 file size (KiB)."),
     test: bool = typer.Option(True, "--test/--no-test", help="Evaluate the chosen file on the test split."),
 ) -> None:
-    from edgeclf.compare import compare, verdict
+    from edgeclf.experiments.compare import compare, verdict
 
     result = compare(paths, out, budget_ms, budget_kb, test=test)
     done(f": {len(result.rows)} rows. {verdict(result)} Report: {out / 'compare.md'}")

@@ -35,9 +35,9 @@ def pack_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing pack."),
 ) -> None:
     from edgeclf.cli import render
-    from edgeclf.config import load_config
-    from edgeclf.packed import pack
-    from edgeclf.train import prepare_folder
+    from edgeclf.core.config import load_config
+    from edgeclf.data.packed import pack
+    from edgeclf.training.train import prepare_folder
 
     values, names = overrides(pack_command, locals())
     cfg = load_config([config] if config else [], values, names)

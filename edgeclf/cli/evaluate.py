@@ -23,7 +23,7 @@ def command(
     engine: str = typer.Option("auto", help=ENGINE_HELP),
 ) -> None:
     from edgeclf.cli import render
-    from edgeclf.evaluate import evaluate_run
+    from edgeclf.measure.evaluate import evaluate_run
 
     result = evaluate_run(run_dir, split, comma_list(artifacts) if artifacts else None, engine)
     render.eval_table(result)

@@ -35,7 +35,7 @@ def command(
     ),
 ) -> None:
     from edgeclf.cli import render
-    from edgeclf.export import export_run
+    from edgeclf.export.stage import export_run
 
     values, names = overrides(command, locals())
     with render.verdicts_on_failure():

@@ -35,8 +35,8 @@ def command(
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.cli._common import messages_to_stderr
-    from edgeclf.config import load_config
-    from edgeclf.predict import predict
+    from edgeclf.core.config import load_config
+    from edgeclf.device.predict import predict
 
     if as_json:
         messages_to_stderr()  # stdout is the JSON array alone

@@ -21,7 +21,7 @@ def command(
         "train.strategy", "auto | none | mirrored | multiworker (the run's train.strategy unless given)."
     ),
 ) -> None:
-    from edgeclf.qat import run_qat
+    from edgeclf.training.qat import run_qat
 
     values, names = overrides(command, locals())
     result = run_qat(run_dir, overrides=values, option_names=names)

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeclf.cli._common import console
-from edgeclf.printable import printable
+from edgeclf.core.printable import printable
 
 MAX_LISTED = 50  # skipped or ignored files listed by name (all of them are in dataset.json)
 
@@ -89,7 +89,7 @@ def export_table(result) -> None:
 
 def _text(value, **kwargs) -> Text:
     """A table cell or line as literal text, its control and bidi characters escaped (names come
-    from folders and artifacts.json: edgeclf.printable)."""
+    from folders and artifacts.json: edgeclf.core.printable)."""
     return Text(printable(value), **kwargs)
 
 

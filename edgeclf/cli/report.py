@@ -22,7 +22,7 @@ def command(
     more_bench: list[Path] | None = typer.Argument(None, help="bench.json files from other devices."),
     out: Path | None = typer.Option(None, help="Output folder (default RUN_DIR/reports)."),
 ) -> None:
-    from edgeclf.report import build_report
+    from edgeclf.measure.report import build_report
 
     result = build_report(run_dir, more_bench or [], out)
     done(f": {result.markdown} and {result.html} ({len(result.devices)} device(s))")

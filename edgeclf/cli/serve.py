@@ -52,11 +52,11 @@ def command(
         "Use it whenever --host is not a loopback address; it authenticates, it does not encrypt.",
     ),
 ) -> None:
-    from edgeclf.config import load_config
-    from edgeclf.errors import EdgeclfError
+    from edgeclf.core.config import load_config
+    from edgeclf.core.errors import EdgeclfError
+    from edgeclf.device.serve import check_token, make_server, serve
+    from edgeclf.device.signals import StopSignal
     from edgeclf.runtime.open import open_classifier
-    from edgeclf.serve import check_token, make_server, serve
-    from edgeclf.signals import StopSignal
 
     if token is None and "EDGECLF_SERVE_TOKEN" in os.environ:  # set but empty: Click reads it as unset
         token = os.environ["EDGECLF_SERVE_TOKEN"]

@@ -36,7 +36,7 @@ def command(
     budget_ms: float | None = typer.Option(None, "--budget-ms", min=0, help="Report the best trial within this p50."),
     budget_kb: float | None = typer.Option(None, "--budget-kb", min=0, help="... and within this int8 size (KiB)."),
 ) -> None:
-    from edgeclf.sweep import run_sweep
+    from edgeclf.experiments.sweep import run_sweep
 
     result = run_sweep(data_dir, out, space, trials=trials, jobs=jobs, runs=runs, threads=threads, storage=storage,
                        budget_ms=budget_ms, budget_kb=budget_kb)  # fmt: skip

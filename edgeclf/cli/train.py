@@ -55,9 +55,9 @@ def command(
     ),
 ) -> None:
     from edgeclf.cli import render
-    from edgeclf.config import load_config
-    from edgeclf.distribute import role, writes_run
-    from edgeclf.train import load_data, prepare, resume_run, train
+    from edgeclf.core.config import load_config
+    from edgeclf.training.distribute import role, writes_run
+    from edgeclf.training.train import load_data, prepare, resume_run, train
 
     if resume:
         result = resume_run(out, data_dir)

@@ -21,7 +21,7 @@ def command(
     bundle: Path = typer.Argument(..., help="The .tar.gz bundle."),
     dest: Path = typer.Argument(..., help="A new (or empty) folder to unpack into."),
 ) -> None:
-    from edgeclf.unpack import unpack
+    from edgeclf.device.unpack import unpack
 
     result = unpack(bundle, dest)
     done(f": {result.files} files ({result.bytes / 2**20:.1f} MiB), artifacts {', '.join(result.artifacts)}; "

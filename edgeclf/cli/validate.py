@@ -26,7 +26,7 @@ def command(
     ),
 ) -> None:
     from edgeclf.cli import render
-    from edgeclf.export import revalidate_run
+    from edgeclf.export.stage import revalidate_run
 
     values, names = overrides(command, locals())
     with render.verdicts_on_failure():

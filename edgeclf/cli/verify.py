@@ -26,7 +26,7 @@ def command(
     threads: int = typer.Option(1, help="Inference threads (the reference outputs were recorded with 1)."),
     as_json: bool = typer.Option(False, "--json", help="The verdicts as JSON."),
 ) -> None:
-    from edgeclf.parity import verify
+    from edgeclf.runtime.parity import verify
 
     result = verify(export_dir, artifact, threads)
     if as_json:

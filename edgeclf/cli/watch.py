@@ -35,11 +35,11 @@ def command(
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.cli._common import err_console, messages_to_stderr
-    from edgeclf.config import load_config
-    from edgeclf.errors import EdgeclfError
+    from edgeclf.core.config import load_config
+    from edgeclf.core.errors import EdgeclfError
+    from edgeclf.device.signals import StopSignal
+    from edgeclf.device.watch import watch_camera, watch_folder
     from edgeclf.runtime.open import open_classifier
-    from edgeclf.signals import StopSignal
-    from edgeclf.watch import watch_camera, watch_folder
 
     if (folder is None) == (camera is None):
         raise EdgeclfError("give a FOLDER to watch or --camera N (one of them)")

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import edgeclf
 from edgeclf import __version__
-from edgeclf.atomic import atomic_write_bytes
-from edgeclf.errors import EdgeclfError
-from edgeclf.parity import PARITY_DIR
+from edgeclf.core.atomic import atomic_write_bytes
+from edgeclf.core.errors import EdgeclfError
 from edgeclf.runtime.artifact import artifact_file, locate_artifacts, read_artifacts
+from edgeclf.runtime.parity import PARITY_DIR
 
 INSTALL_SCRIPT = Path(edgeclf.__file__).parent / "deploy" / "install.sh"
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from edgeclf import __version__
-from edgeclf.config import ExportConfig
+from edgeclf.core.config import ExportConfig
+from edgeclf.core.images import normalize
+from edgeclf.core.run_directory import Run
 from edgeclf.export.formats import ArtifactSpec
-from edgeclf.images import normalize
-from edgeclf.run_directory import Run
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.embedded import DESCRIPTION_FILE, ONNX_DESCRIPTION
 

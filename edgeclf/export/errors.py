@@ -1,6 +1,6 @@
 """Typed export errors (all are EdgeclfError: one line, non-zero exit)."""
 
-from edgeclf.errors import EdgeclfError
+from edgeclf.core.errors import EdgeclfError
 
 
 class ExportError(EdgeclfError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeclf.config import ExportConfig
+from edgeclf.core.config import ExportConfig
 
 
 @dataclass(frozen=True)

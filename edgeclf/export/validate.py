@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeclf.config import ExportConfig
-from edgeclf.decoded import DecodedSplit
+from edgeclf.core.config import ExportConfig
+from edgeclf.core.images import normalize
+from edgeclf.data.decoded import DecodedSplit
 from edgeclf.export.errors import (
     AccuracyDropTooLarge,
     ExportError,
@@ -37,8 +38,7 @@ from edgeclf.export.errors import (
 )
 from edgeclf.export.formats import spec_named
 from edgeclf.export.gate import accuracy_drop_gate, rate_gate
-from edgeclf.images import normalize
-from edgeclf.keras_baseline import compiled_predict
+from edgeclf.measure.keras_baseline import compiled_predict
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.classifier import Classifier
 
@@ -52,7 +52,7 @@ FAILURES = {
 
 @dataclass
 class Reference:
-    """The validation split (decoded once, streamed in batches: edgeclf.decoded) and the float
+    """The validation split (decoded once, streamed in batches: edgeclf.data.decoded) and the float
     model's predictions on it (and the QAT model's, when the run has one): what every artifact is
     compared with. `extra`: training images that calibration did not use, which the quantization
     gates add to the validation split so that they can resolve their limits (edgeclf.export.gate);

@@ -3,11 +3,11 @@ Pillow only.
 
 Importing this package never imports TensorFlow. Preprocessing, label order and quantization
 parameters come from the artifact's entry in artifacts.json. Every error is an EdgeclfError; the
-kinds a program can act on have their own class (edgeclf.errors): IntegrityError,
+kinds a program can act on have their own class (edgeclf.core.errors): IntegrityError,
 EngineMissingError, EngineUnsupportedError, ModelFileError, MalformedIndexError, BundleError.
 """
 
-from edgeclf.errors import (
+from edgeclf.core.errors import (
     BundleError,
     EdgeclfError,
     EngineMissingError,

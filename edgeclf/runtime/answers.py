@@ -11,8 +11,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from edgeclf.errors import EdgeclfError
-from edgeclf.images import MAX_PIXELS, Admit, load_image
+from edgeclf.core.errors import EdgeclfError
+from edgeclf.core.images import MAX_PIXELS, Admit, load_image
 from edgeclf.runtime.classifier import Classifier
 
 
@@ -31,7 +31,7 @@ def decode_timed(
     source: str | Path | BinaryIO, size: tuple[int, int], max_pixels: int = MAX_PIXELS, admit: Admit | None = None
 ) -> tuple[np.ndarray, float]:
     """(uint8 pixels through the shared preprocessing, decode_ms) for an image file or file object.
-    Raises edgeclf.images.ImageError when it is not a usable image. With `admit` (serve's decode
+    Raises edgeclf.core.images.ImageError when it is not a usable image. With `admit` (serve's decode
     budget), decode_ms starts once the decode is admitted: waiting for room is not decoding."""
     started = time.perf_counter()
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeclf.bounded import BoundedReadError, read_json
-from edgeclf.errors import EdgeclfError, MalformedIndexError
+from edgeclf.core.bounded import BoundedReadError, read_json
+from edgeclf.core.errors import EdgeclfError, MalformedIndexError
 
 ARTIFACTS_VERSION = 1
 MAX_INDEX_BYTES = 8 * 1024 * 1024  # an artifacts.json larger than this is refused before it is read

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeclf.errors import ConfigError, EngineMissingError, EngineUnsupportedError, ModelFileError
+from edgeclf.core.errors import ConfigError, EngineMissingError, EngineUnsupportedError, ModelFileError
 from edgeclf.runtime.integrity import check_model_file
 
 KERNELS = ("fast", "reference")

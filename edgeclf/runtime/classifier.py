@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeclf.errors import EdgeclfError
-from edgeclf.images import load_image, normalize
+from edgeclf.core.errors import EdgeclfError
+from edgeclf.core.images import load_image, normalize
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.backends import open_backend, resolve_engine
 from edgeclf.runtime.machine import int8_saturation_risk
@@ -70,7 +70,7 @@ class Classifier:
 
     def check_pixels(self, pixels: np.ndarray) -> None:
         """The input contract of every method taking pixels: a NumPy uint8 array [N, H, W, 3] (what
-        edgeclf.images.load_image gives, stacked) with the artifact's H and W and N >= 1. Floats,
+        edgeclf.core.images.load_image gives, stacked) with the artifact's H and W and N >= 1. Floats,
         bools and other integer types are refused rather than guessed at (is 1.0 white or nearly
         black?); uint8 cannot hold NaN or infinity. Raises ValueError (TypeError for a non-array)."""
         height, width = self.info.image_size
@@ -78,7 +78,7 @@ class Classifier:
             raise TypeError(f"{self.info.name}: pixels must be a NumPy array, not {type(pixels).__name__}")
         if pixels.dtype != np.uint8:
             raise ValueError(
-                f"{self.info.name}: pixels must be uint8 (0..255, as edgeclf.images.load_image gives them), "
+                f"{self.info.name}: pixels must be uint8 (0..255, as edgeclf.core.images.load_image gives them), "
                 f"not {pixels.dtype}"
             )
         if pixels.ndim != 4 or pixels.shape[1:] != (height, width, 3) or pixels.shape[0] < 1:

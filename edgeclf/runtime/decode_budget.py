@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from edgeclf.images import NotAdmitted
+from edgeclf.core.images import NotAdmitted
 
 BYTES_PER_PIXEL = 16
 AUTO_CAP = 2**30  # "auto" never budgets more than 1 GiB: a device service, not a batch decoder

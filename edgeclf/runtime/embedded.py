@@ -17,8 +17,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from edgeclf.bounded import BoundedReadError, loads_json
-from edgeclf.errors import EdgeclfError, ModelFileError
+from edgeclf.core.bounded import BoundedReadError, loads_json
+from edgeclf.core.errors import EdgeclfError, ModelFileError
 from edgeclf.runtime.artifact import ArtifactInfo
 from edgeclf.runtime.integrity import check_model_file
 

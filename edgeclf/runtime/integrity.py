@@ -8,7 +8,7 @@ import hashlib
 import struct
 from pathlib import Path
 
-from edgeclf.errors import IntegrityError, ModelFileError
+from edgeclf.core.errors import IntegrityError, ModelFileError
 from edgeclf.runtime.onnx_scan import OnnxScan, scan
 
 MAX_MODEL_BYTES = 2 * 1024**3  # larger files are refused before they are read

@@ -14,7 +14,7 @@ import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclf.errors import ModelFileError
+from edgeclf.core.errors import ModelFileError
 
 MAX_GRAPH_DEPTH = 8
 MAX_METADATA_BYTES = 1024 * 1024

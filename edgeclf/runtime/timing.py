@@ -19,7 +19,7 @@ SPANS = {
     "(NumPy in, NumPy out). Warm-up runs are not timed",
     "preprocess_ms": "uint8 pixels -> the artifact's input tensor (cast, normalisation, quantization), per image",
     "postprocess_ms": "the raw output -> probabilities (dequantization, renormalisation), per image",
-    "decode_ms": "reading, decoding and resizing one image file (edgeclf.images.load_image)",
+    "decode_ms": "reading, decoding and resizing one image file (edgeclf.core.images.load_image)",
 }
 
 

@@ -1,0 +1,3 @@
+"""The device programs, without TensorFlow: predict, watch, serve, unpack, and stopping cleanly on
+signals.
+"""

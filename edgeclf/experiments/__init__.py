@@ -1,0 +1,1 @@
+"""Experiments: hyper-parameter sweeps (Optuna), trials, the search space, compare across runs."""

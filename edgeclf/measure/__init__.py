@@ -1,0 +1,3 @@
+"""Measurement: evaluate (accuracy of every artifact), metrics, bench (latency) and its worker, the
+Keras float baseline, report and plots.
+"""
