@@ -135,6 +135,36 @@ def cycles(graph) -> list[list[str]]:
     return found
 
 
+# docs/ARCHITECTURE.md's "may import" column, package by package
+ALLOWED = {
+    "core": {"core", "data"},
+    "runtime": {"core", "runtime"},
+    "device": {"core", "runtime", "device"},
+    "data": {"core", "runtime", "data"},
+    "training": {"core", "data", "runtime", "training"},
+    "export": {"core", "data", "runtime", "training", "measure", "export"},
+    "measure": {"core", "data", "runtime", "training", "export", "measure"},
+    "experiments": {"core", "data", "runtime", "training", "export", "measure", "experiments"},
+}
+
+
+def layer_violations(graph) -> list[str]:
+    found = []
+    for name, targets in edges(graph).items():
+        package = name.split(".")[1] if name.count(".") >= 1 else ""
+        for target in sorted(targets):
+            other = target.split(".")[1] if target.count(".") >= 1 else target
+            if package in ALLOWED and other not in ALLOWED[package]:
+                found.append(f"{name} ({package}) imports {target} ({other})")
+    return found
+
+
+def test_packages_import_only_what_docs_architecture_allows():
+    assert not layer_violations(GRAPH), layer_violations(GRAPH)
+    planted = {**GRAPH, "edgeclf.data.dataset": GRAPH["edgeclf.data.dataset"] | {"edgeclf.training.models"}}
+    assert any("edgeclf.data.dataset (data) imports edgeclf.training.models" in v for v in layer_violations(planted))
+
+
 def test_the_device_side_never_reaches_the_training_side_tensorflow_or_optuna():
     assert not device_violations(GRAPH)
 
