@@ -27,8 +27,10 @@ def pack_command(
     out: str = typer.Option(
         ..., "--out", "-o", help="Folder to create: a local path, or any filesystem TensorFlow writes (gs://, s3://)."
     ),
-    shards: int = typer.Option(0, "--shards", min=0, help="Training shards (0: about 1,024 images each)."),
-    encoding: str = typer.Option("png", "--encoding", help="png (lossless, smaller) | raw (uint8, fastest to read)."),
+    shards: int | None = setting("pack.shards", "Training shards (0: about 1,024 images each).", "--shards"),
+    encoding: str | None = setting(
+        "pack.encoding", "png (lossless, smaller) | raw (uint8, fastest to read).", "--encoding"
+    ),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML file overriding configs/default.yaml."),
     image_size: int | None = setting("data.image_size", "Size the images are packed at (the training size)."),
     seed: int | None = setting("seed", "Seed for the split and the training shards' order."),
@@ -46,7 +48,8 @@ def pack_command(
     render.dataset_summary(data)
     with render.counting("packing") as progress:
         result = pack(
-            data, out, cfg.data.image_size, shards=shards, encoding=encoding, seed=cfg.seed, overwrite=overwrite,
+            data, out, cfg.data.image_size, shards=cfg.pack.shards, encoding=cfg.pack.encoding, seed=cfg.seed,
+            overwrite=overwrite,
             progress=progress,
         )  # fmt: skip
     shards_text = ", ".join(f"{split} {n}" for split, n in result.shards.items())

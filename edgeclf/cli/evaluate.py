@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import ENGINE_HELP, comma_list, done, user_errors
+from edgeclf.cli._common import ENGINE_HELP, comma_list, done, overrides, setting, user_errors
 
 HELP = (
     "Evaluate the float Keras model and every exported artifact on a split: accuracy, top-5, per-class "
@@ -18,13 +18,16 @@ EXAMPLE = "Example: edgeclf evaluate runs/demo --split test --artifacts tflite-i
 @user_errors
 def command(
     run_dir: Path = typer.Argument(..., help="Run directory."),
-    split: str = typer.Option("test", help="train | val | test"),
+    split: str | None = setting("evaluate.split", "train | val | test"),
     artifacts: str | None = typer.Option(None, help="Comma-separated artifact names (default: all)."),
-    engine: str = typer.Option("auto", help=ENGINE_HELP),
+    engine: str | None = setting("evaluate.engine", ENGINE_HELP),
 ) -> None:
     from edgeclf.cli import render
+    from edgeclf.core.config import load_config
     from edgeclf.measure.evaluate import evaluate_run
 
-    result = evaluate_run(run_dir, split, comma_list(artifacts) if artifacts else None, engine)
+    values, names = overrides(command, locals())
+    options = load_config([], values, names).evaluate
+    result = evaluate_run(run_dir, options.split, comma_list(artifacts) if artifacts else None, options.engine)
     render.eval_table(result)
     done(f": {result.path}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import done, user_errors
+from edgeclf.cli._common import done, overrides, setting, user_errors
 
 HELP = (
     "Search model, width, resolution and training settings (Optuna, multi-objective: int8 validation accuracy, "
@@ -27,19 +27,24 @@ def command(
     trials: int | None = typer.Option(
         None, "--trials", min=1, help="Trials wanted, completed or pruned (default: the space's)."
     ),
-    jobs: int = typer.Option(1, "--jobs", min=1, max=64, help="Trials run at once."),
-    runs: int = typer.Option(100, "--runs", min=10, help="Timed runs of each trial's bench."),
-    threads: int = typer.Option(1, "--threads", min=1, help="Inference threads for each trial's bench."),
+    jobs: int | None = setting("sweep.jobs", "Trials run at once.", "--jobs"),
+    runs: int | None = setting("sweep.runs", "Timed runs of each trial's bench.", "--runs"),
+    threads: int | None = setting("sweep.threads", "Inference threads for each trial's bench.", "--threads"),
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage URL shared by several sweeps (default: sqlite in --out)."
     ),
     budget_ms: float | None = typer.Option(None, "--budget-ms", min=0, help="Report the best trial within this p50."),
     budget_kb: float | None = typer.Option(None, "--budget-kb", min=0, help="... and within this int8 size (KiB)."),
 ) -> None:
+    from edgeclf.core.config import load_config
     from edgeclf.experiments.sweep import run_sweep
 
-    result = run_sweep(data_dir, out, space, trials=trials, jobs=jobs, runs=runs, threads=threads, storage=storage,
-                       budget_ms=budget_ms, budget_kb=budget_kb)  # fmt: skip
+    values, names = overrides(command, locals())
+    options = load_config([], values, names).sweep
+    result = run_sweep(
+        data_dir, out, space, trials=trials, jobs=options.jobs, runs=options.runs, threads=options.threads,
+        storage=storage, budget_ms=budget_ms, budget_kb=budget_kb,
+    )  # fmt: skip
     b = result.best
     within = "within the budget" if budget_ms is not None or budget_kb is not None else "overall"
     best = (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import err_console, user_errors
+from edgeclf.cli._common import err_console, overrides, setting, user_errors
 
 HELP = (
     "Re-run every artifact of an export folder (or an unpacked bundle) on the sample images the export "
@@ -23,12 +23,14 @@ EXAMPLE = "Example: edgeclf verify ~/edgeclf/export"
 def command(
     export_dir: Path = typer.Argument(..., help="Export folder with artifacts.json and parity/ (or a run directory)."),
     artifact: list[str] | None = typer.Option(None, help="Check only this artifact (repeatable)."),
-    threads: int = typer.Option(1, help="Inference threads (the reference outputs were recorded with 1)."),
+    threads: int | None = setting("verify.threads", "Inference threads (the reference outputs were recorded with 1)."),
     as_json: bool = typer.Option(False, "--json", help="The verdicts as JSON."),
 ) -> None:
+    from edgeclf.core.config import load_config
     from edgeclf.runtime.parity import verify
 
-    result = verify(export_dir, artifact, threads)
+    values, names = overrides(command, locals())
+    result = verify(export_dir, artifact, load_config([], values, names).verify.threads)
     if as_json:
         print(
             json.dumps(

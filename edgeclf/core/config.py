@@ -166,6 +166,26 @@ class ServeConfig(_Strict):
         return value
 
 
+class PackConfig(_Strict):
+    shards: int = Field(ge=0, le=100_000)
+    encoding: Literal["png", "raw"]
+
+
+class EvaluateConfig(_Strict):
+    split: Literal["train", "val", "test"]
+    engine: Literal["auto", "onnxruntime", "openvino"]
+
+
+class SweepConfig(_Strict):
+    jobs: int = Field(ge=1, le=64)
+    runs: int = Field(ge=10, le=100_000)
+    threads: int = Field(ge=1, le=1024)
+
+
+class VerifyConfig(_Strict):
+    threads: int = Field(ge=1, le=1024)
+
+
 class Config(_Strict):
     seed: int = Field(ge=0)
     data: DataConfig
@@ -178,6 +198,10 @@ class Config(_Strict):
     predict: PredictConfig
     watch: WatchConfig
     serve: ServeConfig
+    pack: PackConfig
+    evaluate: EvaluateConfig
+    sweep: SweepConfig
+    verify: VerifyConfig
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
