@@ -141,7 +141,11 @@ def test_the_cli_packs_and_refuses_bad_options(folder, tmp_path):
     again = runner.invoke(app, ["data", "pack", str(folder), "--out", str(out), "--image-size", "32"])
     assert again.exit_code == 2 and "already holds" in again.output
     bad = runner.invoke(app, ["data", "pack", str(folder), "--out", str(tmp_path / "x"), "--encoding", "jpeg"])
-    assert bad.exit_code == 2 and "--encoding 'jpeg': Input should be 'png' or 'raw'" in bad.output and "Traceback" not in bad.output
+    assert (
+        bad.exit_code == 2
+        and "--encoding 'jpeg': Input should be 'png' or 'raw'" in bad.output
+        and "Traceback" not in bad.output
+    )
     inside = runner.invoke(app, ["data", "pack", str(folder), "--out", str(folder / "pack")])
     assert inside.exit_code == 2 and "inside the data folder" in inside.output
 

@@ -593,3 +593,25 @@ def test_device_errors_are_typed_by_what_a_caller_can_do(tiny_run, tmp_path, mon
         unpack(junk, tmp_path / "out")
     for cls in (runtime.IntegrityError, runtime.ModelFileError, runtime.MalformedIndexError, runtime.BundleError):
         assert issubclass(cls, runtime.EdgeclfError)
+
+
+def test_precision_is_one_type_that_reads_and_writes_as_its_strings(tiny_run):
+    """Before: a free string compared in 20 places across 8 modules (issue 22)."""
+    import dataclasses
+
+    from edgeclf.core.precision import Precision
+    from edgeclf.runtime.artifact import ArtifactInfo
+
+    entries = {a.name: a for a in read_artifacts(tiny_run)}
+    assert (
+        entries["tflite-int8-qat"].precision is Precision.INT8_QAT and entries["tflite-int8-qat"].precision.is_integer
+    )
+    assert entries["openvino-bf16"].precision.openvino_only and entries["openvino-bf16"].precision.is_float
+    assert not entries["tflite-dynamic"].precision.is_integer and not entries["tflite-dynamic"].precision.is_float
+    assert entries["onnx-fp32"].precision == "fp32" and f"{entries['onnx-fp32'].precision}" == "fp32"
+    assert json.loads(json.dumps(dataclasses.asdict(entries["onnx-fp32"])))["precision"] == "fp32"
+    entry = json.loads((tiny_run / "export" / "artifacts.json").read_text())["artifacts"][0]
+    from edgeclf.core.errors import EdgeclfError
+
+    with pytest.raises(EdgeclfError, match="precision"):
+        ArtifactInfo.from_json({**entry, "precision": "int4"})

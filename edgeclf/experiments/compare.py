@@ -99,7 +99,7 @@ def _run_row(run: Path) -> Row:
     from edgeclf.runtime.timing import headline_batch
 
     ok = [a for a in read_artifacts(run / "export") if a.status == "ok" and a.format == "tflite"]
-    int8 = next((a for a in ok if a.precision.startswith("int8")), None)
+    int8 = next((a for a in ok if a.precision.is_integer), None)
     bench_file = run / "reports" / "bench.json"
     if int8 is None or not bench_file.is_file():
         raise EdgeclfError(

@@ -9,22 +9,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeclf.core.config import ExportConfig
+from edgeclf.core.precision import Precision
 
 
 @dataclass(frozen=True)
 class ArtifactSpec:
     name: str
     format: str  # tflite | onnx
-    precision: str  # fp32 | fp16 | bf16 | dynamic | int8-qat | int8-ptq
+    precision: Precision
     source: str  # float (model.keras) | qat (qat_model.keras)
     filename: str
     check: str  # "close": probabilities within a tolerance of the source; "accuracy": drop and agreement
     engine: str = ""  # "": the format's default engine (LiteRT, ONNX Runtime); openvino
     shares: str | None = None  # the artifact whose file this one runs on another engine (not written again)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision(self.precision))
+
     @property
     def integer(self) -> bool:
-        return self.precision.startswith("int8")
+        return self.precision.is_integer
 
     @property
     def group(self) -> str:

@@ -179,7 +179,7 @@ def revalidate_run(
                 )
             limits = (
                 cfg.export.model_copy(update={"int8_input": old.input.dtype})
-                if info.precision.startswith("int8")
+                if info.precision.is_integer
                 else cfg.export
             )
             log.info(f"  {info.name}: validating")

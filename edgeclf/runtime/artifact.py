@@ -13,6 +13,7 @@ import numpy as np
 
 from edgeclf.core.bounded import BoundedReadError, read_json
 from edgeclf.core.errors import EdgeclfError, MalformedIndexError
+from edgeclf.core.precision import Precision
 
 ARTIFACTS_VERSION = 1
 MAX_INDEX_BYTES = 8 * 1024 * 1024  # an artifacts.json larger than this is refused before it is read
@@ -52,7 +53,7 @@ class ArtifactInfo:
 
     name: str
     format: str  # tflite | onnx
-    precision: str  # fp32 | fp16 | bf16 | int8-qat | int8-ptq | dynamic
+    precision: Precision
     path: str  # relative to the run directory
     input: TensorInfo
     output: TensorInfo
@@ -74,6 +75,9 @@ class ArtifactInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def __post_init__(self) -> None:
+        self.precision = Precision(self.precision)  # a str from a caller becomes the enum (ValueError if unknown)
 
     @classmethod
     def from_json(cls, data: Any, where: str = "artifact description") -> ArtifactInfo:

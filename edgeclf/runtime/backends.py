@@ -104,7 +104,7 @@ def for_engine(entries: list, override: str | None) -> list:
     filter with it (each had its own copy, which kept openvino-bf16 under --engine onnxruntime)."""
     if not override or override == "auto":
         return entries
-    return [a for a in entries if a.format == "onnx" and (a.precision != "bf16" or override == "openvino")]
+    return [a for a in entries if a.format == "onnx" and (not a.precision.openvino_only or override == "openvino")]
 
 
 def runnable(entries: list, override: str | None = None) -> tuple[list, list]:

@@ -42,7 +42,7 @@ class Classifier:
         self.backend = open_backend(file, threads, device, kernels, self.engine_name, info.precision)
         if (
             self.engine_name == "onnxruntime"
-            and info.precision.startswith("int8")
+            and info.precision.is_integer
             and int8_saturation_risk(info.produced_by)
         ):
             log.warning(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeclf.core.precision import Precision
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, read_artifacts
 from edgeclf.runtime.backends import engine_available, engine_of
 from edgeclf.runtime.classifier import Classifier
@@ -18,8 +19,8 @@ def default_artifact(entries: list[ArtifactInfo]) -> ArtifactInfo:
     """The best validated int8 artifact whose engine is installed here (highest validation
     accuracy, TFLite first on ties), else fp32."""
     ok = [a for a in entries if a.status == "ok" and engine_available(engine_of(a))]
-    int8 = [a for a in ok if a.precision.startswith("int8")]
-    pool = int8 or [a for a in ok if a.precision == "fp32"] or ok
+    int8 = [a for a in ok if a.precision.is_integer]
+    pool = int8 or [a for a in ok if a.precision is Precision.FP32] or ok
     if not pool:
         raise ArtifactNotFound("no validated artifact; run edgeclf export first")
     return max(pool, key=lambda a: (a.validation.get("accuracy", 0.0), a.format == "tflite"))

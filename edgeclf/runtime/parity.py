@@ -68,7 +68,7 @@ def _raw_outputs(classifier: Classifier, pixels: np.ndarray) -> np.ndarray:
 
 
 def _kernel_sets(info: ArtifactInfo) -> tuple[str, ...]:
-    return ("fast", "reference") if info.format == "tflite" and info.precision.startswith("int8") else ("fast",)
+    return ("fast", "reference") if info.format == "tflite" and info.precision.is_integer else ("fast",)
 
 
 def record_parity(export_dir: Path, samples: np.ndarray, spread: np.ndarray, tolerances: dict[str, float]) -> Path:
@@ -221,7 +221,7 @@ def _check(
         for kernels in _kernel_sets(info):
             want = _recorded_outputs(recorded, kernels, (len(pixels), len(info.labels)))
             got = _raw_outputs(Classifier(info, file, threads, kernels=kernels), pixels).astype(np.float64)
-            if not info.precision.startswith("int8"):
+            if not info.precision.is_integer:
                 ok, detail = _judge_float(kernels, got, want, _float_tolerance(tolerances, info.precision))
             elif kernels == "reference":
                 ok, detail = _judge_reference(got, want)
