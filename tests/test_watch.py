@@ -221,3 +221,25 @@ def test_a_library_call_installs_no_signal_handlers_and_no_warning_filters(class
         "assert not [f for f in warnings.filters if 'PIL' in str(getattr(f[3], 'pattern', f[3]))], warnings.filters"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_a_scan_is_testable_without_threads_or_sleeps(classifier, images, tmp_path):
+    """FolderWatcher.scan(now) holds the folder mode's logic; the times are the test's (issue 22)."""
+    from edgeclf.device.watch import FolderWatcher
+
+    watcher = FolderWatcher(classifier, tmp_path, settle=1.0, existing=True)
+    (tmp_path / "a.png").write_bytes(images[0])
+    assert watcher.scan(now=100.0) == []  # first seen: not stable yet
+    assert watcher.scan(now=100.5) == []  # unchanged, but only 0.5 s of the 1 s settle time
+    (records,) = [watcher.scan(now=101.0)]
+    assert [r.get("label") is not None for r in records] == [True] and watcher.classified == 1
+    assert watcher.scan(now=200.0) == []  # reported once
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    watcher.scan(now=300.0)
+    (bad,) = watcher.scan(now=301.0)
+    assert bad["image"].endswith("b.png") and "error" in bad
+    (tmp_path / "c.png").write_bytes(images[1])
+    watcher.scan(now=400.0)
+    (tmp_path / "c.png").unlink()
+    (gone,) = watcher.scan(now=400.1)
+    assert gone["error"] == "vanished before it could be read"

@@ -110,6 +110,70 @@ def _listing(folder: Path) -> dict[Path, tuple[int, int] | str]:
     return found
 
 
+class FolderWatcher:
+    """The folder mode's state and one scan of it, without threads or sleeps: `scan(now)` lists the
+    folder, reads the files that have been stable for `settle` seconds by `now` and returns their
+    records (watch_folder calls it every `interval`; a test calls it with the times it wants).
+    Raises EdgeclfError when the folder does not exist or disappears."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        folder: Path,
+        settle: float = 0.2,
+        existing: bool = False,
+        state: Path | None = None,
+        reprocess: bool = False,
+        max_pixels: int = MAX_PIXELS,
+    ):
+        self.classifier, self.folder, self.settle = classifier, Path(folder), settle
+        self.reprocess, self.max_pixels = reprocess, max_pixels
+        if not self.folder.is_dir():
+            raise EdgeclfError(f"{self.folder}: no such folder to watch")
+        self.seen = _Seen(Path(state) if state else self.folder / STATE_FILE)
+        self.done: dict[Path, tuple[int, int] | str] = {} if existing else _listing(self.folder)
+        self.pending: dict[Path, _Pending] = {}
+        self.classified = 0
+
+    def scan(self, now: float, stop: StopSignal | None = None) -> list[dict]:
+        """The records of this scan, in the order of the folder's sorted listing; stops early
+        (between files) when `stop` is set."""
+        try:
+            listing = _listing(self.folder)
+        except (FileNotFoundError, NotADirectoryError):
+            raise EdgeclfError(f"{self.folder}: the watched folder disappeared; watch stopped") from None
+        records = []
+        for path in [p for p in self.pending if p not in listing]:
+            del self.pending[path]
+            records.append({"image": str(path), "error": "vanished before it could be read"})
+        for path, signature in sorted(listing.items()):
+            if self.done.get(path) == signature:
+                continue
+            if stop is not None and stop.stopped:
+                break
+            if isinstance(signature, str):
+                self.done[path] = signature
+                records.append({"image": str(path), "error": signature})
+                continue
+            waiting = self.pending.get(path)
+            if waiting is None or waiting.signature != signature:  # new, or still being written
+                self.pending[path] = _Pending(signature, now)
+                continue
+            if now - waiting.stable_since < self.settle:
+                continue
+            record = _read(self.classifier, path, signature, self.seen, self.reprocess, waiting, self.max_pixels)
+            if record is None and waiting.failures < RETRIES:
+                continue  # could not be read yet: the next scan tries again
+            del self.pending[path]
+            self.done[path] = signature
+            if record is None:
+                record = {"image": str(path), "error": f"could not be read after {RETRIES} tries"}
+            if record:
+                records.append(record)
+                self.classified += "label" in record
+        return records
+
+
 def watch_folder(
     classifier: Classifier,
     folder: Path,
@@ -128,49 +192,14 @@ def watch_folder(
     reports contents already in it again. Runs until `stop` is set (the CLI's catches SIGINT and
     SIGTERM; without one it runs until the process ends: library code installs no handlers);
     returns the number of images classified. Raises EdgeclfError when the folder does not exist
-    or disappears."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise EdgeclfError(f"{folder}: no such folder to watch")
+    or disappears. The scanning itself is FolderWatcher.scan."""
+    watcher = FolderWatcher(classifier, folder, settle, existing, state, reprocess, max_pixels)
     stop = stop or StopSignal(signals=())  # a library call installs no signal handlers: the CLI passes one
-    seen = _Seen(Path(state) if state else folder / STATE_FILE)
-    done: dict[Path, tuple[int, int] | str] = {} if existing else _listing(folder)
-    pending: dict[Path, _Pending] = {}
-    count = 0
     while not stop.stopped:
-        try:
-            listing = _listing(folder)
-        except (FileNotFoundError, NotADirectoryError):
-            raise EdgeclfError(f"{folder}: the watched folder disappeared; watch stopped") from None
-        now = time.monotonic()
-        for path in [p for p in pending if p not in listing]:
-            del pending[path]
-            emit({"image": str(path), "error": "vanished before it could be read"})
-        for path, signature in sorted(listing.items()):
-            if done.get(path) == signature or stop.stopped:
-                continue
-            if isinstance(signature, str):
-                done[path] = signature
-                emit({"image": str(path), "error": signature})
-                continue
-            waiting = pending.get(path)
-            if waiting is None or waiting.signature != signature:  # new, or still being written
-                pending[path] = _Pending(signature, now)
-                continue
-            if now - waiting.stable_since < settle:
-                continue
-            record = _read(classifier, path, signature, seen, reprocess, waiting, max_pixels)
-            if record is None and waiting.failures < RETRIES:
-                continue  # could not be read yet: the next scan tries again
-            del pending[path]
-            done[path] = signature
-            if record is None:
-                record = {"image": str(path), "error": f"could not be read after {RETRIES} tries"}
-            if record:
-                emit(record)
-                count += "label" in record
+        for record in watcher.scan(time.monotonic(), stop):
+            emit(record)
         stop.wait(interval)
-    return count
+    return watcher.classified
 
 
 def _read(

@@ -40,11 +40,7 @@ class Classifier:
         self.kernels = kernels
         self.engine_name = resolve_engine(file, info.engine, engine)
         self.backend = open_backend(file, threads, device, kernels, self.engine_name, info.precision)
-        if (
-            self.engine_name == "onnxruntime"
-            and info.precision.is_integer
-            and int8_saturation_risk(info.produced_by)
-        ):
+        if self.engine_name == "onnxruntime" and info.precision.is_integer and int8_saturation_risk(info.produced_by):
             log.warning(
                 f"{Path(file).name}: 8-bit int8 weights on an x86 CPU without VNNI: ONNX Runtime's u8s8 kernels can "
                 "saturate here; `edgeclf verify` shows whether this board keeps the exported answers"
