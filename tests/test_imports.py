@@ -220,3 +220,20 @@ def test_imports_inside_functions_are_seen(tmp_path):
         "import numpy as np\n\ndef f():\n    import tensorflow as tf\n    from edgeclf.training import models\n"
     )
     assert imports_of(source) == {"numpy", "tensorflow", "edgeclf.training", "edgeclf.training.models"}
+
+
+def test_only_the_training_side_sets_tensorflows_keras_variable():
+    """Before: `import edgeclf` set TF_USE_LEGACY_KERAS for the whole process, even for a program
+    that embeds only the runtime (issue 22)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL")}
+    code = (
+        "import os, edgeclf, edgeclf.runtime, edgeclf.device.serve, edgeclf.device.watch, edgeclf.core.config; "
+        "assert 'TF_USE_LEGACY_KERAS' not in os.environ; import edgeclf.training; "
+        "assert os.environ['TF_USE_LEGACY_KERAS'] == '1'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-1500:]

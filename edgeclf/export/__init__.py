@@ -7,3 +7,7 @@
 - tflite.py, onnx.py, tflite_metadata.py: the converters; bundle.py: the device bundle.
 Importing this package runs nothing: import the module you need.
 """
+
+from edgeclf.core.tensorflow_env import use_legacy_keras
+
+use_legacy_keras()  # before any module of this package imports TensorFlow
