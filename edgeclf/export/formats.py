@@ -17,7 +17,7 @@ class ArtifactSpec:
     name: str
     format: str  # tflite | onnx
     precision: Precision
-    source: str  # float (model.keras) | qat (qat_model.keras)
+    source: str  # float (model.keras) | qat (qat_model.h5)
     filename: str
     check: str  # "close": probabilities within a tolerance of the source; "accuracy": drop and agreement
     engine: str = ""  # "": the format's default engine (LiteRT, ONNX Runtime); openvino

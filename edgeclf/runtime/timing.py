@@ -9,17 +9,20 @@ from contextlib import contextmanager
 
 SPANS = {
     "import_ms": "importing the engine's Python package in a fresh process (ai_edge_litert or tflite_runtime; "
-    "onnxruntime; tensorflow + tf_keras for the Keras baseline)",
+    "onnxruntime; openvino; tensorflow + tf_keras for the Keras baseline)",
     "load_ms": "creating the model from its file, engine already imported: LiteRT Interpreter + allocate_tensors; "
-    "ONNX Runtime InferenceSession (graph optimisation included); Keras load_model + tracing the "
+    "ONNX Runtime InferenceSession (graph optimisation included); OpenVINO read_model + compile_model; "
+    "Keras load_model + tracing the "
     "compiled call model(x, training=False) for a fixed input shape",
     "first_inference_ms": "the first invoke_ms after load, batch 1 (not among the timed runs)",
     "invoke_ms": "the engine's call on a prepared input tensor, input copy and output copy included: LiteRT "
-    "set_tensor + invoke + get_tensor; ONNX Runtime session.run; Keras the compiled tf.function "
+    "set_tensor + invoke + get_tensor; ONNX Runtime session.run; OpenVINO an infer request's infer; "
+    "Keras the compiled tf.function "
     "(NumPy in, NumPy out). Warm-up runs are not timed",
     "preprocess_ms": "uint8 pixels -> the artifact's input tensor (cast, normalisation, quantization), per image",
     "postprocess_ms": "the raw output -> probabilities (dequantization, renormalisation), per image",
-    "decode_ms": "reading, decoding and resizing one image file (edgeclf.core.images.load_image)",
+    "decode_ms": "reading, decoding and resizing one image file (edgeclf.core.images.load_image); in serve, "
+    "from when the decode budget admits it",
 }
 
 
