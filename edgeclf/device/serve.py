@@ -102,7 +102,8 @@ class PredictHandler(BaseHTTPRequestHandler):
         super().handle_one_request()
 
     def _read_done(self) -> None:
-        """The request is read: writes get the full timeout again, whatever the deadline left."""
+        """The request is read (or refused): writes get the full timeout again, whatever the deadline
+        left. _reply, the one writer, calls it; the next request re-arms the deadline."""
         self.deadline = float("inf")
         self.connection.settimeout(self.timeout)
 
@@ -118,7 +119,6 @@ class PredictHandler(BaseHTTPRequestHandler):
         return False
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._read_done()
         if not self._authorized():
             return
         if urlparse(self.path).path != "/health":
@@ -138,7 +138,6 @@ class PredictHandler(BaseHTTPRequestHandler):
         try:
             k = self._requested_top_k(url.query)
             body = self._body()
-            self._read_done()
             pixels, decode_ms = decode_timed(
                 io.BytesIO(body), self.classifier.info.image_size, self.max_pixels, self.budget.admit
             )
@@ -182,7 +181,6 @@ class PredictHandler(BaseHTTPRequestHandler):
         try:
             body = self.rfile.read(length)
         except TimeoutError:
-            self._read_done()
             raise BadRequest(HTTPStatus.REQUEST_TIMEOUT, f"the request took over {self.timeout:g} s") from None
         if len(body) != length:
             raise BadRequest(HTTPStatus.BAD_REQUEST, f"body ended after {len(body)} of {length} bytes")

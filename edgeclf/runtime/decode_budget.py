@@ -12,7 +12,6 @@ to 3,744 MB, 15.6 bytes a pixel (the decoded image, its RGB copy, the resize's i
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,14 +58,13 @@ class DecodeBudget:
 
     @contextmanager
     def admit(self, pixels: int) -> Iterator[None]:
-        deadline = time.monotonic() + self.timeout
         with self._changed:
-            while self.in_use and self.in_use + pixels > self.capacity:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._changed.wait(left):
-                    if self.in_use and self.in_use + pixels > self.capacity:
-                        self.refused += 1
-                        raise NotAdmitted(f"decoding {self.in_use / 1e6:.0f} MP for other requests")
+            room = self._changed.wait_for(
+                lambda: not self.in_use or self.in_use + pixels <= self.capacity, self.timeout
+            )
+            if not room:
+                self.refused += 1
+                raise NotAdmitted(f"decoding {self.in_use / 1e6:.0f} MP for other requests")
             self.in_use += pixels
             self.peak = max(self.peak, self.in_use)
         try:
