@@ -86,44 +86,37 @@ def _varint(data, at: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(data, at: int, end: int):
-    """(field number, start, end) of each length-delimited field in data[at:end]; others skipped."""
+def _walk(data, at: int, end: int):
+    """(field number, wire type, value, start, end) of each field in data[at:end]: a varint's value
+    (wire 0), or a length-delimited field's span (wire 2); fixed-size fields are skipped."""
     while at < end:
         key, at = _varint(data, at, end)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            _, at = _varint(data, at, end)
-        elif wire == 1:
-            at += 8
-        elif wire == 5:
-            at += 4
+            value, at = _varint(data, at, end)
+            yield number, wire, value, at, at
         elif wire == 2:
             length, at = _varint(data, at, end)
             if at + length > end:
                 raise _Damaged(f"field {number} runs past its message")
-            yield number, at, at + length
+            yield number, wire, None, at, at + length
             at += length
+        elif wire in (1, 5):
+            at += 8 if wire == 1 else 4
         else:
             raise _Damaged(f"wire type {wire}")
     if at > end:
         raise _Damaged("a field runs past its message")
 
 
+def _fields(data, at: int, end: int):
+    """(field number, start, end) of each length-delimited field in data[at:end]."""
+    return ((number, start, stop) for number, wire, _, start, stop in _walk(data, at, end) if wire == 2)
+
+
 def _varint_fields(data, at: int, end: int) -> dict[int, int]:
-    out = {}
-    while at < end:
-        key, at = _varint(data, at, end)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            out[number], at = _varint(data, at, end)
-        elif wire == 2:
-            length, at = _varint(data, at, end)
-            at += length
-        elif wire in (1, 5):
-            at += 8 if wire == 1 else 4
-        else:
-            raise _Damaged(f"wire type {wire}")
-    return out
+    """{field number: value} of the varint fields in data[at:end]."""
+    return {number: value for number, wire, value, _, _ in _walk(data, at, end) if wire == 0}
 
 
 def _entry(data, start: int, end: int) -> tuple[str, str]:
