@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from edgeclf.core.atomic import StagedDirectory
-from edgeclf.core.bounded import BoundedReadError, excerpt, expect_object, loads_json, read_json
+from edgeclf.core.bounded import BoundedReadError, excerpt, expect_object, loads_json
 from edgeclf.core.errors import BundleError, EdgeclfError
 from edgeclf.runtime.artifact import artifact_file, read_artifacts
 from edgeclf.runtime.integrity import check_recorded, file_sha256
@@ -67,7 +67,7 @@ def unpack(bundle: Path, dest: Path) -> UnpackResult:
     try:
         with tarfile.open(bundle, "r:gz") as tar:
             members, total = _checked_members(bundle, tar)
-            _check_layout(bundle, tar, members)
+            runner, digest = _check_layout(bundle, tar, members)
             parent = dest.resolve().parent
             free = shutil.disk_usage(parent if parent.exists() else Path.cwd()).free
             if total > free:
@@ -77,7 +77,7 @@ def unpack(bundle: Path, dest: Path) -> UnpackResult:
                     tar.extractall(stage.path, members=members, filter="data")
                 except OSError as exc:
                     raise BundleError(f"{bundle}: cannot write {exc.filename or 'an entry'}: {exc.strerror}") from None
-                names = _verify(bundle, stage.path)
+                names = _verify(bundle, stage.path, runner, digest)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise BundleError(f"{bundle}: not a readable .tar.gz bundle ({' '.join(str(exc).split())[:120]})") from None
     return UnpackResult(dest, dest / "export", names, sum(m.isfile() for m in members), total)
@@ -124,13 +124,14 @@ def _manifest(bundle: Path, tar: tarfile.TarFile, members: dict[str, tarfile.Tar
         raise BundleError(f"{exc}; not an edgeclf bundle") from None
 
 
-def _check_layout(bundle: Path, tar: tarfile.TarFile, members: list[tarfile.TarInfo]) -> None:
-    """Every file is one a bundle holds, with the size its manifests give, before a byte is written."""
+def _check_layout(bundle: Path, tar: tarfile.TarFile, members: list[tarfile.TarInfo]) -> tuple[PurePosixPath, str]:
+    """Every file is one a bundle holds, with the size its manifests give, before a byte is written.
+    Returns bundle.json's runner wheel (its name in the bundle, its sha256), read once here."""
     by_name = {PurePosixPath(m.name).as_posix(): m for m in members}
     manifest = _manifest(bundle, tar, by_name, "bundle.json")
     try:
         runner = PurePosixPath(str(manifest["runner"]["file"]))
-        str(manifest["runner"]["sha256"])
+        digest = str(manifest["runner"]["sha256"])
     except (KeyError, TypeError):
         raise BundleError(f"{bundle}: no usable bundle.json; not an edgeclf bundle") from None
     if runner.parent.as_posix() != "runner" or runner.suffix != ".whl":
@@ -158,18 +159,13 @@ def _check_layout(bundle: Path, tar: tarfile.TarFile, members: list[tarfile.TarI
                 )
         elif key not in ("bundle.json", "install.sh", "export/artifacts.json"):
             raise BundleError(f"{bundle}: entry {excerpt(key)} is not part of an edgeclf bundle; refused")
+    return runner, digest
 
 
-def _verify(bundle: Path, folder: Path) -> list[str]:
-    """The runner wheel matches bundle.json; every artifact matches artifacts.json. Returns the names."""
-    manifest_path = folder / "bundle.json"
-    try:
-        manifest = read_json(manifest_path, MAX_MANIFEST_BYTES)
-        runner = manifest["runner"]
-        wheel = folder / "runner" / PurePosixPath(str(runner["file"])).name
-        digest = str(runner["sha256"])
-    except (ValueError, KeyError, TypeError):
-        raise BundleError(f"{bundle}: no usable bundle.json; not an edgeclf bundle") from None
+def _verify(bundle: Path, folder: Path, runner: PurePosixPath, digest: str) -> list[str]:
+    """The extracted runner wheel has bundle.json's sha256; every artifact matches artifacts.json.
+    Returns the artifacts' names."""
+    wheel = folder / runner
     if not wheel.is_file() or file_sha256(wheel) != digest:
         raise BundleError(f"{bundle}: the runner wheel does not match bundle.json's sha256; re-copy the bundle")
     index = folder / "export" / "artifacts.json"
