@@ -298,3 +298,14 @@ def test_no_option_default_bypasses_the_configuration():
     def planted(threads: int = typer.Option(1, help="a literal default")) -> None: ...
 
     assert literal_defaults([("planted", planted)]) == ["edgeclf planted --threads: default 1"]
+
+
+def test_json_output_routes_messages_for_its_own_command_only():
+    """messages_to_stderr (predict/watch --json) is one command's choice: the next command of the
+    same process (a test session, a program driving the CLI) prints its messages on stdout again."""
+    from edgeclf.cli import _common
+
+    _common.messages_to_stderr()
+    assert _common._messages[0] is _common.err_console
+    _common.show_stage_messages()  # what every command runs first (user_errors)
+    assert _common._messages[0] is _common.console

@@ -60,8 +60,10 @@ class ConsoleHandler(logging.Handler):
 def show_stage_messages() -> None:
     """Send the stages' log messages (INFO and up) to the console, once per process. The command
     owns its process, so it also silences Pillow's warnings about odd files (EXIF, palettes: the
-    file decodes or is an ImageError); the library leaves process-wide filters alone."""
+    file decodes or is an ImageError); the library leaves process-wide filters alone. Messages go
+    to stdout again for each command (messages_to_stderr is one command's choice)."""
     warnings.filterwarnings("ignore", module=r"PIL\..*")
+    _messages[0] = console
     logger = logging.getLogger("edgeclf")
     if not any(isinstance(h, ConsoleHandler) for h in logger.handlers):
         logger.addHandler(ConsoleHandler())

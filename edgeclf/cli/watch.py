@@ -45,8 +45,10 @@ def command(
         raise EdgeclfError("give a FOLDER to watch or --camera N (one of them)")
     values, names = overrides(command, locals())
     cfg = load_config([], values, names)
-    if as_json:
-        messages_to_stderr()  # before the model is opened: its warnings too
+    human = console
+    if as_json:  # stdout carries JSON lines only: warnings (the model's too) and status lines go to stderr
+        messages_to_stderr()
+        human = err_console
     classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine, integrity=integrity)
 
     def emit(result: dict) -> None:
@@ -55,10 +57,6 @@ def command(
         else:
             render.watch_line(result)
 
-    human = console
-    if as_json:  # stdout carries JSON lines only: warnings and status lines go to stderr
-        messages_to_stderr()
-        human = err_console
     stop = StopSignal()
     source = folder if folder is not None else f"camera {camera}"
     human.print(f"watching {source} with {classifier.info.name}; Ctrl-C to stop", style="dim", markup=False)
