@@ -4,6 +4,7 @@ import json
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -15,14 +16,37 @@ from edgeclf.runtime.open import open_classifier
 TIMEOUT = 1.0
 
 
+@contextmanager
+def running(server):
+    """server answering in a thread for the block; shut down and closed after it."""
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def server(tiny_run):
-    server = make_server(open_classifier(tiny_run), port=0, max_bytes=100_000, timeout=TIMEOUT)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running(make_server(open_classifier(tiny_run), port=0, max_bytes=100_000, timeout=TIMEOUT)) as server:
+        yield server
+
+
+def at_once(server, body: bytes, clients: int, wait: float) -> list[int]:
+    """The statuses of `clients` POSTs of body sent at the same instant (a barrier releases them)."""
+    statuses, barrier = [], threading.Barrier(clients)
+
+    def client():
+        barrier.wait()
+        statuses.append(raw(server, post(body, f"Content-Length: {len(body)}\r\n"), wait=wait)[0])
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
 
 
 @pytest.fixture
@@ -119,10 +143,7 @@ def test_shutdown_is_prompt_with_a_client_holding_a_connection(tiny_run):
 
 
 def test_a_token_is_required_when_set(tiny_run, image):
-    server = make_server(open_classifier(tiny_run), port=0, timeout=TIMEOUT, token="s3cret")
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running(make_server(open_classifier(tiny_run), port=0, timeout=TIMEOUT, token="s3cret")) as server:
         length = f"Content-Length: {len(image)}\r\n"
         assert raw(server, post(image, length))[0] == 401
         assert raw(server, post(image, length + "Authorization: Bearer wrong\r\n"))[0] == 401
@@ -130,9 +151,6 @@ def test_a_token_is_required_when_set(tiny_run, image):
         status, body = raw(server, health)
         assert status == 401 and "Authorization: Bearer TOKEN" in body["error"] and "labels" not in body
         assert raw(server, post(image, length + "Authorization: Bearer s3cret\r\n"))[0] == 200
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_soak_with_a_stalled_and_a_slow_client_every_request_is_answered(server, image):
@@ -248,9 +266,7 @@ def test_a_slowloris_client_is_dropped_at_the_request_deadline(server):
 
 
 def test_connections_over_the_cap_get_503_and_room_comes_back(tiny_run, image):
-    server = make_server(open_classifier(tiny_run), port=0, timeout=TIMEOUT, max_connections=2)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
+    with running(make_server(open_classifier(tiny_run), port=0, timeout=TIMEOUT, max_connections=2)) as server:
         idle = [socket.create_connection(server.server_address[:2]) for _ in range(2)]
         for conn in idle:
             conn.sendall(b"GET /he")  # half a request line: each holds a connection until its deadline
@@ -267,31 +283,16 @@ def test_connections_over_the_cap_get_503_and_room_comes_back(tiny_run, image):
         assert server.open_connections == 0
         for conn in idle:
             conn.close()
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_burst_of_48_clients_is_answered_and_the_backlog_is_configurable(tiny_run, image):
     """socketserver's listen backlog was 5: 8 simultaneous clients saw SYN retransmits (1 s)."""
-    server = make_server(open_classifier(tiny_run), port=0, backlog=200)
-    assert server.request_queue_size == 200
-    assert make_server(open_classifier(tiny_run), port=0).request_queue_size == 128
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    statuses, barrier = [], threading.Barrier(48)
-
-    def client():
-        barrier.wait()
-        statuses.append(raw(server, post(image, f"Content-Length: {len(image)}\r\n"), wait=30)[0])
-
-    threads = [threading.Thread(target=client) for _ in range(48)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    server.shutdown()
-    server.server_close()
-    assert statuses == [200] * 48
+    default = make_server(open_classifier(tiny_run), port=0)
+    assert default.request_queue_size == 128
+    default.server_close()
+    with running(make_server(open_classifier(tiny_run), port=0, backlog=200)) as server:
+        assert server.request_queue_size == 200
+        assert at_once(server, image, 48, wait=30) == [200] * 48
 
 
 def test_keep_alive_answers_several_requests_on_one_connection(server, image):
@@ -309,15 +310,10 @@ def test_keep_alive_answers_several_requests_on_one_connection(server, image):
 def test_an_image_over_the_per_request_pixel_cap_is_refused_from_its_header(tiny_run):
     bomb = _bomb(2000, 2000)
     assert len(bomb) < 1000
-    server = make_server(open_classifier(tiny_run), port=0, max_pixels=3_000_000)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
+    with running(make_server(open_classifier(tiny_run), port=0, max_pixels=3_000_000)) as server:
         status, body = raw(server, post(bomb, f"Content-Length: {len(bomb)}\r\n"))
         assert status == 400 and "2000 x 2000 pixels, over the 3 MP limit (predict.max_pixels)" in body["error"]
         assert server.RequestHandlerClass.budget.peak == 0  # refused before anything was decoded
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_concurrent_memory_bombs_are_decoded_within_the_budget(tiny_run):
@@ -327,23 +323,10 @@ def test_concurrent_memory_bombs_are_decoded_within_the_budget(tiny_run):
     from edgeclf.runtime.decode_budget import BYTES_PER_PIXEL
 
     bomb = _bomb(2000, 2000)
-    server = make_server(open_classifier(tiny_run), port=0, timeout=10, decode_memory_mb=64)
-    budget = server.RequestHandlerClass.budget
-    assert budget.capacity == 64 * 2**20 // BYTES_PER_PIXEL
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    statuses, barrier = [], threading.Barrier(8)
-
-    def client():
-        barrier.wait()
-        statuses.append(raw(server, post(bomb, f"Content-Length: {len(bomb)}\r\n"), wait=60)[0])
-
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    server.shutdown()
-    server.server_close()
+    with running(make_server(open_classifier(tiny_run), port=0, timeout=10, decode_memory_mb=64)) as server:
+        budget = server.RequestHandlerClass.budget
+        assert budget.capacity == 64 * 2**20 // BYTES_PER_PIXEL
+        statuses = at_once(server, bomb, 8, wait=60)
     assert set(statuses) <= {200, 503} and statuses.count(200) >= 1
     assert budget.peak == 4_000_000  # never two bombs at once
     assert budget.in_use == 0

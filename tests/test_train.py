@@ -236,6 +236,28 @@ def test_cosine_schedule_decays_from_the_phase_rate_to_the_floor():
     assert rates[-1] > 1e-6 and rate(7, 0.0) == pytest.approx(1e-6)
 
 
+def _train_command(data, out, epochs: int, fine_tune_epochs: int) -> list[str]:
+    """`edgeclf train` of a tiny CNN (32 px, batch 8) as a real process, for the kill -9 tests."""
+    import sys
+
+    options = ["--model", "small_cnn", "--alpha", "0.25", "--image-size", "32", "--weights", "none",
+               "--epochs", str(epochs), "--fine-tune-epochs", str(fine_tune_epochs), "--batch-size", "8"]  # fmt: skip
+    return [sys.executable, "-m", "edgeclf", "train", str(data), "--out", str(out), *options]
+
+
+def _killed_after_epoch(command: list[str], epoch: int) -> int:
+    """Run command, SIGKILL it as soon as it logs epoch `epoch`; its return code."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if line.startswith(f"epoch {epoch:>3}/"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    return proc.wait(60)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [2, 4])  # in the head phase, and in the fine-tune phase
 def test_a_run_killed_mid_training_resumes_from_its_last_epoch(three_classes, tmp_path, kill_after):
@@ -243,19 +265,10 @@ def test_a_run_killed_mid_training_resumes_from_its_last_epoch(three_classes, tm
     N with the recorded config and split, and the run is complete with every epoch in history.csv."""
     import signal
     import subprocess
-    import sys
 
     out = tmp_path / "run"
-    options = ["--model", "small_cnn", "--alpha", "0.25", "--image-size", "32", "--weights", "none",
-               "--epochs", "3", "--fine-tune-epochs", "3", "--batch-size", "8"]  # fmt: skip
-    command = [sys.executable, "-m", "edgeclf", "train", str(three_classes), "--out", str(out), *options]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:
-        if line.startswith(f"epoch {kill_after:>3}/"):
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(60)
-    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    command = _train_command(three_classes, out, epochs=3, fine_tune_epochs=3)
+    assert _killed_after_epoch(command, kill_after) == -signal.SIGKILL and not out.exists()
     staged = [p for p in tmp_path.iterdir() if p.name.startswith(".run.partial-")]
     assert len(staged) == 1 and (staged[0] / "progress.json").is_file()
     resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
@@ -301,20 +314,12 @@ def test_resume_after_a_data_file_was_deleted_is_one_error_line(three_classes, t
     import shutil
     import signal
     import subprocess
-    import sys
 
     data = tmp_path / "copy"
     shutil.copytree(three_classes, data)
     out = tmp_path / "run"
-    options = ["--model", "small_cnn", "--alpha", "0.25", "--image-size", "32", "--weights", "none",
-               "--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8"]  # fmt: skip
-    command = [sys.executable, "-m", "edgeclf", "train", str(data), "--out", str(out), *options]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:
-        if line.startswith("epoch   1/"):
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(60)
+    command = _train_command(data, out, epochs=2, fine_tune_epochs=1)
+    assert _killed_after_epoch(command, 1) == -signal.SIGKILL
     victim = sorted((data / sorted(p.name for p in data.iterdir() if p.is_dir())[0]).glob("*"))[0]
     kept = victim.read_bytes()
     victim.unlink()
