@@ -93,12 +93,16 @@ class NotAdmitted(Exception):
     """Raised by an `admit` that will not let a decode start (serve: the decode budget stayed full)."""
 
 
-def open_rgb(path: str | Path | BinaryIO, max_pixels: int = MAX_PIXELS, admit: Admit | None = None, size=None):
+def open_rgb(path: str | Path | BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image file (a path or a binary file object) into an 8-bit RGB PIL image, upright
-    according to its EXIF orientation. Raises ImageError with the reason it cannot be used.
-    `max_pixels` (at most MAX_PIXELS) refuses larger images from the header; `admit(pixels)`, when
-    given, is entered before the pixels are decoded and left once they are resized to `size` (then
-    the uint8 array is returned instead of the image); NotAdmitted from it passes through."""
+    according to its EXIF orientation. Raises ImageError with the reason it cannot be used;
+    `max_pixels` (at most MAX_PIXELS) refuses larger images from the header."""
+    return _decode(path, max_pixels, None, lambda rgb: rgb)
+
+
+def _decode(path, max_pixels: int, admit: Admit | None, finish: Callable[[Image.Image], object]):
+    """open_rgb's work, then finish(the RGB image), all within admit(pixels) when given (entered
+    before the pixels are decoded, left once finish returns; NotAdmitted from it passes through)."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     limit = min(max_pixels, MAX_PIXELS)
     try:
@@ -118,8 +122,7 @@ def open_rgb(path: str | Path | BinaryIO, max_pixels: int = MAX_PIXELS, admit: A
             with (admit or _always)(width * height):
                 img.seek(0)
                 img.load()
-                rgb = to_rgb8(_upright(img, path))
-                return rgb if size is None else resize(rgb, size)
+                return finish(to_rgb8(_upright(img, path)))
     except (ImageError, NotAdmitted):
         raise
     except Image.DecompressionBombError as exc:
@@ -177,8 +180,9 @@ def load_image(
     path: str | Path | BinaryIO, size: int | tuple[int, int], max_pixels: int = MAX_PIXELS, admit: Admit | None = None
 ) -> np.ndarray:
     """The shared preprocessing: decode, EXIF-orient, convert to RGB, resize. uint8 HxWx3, 0..255.
-    `max_pixels` and `admit` as in open_rgb."""
-    return open_rgb(path, max_pixels, admit, size)
+    `max_pixels` as in open_rgb; `admit(pixels)`, when given, is held from before the pixels are
+    decoded until they are resized (serve's decode budget: the full-size image counts until then)."""
+    return _decode(path, max_pixels, admit, lambda rgb: resize(rgb, size))
 
 
 def check_image(path: str | Path) -> str | None:
