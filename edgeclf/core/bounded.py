@@ -19,6 +19,7 @@ What it guarantees before a value reaches the caller:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -48,8 +49,12 @@ def excerpt(value: Any, limit: int = EXCERPT) -> str:
 
 def read_text(source: Path | str, max_bytes: int, what: str | None = None) -> str:
     """A file's text, refused when over max_bytes or not UTF-8."""
-    path = Path(source)
-    name = what or str(path)
+    name = what or str(source)
+    return decode(_read_bytes(Path(source), max_bytes, name), max_bytes, name)
+
+
+def _read_bytes(path: Path, max_bytes: int, name: str) -> bytes:
+    """At most max_bytes + 1 of the file (the size is checked from stat first)."""
     try:
         if path.stat().st_size > max_bytes:
             raise BoundedReadError(f"{name}: over {_size(max_bytes)}")
@@ -57,7 +62,7 @@ def read_text(source: Path | str, max_bytes: int, what: str | None = None) -> st
             data = f.read(max_bytes + 1)
     except OSError as exc:
         raise BoundedReadError(f"{name}: cannot be read ({exc.strerror or type(exc).__name__})") from None
-    return decode(data, max_bytes, name)
+    return data
 
 
 def decode(data: bytes | str, max_bytes: int, what: str) -> str:
@@ -92,7 +97,7 @@ def loads_json(data: bytes | str, what: str, max_bytes: int = 16 * 2**20, max_de
 def read_json(source: Path | str, max_bytes: int = 16 * 2**20, what: str | None = None) -> Any:
     """A JSON file, read and parsed within the bounds; raises BoundedReadError."""
     name = what or str(source)
-    return loads_json(read_text(source, max_bytes, name), name, max_bytes)
+    return loads_json(_read_bytes(Path(source), max_bytes, name), name, max_bytes)  # decoded once, in loads_json
 
 
 def expect_object(value: Any, what: str) -> dict:
@@ -175,6 +180,7 @@ def _json_depth(text: str) -> int:
     return deepest
 
 
+@functools.cache
 def _bounded_loader(yaml):
     class Loader(yaml.SafeLoader):
         """SafeLoader that refuses nesting deeper than max_depth while it composes (PyYAML recurses)."""
