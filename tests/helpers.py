@@ -41,6 +41,16 @@ IGNORED = {
 }
 
 
+def serve_settings(**keys):
+    """(serve.*, predict.*) for make_server: configs/default.yaml with these keys changed (serve ones
+    by name, e.g. port=0; top_k and max_pixels are predict's)."""
+    from edgeclf.core.config import load_config
+
+    section = {k: "predict" if k in ("top_k", "max_pixels") else "serve" for k in keys}
+    cfg = load_config(overrides={f"{section[k]}.{k}": v for k, v in keys.items()})
+    return cfg.serve, cfg.predict
+
+
 def backbone_file() -> Path | None:
     """tools/fetch_backbone.py's cached model file (checked by size), or None when it is not there."""
     import importlib.util

@@ -39,7 +39,7 @@ def test_imbalance_is_reported_beyond_three_to_one(tmp_path, caplog):
     class_folders(tmp_path / "data", ["bag"], 40)
     class_folders(tmp_path / "data", ["sneaker"], 10)
     split = SplitConfig(train=0.7, val=0.15, test=0.15)
-    dataset = discover(tmp_path / "data", split, seed=1)
+    dataset = discover(tmp_path / "data", split, seed=1, duplicates="warn")
     record = dataset.to_json()["imbalance"]
     assert record["imbalanced"] and record["largest"]["class"] == "bag" and record["ratio"] == pytest.approx(4.0)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

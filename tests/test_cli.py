@@ -257,49 +257,6 @@ def test_watch_lines_and_stage_messages_escape_hostile_names(capsys):
     assert "skipped bag/\\x1b[2Jx.png" in out
 
 
-# Literal option defaults that are not settings: where a command writes by default. Flags (True or
-# False) are switches, not settings; every other option default is None (the configuration decides)
-# or required.
-NOT_SETTINGS = {("compare", "out"), ("demo", "out")}
-
-
-def _commands(typer_app, prefix=""):
-    for info in typer_app.registered_commands:
-        yield prefix + (info.name or info.callback.__name__), info.callback
-    for group in typer_app.registered_groups:
-        yield from _commands(group.typer_instance, prefix + group.name + " ")
-
-
-def literal_defaults(commands) -> list[str]:
-    """Options whose default is a literal value: one that duplicates or bypasses a configs/default.yaml
-    key (before issue 22: data pack's shards and encoding, evaluate's split and engine, sweep's jobs,
-    runs and threads, verify's threads)."""
-    import inspect
-
-    import typer.models
-
-    found = []
-    for name, callback in commands:
-        for param, value in inspect.signature(callback).parameters.items():
-            option = value.default
-            if not isinstance(option, typer.models.OptionInfo) or (name.split()[-1], param) in NOT_SETTINGS:
-                continue
-            if option.default is not None and option.default is not ... and not isinstance(option.default, bool):
-                found.append(f"edgeclf {name} --{param.replace('_', '-')}: default {option.default!r}")
-    return found
-
-
-def test_no_option_default_bypasses_the_configuration():
-    commands = list(_commands(app))
-    assert len(commands) >= 15 and not literal_defaults(commands), literal_defaults(commands)
-
-    import typer
-
-    def planted(threads: int = typer.Option(1, help="a literal default")) -> None: ...
-
-    assert literal_defaults([("planted", planted)]) == ["edgeclf planted --threads: default 1"]
-
-
 def test_json_output_routes_messages_for_its_own_command_only():
     """messages_to_stderr (predict/watch --json) is one command's choice: the next command of the
     same process (a test session, a program driving the CLI) prints its messages on stdout again."""

@@ -13,7 +13,7 @@ SPLIT = SplitConfig(train=0.7, val=0.15, test=0.15)
 
 
 def test_messy_folder_skips_and_names_every_bad_file(messy):
-    data = discover(messy, SPLIT, seed=1)
+    data = discover(messy, SPLIT, seed=1, duplicates="warn")
     assert data.classes == ["bag", "sneaker", "trouser"]
     assert {s.path: s.reason for s in data.skipped} == JUNK
     assert {s.path: s.reason for s in data.ignored} == IGNORED
@@ -33,7 +33,7 @@ def test_messy_folder_skips_and_names_every_bad_file(messy):
 
 
 def test_manifest_records_sha256_label_and_split(messy, tmp_path):
-    data = discover(messy, SPLIT, seed=1)
+    data = discover(messy, SPLIT, seed=1, duplicates="warn")
     manifest = tmp_path / "dataset.json"
     manifest.write_text(json.dumps(data.to_json()))
     again = Dataset.load(manifest)
@@ -61,14 +61,14 @@ def test_tiny_class_gets_one_image_per_split():
 
 def test_stratified_per_class(tmp_path):
     root = class_folders(tmp_path / "d", ["bag", "sneaker", "trouser"], 40)
-    data = discover(root, SPLIT, seed=3)
+    data = discover(root, SPLIT, seed=3, duplicates="warn")
     for name, counts in ((c, Counter(r.split for r in data.records if r.label_name == c)) for c in data.classes):
         assert (counts["train"], counts["val"], counts["test"]) == (28, 6, 6), name
 
 
 def test_same_seed_same_split_other_seed_other_split(tmp_path):
     root = class_folders(tmp_path / "d", ["bag", "sneaker"], 20)
-    a, b, c = (discover(root, SPLIT, seed=s) for s in (5, 5, 6))
+    a, b, c = (discover(root, SPLIT, seed=s, duplicates="warn") for s in (5, 5, 6))
     assert a.records == b.records
     assert a.records != c.records
 
@@ -80,14 +80,14 @@ def test_a_class_split_does_not_depend_on_other_classes(tmp_path):
     def bag(data):
         return {(r.path, r.split) for r in data.records if r.label_name == "bag"}
 
-    assert bag(discover(two, SPLIT, 1)) == bag(discover(three, SPLIT, 1))
+    assert bag(discover(two, SPLIT, 1, "warn")) == bag(discover(three, SPLIT, 1, "warn"))
 
 
 def test_presplit_folder_is_used_as_is(tmp_path):
     root = tmp_path / "pre"
     for split, n in (("train", 6), ("val", 2), ("test", 2)):
         class_folders(root / split, ["bag", "sneaker"], n)
-    data = discover(root, SPLIT, seed=1)
+    data = discover(root, SPLIT, seed=1, duplicates="warn")
     assert data.layout == "presplit"
     assert data.counts() == {
         "train": {"bag": 6, "sneaker": 6},
@@ -114,7 +114,7 @@ def test_data_errors(tmp_path, make, message):
     root = tmp_path / "data"
     make(root)
     with pytest.raises(DataError, match=message) as info:
-        discover(root, SPLIT, seed=1)
+        discover(root, SPLIT, seed=1, duplicates="warn")
     assert "\n" not in str(info.value)
 
 
@@ -123,7 +123,7 @@ def test_class_with_only_junk_is_an_error(tmp_path):
     (root / "coat").mkdir()
     (root / "coat" / "a.jpg").write_bytes(b"")
     with pytest.raises(DataError, match="coat hold no readable images"):
-        discover(root, SPLIT, seed=1)
+        discover(root, SPLIT, seed=1, duplicates="warn")
 
 
 def test_identical_files_across_classes_and_splits_are_reported_or_dropped(tmp_path, caplog):
@@ -140,7 +140,7 @@ def test_identical_files_across_classes_and_splits_are_reported_or_dropped(tmp_p
     (root / "val" / "bag" / "copy.png").write_bytes(bags[2].read_bytes())  # train -> val: leakage
     sneakers[3].write_bytes(bags[3].read_bytes())  # one picture, two labels: label noise
     with caplog.at_level("WARNING", logger="edgeclf.data.dataset"):
-        warned = discover(root, SPLIT, seed=1)
+        warned = discover(root, SPLIT, seed=1, duplicates="warn")
     kinds = {d["kind"]: d for d in warned.duplicates}
     assert len(warned.duplicates) == 2 and len(warned.records) == 13  # warn keeps every file
     assert set(kinds["classes"]["files"]) == {f"train/bag/{bags[3].name}", f"train/sneaker/{sneakers[3].name}"}
@@ -166,7 +166,7 @@ def test_links_leading_outside_the_data_folder_are_not_followed(tmp_path, caplog
     (root / "bag" / "passwd.png").symlink_to("/etc/passwd")
     inside = next((root / "sneaker").glob("*.png"))
     (root / "bag" / "link_inside.png").symlink_to(inside)  # a link within the folder is a file like any other
-    data = discover(root, SPLIT, seed=0)
+    data = discover(root, SPLIT, seed=0, duplicates="warn")
     assert data.classes == ["bag", "sneaker"]
     assert all(not r.path.startswith(("host", "coat")) for r in data.records)
     assert any(r.path == "bag/link_inside.png" for r in data.records)
@@ -187,7 +187,7 @@ def test_a_class_name_with_control_characters_is_refused_naming_the_folder(tmp_p
     root = class_folders(tmp_path / "d", ["bag", "sneaker"], 5)
     (root / "bag").rename(root / name)
     with pytest.raises(DataError) as caught:
-        discover(root, SPLIT, seed=0)
+        discover(root, SPLIT, seed=0, duplicates="warn")
     message = str(caught.value)
     assert "its name holds a control or bidirectional character" in message and "rename the folder" in message
     assert printable(name) in message and message.isprintable() and "\u202e" not in message

@@ -425,3 +425,64 @@ def test_the_bundled_index_lists_only_the_files_the_bundle_holds(tiny_run, tmp_p
     assert len(names) == len(index["artifacts"]) - 1
     result = CliRunner().invoke(app, ["unpack", str(archive), str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
+
+
+def _run_with_settings(tiny_run, tmp_path, settings: dict) -> Path:
+    """A copy of the fixture run whose config.yaml (as `train --config` would resolve it) has these
+    dotted keys changed."""
+    import yaml
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    for key, value in settings.items():
+        section, name = key.split(".")
+        config[section][name] = value
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    return run
+
+
+def test_device_commands_read_the_run_config(tiny_run, tmp_path):
+    """predict, watch and serve resolve default.yaml, then the run's config.yaml (when MODEL is a run
+    or its export folder), then the command line; a bare file or an unpacked bundle has no run
+    (before issue 22 they read default.yaml alone, ignoring what the run was configured with)."""
+    from edgeclf.device.settings import device_settings, run_config
+
+    run = _run_with_settings(tiny_run, tmp_path, {"predict.top_k": 2, "serve.timeout": 3.5, "watch.settle": 0.7})
+    assert run_config(run) == run_config(run / "export") == run / "config.yaml"
+    assert run_config(run / "export" / "model_fp32.tflite") is None and run_config(tmp_path) is None
+    cfg = device_settings(run / "export", {}, {})
+    assert (cfg.predict.top_k, cfg.serve.timeout, cfg.watch.settle) == (2, 3.5, 0.7)
+    assert device_settings(run, {"predict.top_k": 1}, {}).predict.top_k == 1  # the command line on top
+    assert device_settings(tmp_path, {}, {}).predict.top_k == 5  # no run: configs/default.yaml
+
+    image = run / "export" / "parity" / "samples" / "000.png"
+    result = CliRunner().invoke(app, ["predict", str(run), str(image), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)[0]["top_k"]) == 2
+    again = CliRunner().invoke(app, ["predict", str(run), str(image), "--json", "--top-k", "3"])
+    assert len(json.loads(again.stdout)[0]["top_k"]) == 3
+
+    broken = _run_with_settings(tiny_run, tmp_path / "broken", {"predict.top_k": 0})
+    refused = CliRunner().invoke(app, ["predict", str(broken), str(image)])
+    assert refused.exit_code == 2 and "config.yaml" in refused.output and "top_k" in refused.output
+
+
+def test_threads_means_the_same_everywhere(tiny_run):
+    """--threads 0 is every core for bench, predict, watch, serve, verify and sweep (before issue 22
+    it was every core for bench and invalid for predict); unset is the engine's default."""
+    import os
+
+    from edgeclf.core.config import load_config
+    from edgeclf.runtime.machine import inference_threads
+
+    assert inference_threads(None) is None and inference_threads(3) == 3
+    assert inference_threads(0) == os.cpu_count()
+    with pytest.raises(ValueError, match="threads -1"):
+        inference_threads(-1)
+    for key in ("bench.threads", "predict.threads", "sweep.threads", "verify.threads"):
+        assert getattr(load_config(overrides={key: 0}), key.split(".")[0]).threads == 0
+    image = str(tiny_run / "export" / "parity" / "samples" / "000.png")
+    result = CliRunner().invoke(app, ["predict", str(tiny_run), image, "--threads", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    refused = CliRunner().invoke(app, ["predict", str(tiny_run), image, "--threads", "-1"])
+    assert refused.exit_code == 2 and "--threads" in refused.output

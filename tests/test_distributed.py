@@ -119,7 +119,8 @@ def test_distributed_two_workers_on_loopback_and_the_chief_writes_the_run(data, 
     from edgeclf.training.train import prepare_folder
 
     packed = tmp_path / "pack"
-    pack(prepare_folder(data, load_config(overrides={"seed": 3, "data.image_size": 32})), packed, 32, shards=4)
+    cfg = load_config(overrides={"seed": 3, "data.image_size": 32, "pack.shards": 4})
+    pack(prepare_folder(data, cfg), packed, 32, cfg.pack, seed=1)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     out = tmp_path / "run"
     configs = [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})} for i in (0, 1)]

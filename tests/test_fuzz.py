@@ -20,7 +20,7 @@ from edgeclf.core.errors import EdgeclfError  # noqa: E402
 from edgeclf.core.images import ImageError, load_image  # noqa: E402
 from edgeclf.core.run_directory import Run  # noqa: E402
 from edgeclf.runtime.artifact import read_artifacts  # noqa: E402
-from tests.helpers import fuzz_seed_images  # noqa: E402
+from tests.helpers import fuzz_seed_images, serve_settings  # noqa: E402
 
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 settings.register_profile(
@@ -110,7 +110,7 @@ def server(tiny_run):
     from edgeclf.device.serve import make_server
     from edgeclf.runtime.open import open_classifier
 
-    server = make_server(open_classifier(tiny_run), port=0, max_bytes=50_000, timeout=0.5)
+    server = make_server(open_classifier(tiny_run), *serve_settings(port=0, max_body_bytes=50_000, timeout=0.5))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server

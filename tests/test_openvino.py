@@ -13,6 +13,7 @@ from edgeclf.core.errors import EdgeclfError
 from edgeclf.core.run_directory import Run
 from edgeclf.measure.bench import _speedups
 from edgeclf.runtime import backends, read_artifacts
+from edgeclf.runtime.backends import engines, openvino_backend
 from edgeclf.runtime.open import default_artifact, open_classifier
 
 pytest.importorskip("openvino")
@@ -84,7 +85,7 @@ def test_bf16_is_its_own_precision_never_reported_as_fp32(tiny_run):
 
 def test_bf16_is_refused_on_a_cpu_without_it(tiny_run, monkeypatch):
     entry = {a.name: a for a in read_artifacts(tiny_run)}["openvino-fp32"]
-    monkeypatch.setattr(backends, "native_bf16", lambda core=None: False)
+    monkeypatch.setattr(openvino_backend, "native_bf16", lambda core=None: False)  # where the backend looks
     with pytest.raises(EdgeclfError, match="no native bf16 on this CPU"):
         backends.OpenVinoBackend(tiny_run / entry.path, precision="bf16")
 
@@ -181,7 +182,7 @@ def test_bench_compares_each_precision_with_the_fp32_of_its_own_engine():
 
 def test_stages_skip_artifacts_whose_engine_is_not_installed(tiny_run, monkeypatch):
     entries = read_artifacts(tiny_run)
-    monkeypatch.setattr(backends, "engine_available", lambda engine: engine != "openvino")
+    monkeypatch.setattr(engines, "engine_available", lambda engine: engine != "openvino")
     ok, skipped = backends.runnable(entries)
     assert sorted(skipped) == sorted(a.name for a in entries if a.engine == "openvino") and len(skipped) >= 2
     assert {a.name for a in ok} == {a.name for a in entries} - set(skipped)

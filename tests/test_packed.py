@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.core.config import load_config
+from edgeclf.core.config import PackConfig, load_config
 from edgeclf.core.errors import DataError
 from edgeclf.core.images import load_image
 from edgeclf.data.packed import MANIFEST, _parse, open_pack, pack, records, shard_counts
@@ -35,7 +35,7 @@ def dataset(folder):
 @pytest.fixture(scope="module")
 def packed(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("packs") / "png"
-    pack(dataset, out, SIZE, shards=3, seed=5)
+    pack(dataset, out, SIZE, PackConfig(shards=3, encoding="png"), seed=5)
     return out
 
 
@@ -57,7 +57,7 @@ def test_the_manifest_keeps_the_split_and_describes_the_shards(dataset, packed):
 @pytest.mark.parametrize("encoding", ["png", "raw"])
 def test_packed_pixels_are_the_folders_pixels(dataset, tmp_path, encoding):
     out = tmp_path / encoding
-    pack(dataset, out, SIZE, shards=2, encoding=encoding)
+    pack(dataset, out, SIZE, PackConfig(shards=2, encoding=encoding), seed=1)
     view = open_pack(out).dataset
     for split in ("val", "test"):  # in the manifest's order
         got = np.concatenate(list(split_batches(view, split, SIZE, 7)))
@@ -116,7 +116,7 @@ def test_an_interrupted_pack_leaves_nothing(dataset, tmp_path):
     where = tmp_path / "packs"
     where.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        pack(dataset, where / "pack", SIZE, shards=3, progress=stop)
+        pack(dataset, where / "pack", SIZE, PackConfig(shards=3, encoding="png"), seed=1, progress=stop)
     assert list(where.iterdir()) == []
 
 
@@ -164,7 +164,7 @@ def test_a_run_trained_on_a_pack_needs_no_folder(folder, tmp_path):
     cfg = load_config(overrides={"data.image_size": SIZE, "data.batch_size": 16, "model.name": "small_cnn",
                                  "model.alpha": 0.25, "model.weights": "none", "train.epochs": 3,
                                  "train.fine_tune_epochs": 0, "train.learning_rate": 0.003})  # fmt: skip
-    pack(prepare_folder(data, cfg), tmp_path / "pack", SIZE, shards=2)
+    pack(prepare_folder(data, cfg), tmp_path / "pack", SIZE, PackConfig(shards=2, encoding="png"), seed=1)
     shutil.rmtree(data)  # from here on only the pack exists
     run = tmp_path / "run"
     result = train(prepare(tmp_path / "pack", run, cfg), run, cfg)

@@ -12,6 +12,7 @@ from edgeclf.core.run_directory import Run
 from edgeclf.device.serve import make_server, serve
 from edgeclf.device.signals import StopSignal
 from edgeclf.runtime.open import open_classifier
+from tests.helpers import serve_settings
 
 TIMEOUT = 1.0
 
@@ -29,7 +30,9 @@ def running(server):
 
 @pytest.fixture
 def server(tiny_run):
-    with running(make_server(open_classifier(tiny_run), port=0, max_bytes=100_000, timeout=TIMEOUT)) as server:
+    with running(
+        make_server(open_classifier(tiny_run), *serve_settings(port=0, max_body_bytes=100_000, timeout=TIMEOUT))
+    ) as server:
         yield server
 
 
@@ -128,7 +131,7 @@ def test_concurrent_requests_all_get_the_same_answer(server, image):
 
 
 def test_shutdown_is_prompt_with_a_client_holding_a_connection(tiny_run):
-    server = make_server(open_classifier(tiny_run), port=0, timeout=60)
+    server = make_server(open_classifier(tiny_run), *serve_settings(port=0, timeout=60))
     stop = StopSignal(signals=())
     thread = threading.Thread(target=serve, args=(server, stop))
     thread.start()
@@ -143,7 +146,9 @@ def test_shutdown_is_prompt_with_a_client_holding_a_connection(tiny_run):
 
 
 def test_a_token_is_required_when_set(tiny_run, image):
-    with running(make_server(open_classifier(tiny_run), port=0, timeout=TIMEOUT, token="s3cret")) as server:
+    with running(
+        make_server(open_classifier(tiny_run), *serve_settings(port=0, timeout=TIMEOUT), token="s3cret")
+    ) as server:
         length = f"Content-Length: {len(image)}\r\n"
         assert raw(server, post(image, length))[0] == 401
         assert raw(server, post(image, length + "Authorization: Bearer wrong\r\n"))[0] == 401
@@ -266,7 +271,9 @@ def test_a_slowloris_client_is_dropped_at_the_request_deadline(server):
 
 
 def test_connections_over_the_cap_get_503_and_room_comes_back(tiny_run, image):
-    with running(make_server(open_classifier(tiny_run), port=0, timeout=TIMEOUT, max_connections=2)) as server:
+    with running(
+        make_server(open_classifier(tiny_run), *serve_settings(port=0, timeout=TIMEOUT, max_connections=2))
+    ) as server:
         idle = [socket.create_connection(server.server_address[:2]) for _ in range(2)]
         for conn in idle:
             conn.sendall(b"GET /he")  # half a request line: each holds a connection until its deadline
@@ -287,10 +294,10 @@ def test_connections_over_the_cap_get_503_and_room_comes_back(tiny_run, image):
 
 def test_a_burst_of_48_clients_is_answered_and_the_backlog_is_configurable(tiny_run, image):
     """socketserver's listen backlog was 5: 8 simultaneous clients saw SYN retransmits (1 s)."""
-    default = make_server(open_classifier(tiny_run), port=0)
+    default = make_server(open_classifier(tiny_run), *serve_settings(port=0))
     assert default.request_queue_size == 128
     default.server_close()
-    with running(make_server(open_classifier(tiny_run), port=0, backlog=200)) as server:
+    with running(make_server(open_classifier(tiny_run), *serve_settings(port=0, backlog=200))) as server:
         assert server.request_queue_size == 200
         assert at_once(server, image, 48, wait=30) == [200] * 48
 
@@ -310,7 +317,7 @@ def test_keep_alive_answers_several_requests_on_one_connection(server, image):
 def test_an_image_over_the_per_request_pixel_cap_is_refused_from_its_header(tiny_run):
     bomb = _bomb(2000, 2000)
     assert len(bomb) < 1000
-    with running(make_server(open_classifier(tiny_run), port=0, max_pixels=3_000_000)) as server:
+    with running(make_server(open_classifier(tiny_run), *serve_settings(port=0, max_pixels=3_000_000))) as server:
         status, body = raw(server, post(bomb, f"Content-Length: {len(bomb)}\r\n"))
         assert status == 400 and "2000 x 2000 pixels, over the 3 MP limit (predict.max_pixels)" in body["error"]
         assert server.RequestHandlerClass.budget.peak == 0  # refused before anything was decoded
@@ -323,7 +330,9 @@ def test_concurrent_memory_bombs_are_decoded_within_the_budget(tiny_run):
     from edgeclf.runtime.decode_budget import BYTES_PER_PIXEL
 
     bomb = _bomb(2000, 2000)
-    with running(make_server(open_classifier(tiny_run), port=0, timeout=10, decode_memory_mb=64)) as server:
+    with running(
+        make_server(open_classifier(tiny_run), *serve_settings(port=0, timeout=10, decode_memory_mb=64))
+    ) as server:
         budget = server.RequestHandlerClass.budget
         assert budget.capacity == 64 * 2**20 // BYTES_PER_PIXEL
         statuses = at_once(server, bomb, 8, wait=60)
@@ -350,7 +359,7 @@ def test_a_decode_that_cannot_get_room_in_time_is_not_admitted():
 
 def test_a_client_that_hangs_up_is_one_log_line_not_a_traceback(tiny_run, capsys):
     lines = []
-    server = make_server(open_classifier(tiny_run), port=0, log=lines.append)
+    server = make_server(open_classifier(tiny_run), *serve_settings(port=0), log=lines.append)
     try:
         try:
             raise BrokenPipeError(32, "Broken pipe")

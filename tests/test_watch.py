@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from edgeclf.core.config import WatchConfig
 from edgeclf.core.errors import EdgeclfError
+from edgeclf.core.images import MAX_PIXELS
 from edgeclf.core.run_directory import Run
 from edgeclf.device.signals import StopSignal
 from edgeclf.device.watch import STATE_FILE, watch_folder
 from edgeclf.runtime.open import open_classifier
 
 SETTLE = 0.3
+QUICK = WatchConfig(interval=0.05, settle=SETTLE)  # scans every 50 ms
 
 
 class Watcher:
@@ -30,7 +33,9 @@ class Watcher:
 
     def _run(self, classifier, folder, **options):
         try:
-            self.count = watch_folder(classifier, folder, self.records.append, 0.05, SETTLE, stop=self.stop, **options)
+            self.count = watch_folder(
+                classifier, folder, self.records.append, QUICK, MAX_PIXELS, stop=self.stop, **options
+            )
         except EdgeclfError as exc:
             self.error = exc
 
@@ -214,7 +219,7 @@ def test_a_library_call_installs_no_signal_handlers_and_no_warning_filters(class
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     threading.Timer(0.3, lambda: shutil.rmtree(folder)).start()
     with pytest.raises(EdgeclfError, match="the watched folder disappeared"):
-        watch_folder(classifier, folder, lambda record: None, 0.05, SETTLE)  # in the main thread, no stop given
+        watch_folder(classifier, folder, lambda record: None, QUICK, MAX_PIXELS)  # main thread, no stop given
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
     code = (
         "import warnings, edgeclf.core.images, edgeclf.runtime, edgeclf.device.watch; "
@@ -227,7 +232,7 @@ def test_a_scan_is_testable_without_threads_or_sleeps(classifier, images, tmp_pa
     """FolderWatcher.scan(now) holds the folder mode's logic; the times are the test's (issue 22)."""
     from edgeclf.device.watch import FolderWatcher
 
-    watcher = FolderWatcher(classifier, tmp_path, settle=1.0, existing=True)
+    watcher = FolderWatcher(classifier, tmp_path, settle=1.0, max_pixels=MAX_PIXELS, existing=True)
     (tmp_path / "a.png").write_bytes(images[0])
     assert watcher.scan(now=100.0) == []  # first seen: not stable yet
     assert watcher.scan(now=100.5) == []  # unchanged, but only 0.5 s of the 1 s settle time

@@ -85,7 +85,7 @@ def plain_worker(args, out: Path, input_only: bool) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     if cfg.train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    data = discover(args.folder, cfg.data.split, cfg.seed)
+    data = discover(args.folder, cfg.data.split, cfg.seed, cfg.data.duplicates)
     files, labels = data.files_and_labels("train")
     out.mkdir(parents=True, exist_ok=True)
     if args.pack:
@@ -181,13 +181,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="edgeclf-throughput-pack-") as tmp:
         if args.packed:
-            from edgeclf.core.config import load_config
+            from edgeclf.core.config import PackConfig, load_config
             from edgeclf.data.packed import pack
             from edgeclf.training.train import prepare_folder
 
             cfg = load_config(overrides={"data.image_size": args.size})
             args.pack = str(Path(tmp) / "pack")
-            pack(prepare_folder(args.folder, cfg), args.pack, args.size, shards=8, seed=cfg.seed)
+            pack(prepare_folder(args.folder, cfg), args.pack, args.size, PackConfig(shards=8, encoding="png"), cfg.seed)
         results = {kind: run_worker(kind, args) for kind in KINDS}
 
     def rate(result: dict, key: str = "train_seconds") -> float:

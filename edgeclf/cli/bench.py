@@ -27,7 +27,7 @@ EXAMPLE = "Example: edgeclf bench runs/demo --threads 2 --warmup 20 --runs 200 -
 @user_errors
 def command(
     run_dir: Path = typer.Argument(..., help="Run directory with an export, or an export folder alone (on a device)."),
-    threads: int | None = setting("bench.threads", "Inference threads (0: all cores)."),
+    threads: int | None = setting("bench.threads", "Inference threads (0: every core)."),
     warmup: int | None = setting("bench.warmup", "Untimed runs before timing."),
     runs: int | None = setting("bench.runs", "Timed runs per batch size."),
     seconds: float | None = setting("bench.seconds", "Time budget per batch size instead of --runs."),

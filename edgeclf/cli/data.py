@@ -47,11 +47,7 @@ def pack_command(
         data = prepare_folder(data_dir, cfg, progress)
     render.dataset_summary(data)
     with render.counting("packing") as progress:
-        result = pack(
-            data, out, cfg.data.image_size, shards=cfg.pack.shards, encoding=cfg.pack.encoding, seed=cfg.seed,
-            overwrite=overwrite,
-            progress=progress,
-        )  # fmt: skip
+        result = pack(data, out, cfg.data.image_size, cfg.pack, cfg.seed, overwrite=overwrite, progress=progress)
     shards_text = ", ".join(f"{split} {n}" for split, n in result.shards.items())
     done(
         f" in {result.seconds:.0f}s: {result.location}  ({result.images} images at {result.image_size} px, "

@@ -23,7 +23,7 @@ def command(
     artifact: str | None = typer.Option(None, help="Artifact name from artifacts.json (e.g. tflite-int8-qat)."),
     top_k: int | None = setting("predict.top_k", "Labels per image.", "--top-k"),
     as_json: bool = typer.Option(False, "--json", help="One JSON array, an object per image."),
-    threads: int | None = setting("predict.threads", "Inference threads."),
+    threads: int | None = setting("predict.threads", "Inference threads (0: every core)."),
     kernels: str | None = setting(
         "predict.kernels",
         "fast (the engine's default) or reference: LiteRT's portable kernels, slow but bit-identical on every "
@@ -35,17 +35,13 @@ def command(
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.cli._common import messages_to_stderr
-    from edgeclf.core.config import load_config
     from edgeclf.device.predict import predict
+    from edgeclf.device.settings import device_settings
 
     if as_json:
         messages_to_stderr()  # stdout is the JSON array alone
     values, names = overrides(command, locals())
-    options = load_config([], values, names).predict
-    result = predict(
-        model, images, artifact, options.top_k, options.threads, options.kernels, options.engine, integrity,
-        options.max_pixels,
-    )  # fmt: skip
+    result = predict(model, images, device_settings(model, values, names).predict, artifact, integrity)
     if as_json:
         print(json.dumps(result.results, indent=2))
     else:

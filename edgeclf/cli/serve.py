@@ -28,7 +28,7 @@ def command(
     port: int | None = setting("serve.port", "TCP port (0: any free port)."),
     artifact: str | None = typer.Option(None, help="Artifact name from artifacts.json."),
     top_k: int | None = setting("predict.top_k", "Labels per answer unless the request asks ?top_k=N.", "--top-k"),
-    threads: int | None = setting("predict.threads", "Inference threads."),
+    threads: int | None = setting("predict.threads", "Inference threads (0: every core)."),
     engine: str | None = setting("predict.engine", ENGINE_HELP),
     integrity: bool = integrity_option(),
     timeout: float | None = setting(
@@ -52,9 +52,9 @@ def command(
         "Use it whenever --host is not a loopback address; it authenticates, it does not encrypt.",
     ),
 ) -> None:
-    from edgeclf.core.config import load_config
     from edgeclf.core.errors import EdgeclfError
     from edgeclf.device.serve import check_token, make_server, serve
+    from edgeclf.device.settings import device_settings
     from edgeclf.device.signals import StopSignal
     from edgeclf.runtime.open import open_classifier
 
@@ -62,24 +62,13 @@ def command(
         token = os.environ["EDGECLF_SERVE_TOKEN"]
     check_token(token)  # before the model is opened
     values, names = overrides(command, locals())
-    cfg = load_config([], values, names)
-    classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine, integrity=integrity)
+    cfg = device_settings(model, values, names)
+    classifier = open_classifier(
+        model, artifact, cfg.predict.threads, cfg.predict.kernels, engine=cfg.predict.engine, integrity=integrity
+    )
     log = None if quiet else lambda line: console.print(line, style="dim", markup=False)
     try:
-        server = make_server(
-            classifier,
-            cfg.serve.host,
-            cfg.serve.port,
-            cfg.predict.top_k,
-            log,
-            cfg.serve.max_body_bytes,
-            cfg.serve.timeout,
-            token,
-            max_connections=cfg.serve.max_connections,
-            backlog=cfg.serve.backlog,
-            max_pixels=cfg.predict.max_pixels,
-            decode_memory_mb=cfg.serve.decode_memory_mb,
-        )
+        server = make_server(classifier, cfg.serve, cfg.predict, log, token)
     except OSError as exc:
         where = f"--host {cfg.serve.host} --port {cfg.serve.port}"
         raise EdgeclfError(f"{where}: cannot listen ({exc.strerror}); choose another port") from None

@@ -29,7 +29,9 @@ def command(
     ),
     jobs: int | None = setting("sweep.jobs", "Trials run at once.", "--jobs"),
     runs: int | None = setting("sweep.runs", "Timed runs of each trial's bench.", "--runs"),
-    threads: int | None = setting("sweep.threads", "Inference threads for each trial's bench.", "--threads"),
+    threads: int | None = setting(
+        "sweep.threads", "Inference threads for each trial's bench (0: every core).", "--threads"
+    ),
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage URL shared by several sweeps (default: sqlite in --out)."
     ),
@@ -42,9 +44,8 @@ def command(
     values, names = overrides(command, locals())
     options = load_config([], values, names).sweep
     result = run_sweep(
-        data_dir, out, space, trials=trials, jobs=options.jobs, runs=options.runs, threads=options.threads,
-        storage=storage, budget_ms=budget_ms, budget_kb=budget_kb,
-    )  # fmt: skip
+        data_dir, out, space, options, trials=trials, storage=storage, budget_ms=budget_ms, budget_kb=budget_kb
+    )
     b = result.best
     within = "within the budget" if budget_ms is not None or budget_kb is not None else "overall"
     best = (

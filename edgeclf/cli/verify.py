@@ -23,7 +23,7 @@ EXAMPLE = "Example: edgeclf verify ~/edgeclf/export"
 def command(
     export_dir: Path = typer.Argument(..., help="Export folder with artifacts.json and parity/ (or a run directory)."),
     artifact: list[str] | None = typer.Option(None, help="Check only this artifact (repeatable)."),
-    threads: int | None = setting("verify.threads", "Inference threads (the reference outputs were recorded with 1)."),
+    threads: int | None = setting("verify.threads", "Inference threads (0: every core; default 1, as recorded)."),
     as_json: bool = typer.Option(False, "--json", help="The verdicts as JSON."),
 ) -> None:
     from edgeclf.core.config import load_config

@@ -29,14 +29,14 @@ def command(
     ),
     reprocess: bool = typer.Option(False, "--reprocess", help="Report contents the state file lists again."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
-    threads: int | None = setting("predict.threads", "Inference threads."),
+    threads: int | None = setting("predict.threads", "Inference threads (0: every core)."),
     engine: str | None = setting("predict.engine", ENGINE_HELP),
     integrity: bool = integrity_option(),
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.cli._common import err_console, messages_to_stderr
-    from edgeclf.core.config import load_config
     from edgeclf.core.errors import EdgeclfError
+    from edgeclf.device.settings import device_settings
     from edgeclf.device.signals import StopSignal
     from edgeclf.device.watch import watch_camera, watch_folder
     from edgeclf.runtime.open import open_classifier
@@ -44,12 +44,14 @@ def command(
     if (folder is None) == (camera is None):
         raise EdgeclfError("give a FOLDER to watch or --camera N (one of them)")
     values, names = overrides(command, locals())
-    cfg = load_config([], values, names)
+    cfg = device_settings(model, values, names)
     human = console
     if as_json:  # stdout carries JSON lines only: warnings (the model's too) and status lines go to stderr
         messages_to_stderr()
         human = err_console
-    classifier = open_classifier(model, artifact, cfg.predict.threads, engine=cfg.predict.engine, integrity=integrity)
+    classifier = open_classifier(
+        model, artifact, cfg.predict.threads, cfg.predict.kernels, engine=cfg.predict.engine, integrity=integrity
+    )
 
     def emit(result: dict) -> None:
         if as_json:
@@ -62,16 +64,7 @@ def command(
     human.print(f"watching {source} with {classifier.info.name}; Ctrl-C to stop", style="dim", markup=False)
     if folder is not None:
         count = watch_folder(
-            classifier,
-            folder,
-            emit,
-            cfg.watch.interval,
-            cfg.watch.settle,
-            stop=stop,
-            existing=existing,
-            state=state,
-            reprocess=reprocess,
-            max_pixels=cfg.predict.max_pixels,
+            classifier, folder, emit, cfg.watch, cfg.predict.max_pixels, stop, existing, state, reprocess
         )
     else:
         count = watch_camera(classifier, camera, emit, stop=stop)

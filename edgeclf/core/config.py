@@ -120,8 +120,13 @@ class ExportConfig(_Strict):
     parity_spread_images: int = Field(ge=0, le=5000)
 
 
+# threads, everywhere: N inference threads, 0 every core (edgeclf.runtime.machine.inference_threads);
+# predict's may also be null, the engine's own default
+Threads = Annotated[int, Field(ge=0, le=1024)]
+
+
 class BenchConfig(_Strict):
-    threads: int = Field(ge=0, le=1024, description="0: every core")
+    threads: Threads
     warmup: int = Field(ge=0)
     runs: int | None = Field(ge=1)
     seconds: float | None = Field(gt=0)
@@ -139,7 +144,7 @@ class BenchConfig(_Strict):
 class PredictConfig(_Strict):
     top_k: int = Field(ge=1)
     kernels: Literal["fast", "reference"]
-    threads: int | None = Field(ge=1, le=1024)
+    threads: Threads | None
     engine: Literal["auto", "onnxruntime", "openvino"]
     max_pixels: int = Field(ge=1, le=MAX_PIXELS)
 
@@ -179,11 +184,11 @@ class EvaluateConfig(_Strict):
 class SweepConfig(_Strict):
     jobs: int = Field(ge=1, le=64)
     runs: int = Field(ge=10, le=100_000)
-    threads: int = Field(ge=1, le=1024)
+    threads: Threads
 
 
 class VerifyConfig(_Strict):
-    threads: int = Field(ge=1, le=1024)
+    threads: Threads | None
 
 
 class Config(_Strict):

@@ -176,14 +176,14 @@ def discover(
     root: Path,
     split: SplitConfig,
     seed: int,
+    duplicates: str,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    duplicates: str = "warn",
 ) -> Dataset:
     """Find the classes and images under root, check every image (progress(done, total) as they
     are checked), and split them (or keep the folder's own splits). Identical files (same sha256)
-    in two classes (label noise) or two splits (leakage) are listed in `duplicates` and logged;
-    with duplicates="drop" the conflicting copies are left out (see find_duplicates). Raises
+    in two classes (label noise) or two splits (leakage) are listed in `duplicates` and logged
+    (data.duplicates: "warn"); with "drop" the conflicting copies are left out (see find_duplicates). Raises
     DataError naming the folder and what to do."""
     root = Path(root)
     if not root.exists():
@@ -221,12 +221,14 @@ def discover(
     found, dropped = find_duplicates(records)
     if found:
         classes_n = sum(d["kind"] == "classes" for d in found)
+        if duplicates == "drop":
+            then = "their conflicting copies are left out (data.duplicates: drop)"
+        else:
+            then = "data.duplicates: drop leaves them out"
         log.warning(
             f"data folder {root}: {classes_n} content(s) appear in two classes (label noise) and "
-            f"{len(found) - classes_n} in two splits (leakage); listed in dataset.json 'duplicates'"
-            + ("; their conflicting copies are left out (data.duplicates: drop)" if duplicates == "drop" else
-               "; data.duplicates: drop leaves them out")
-        )  # fmt: skip
+            f"{len(found) - classes_n} in two splits (leakage); listed in dataset.json 'duplicates'; {then}"
+        )
     if duplicates == "drop" and dropped:
         records = [r for r in records if r.path not in dropped]
         skipped += [SkippedFile(path, reason) for path, reason in sorted(dropped.items())]

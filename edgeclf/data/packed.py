@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from PIL import Image
 
 from edgeclf import __version__
 from edgeclf.core.bounded import BoundedReadError, excerpt, expect_object, loads_json, shorten
+from edgeclf.core.config import PackConfig
 from edgeclf.core.errors import DataError
 from edgeclf.core.images import PREPROCESSING, load_image
 from edgeclf.data.dataset import SPLITS, Dataset, training_order
@@ -117,52 +119,93 @@ def pack(
     dataset: Dataset,
     out: str | Path,
     image_size: int,
+    options: PackConfig,
+    seed: int,
     *,
-    shards: int = 0,
-    encoding: str = "png",
-    seed: int = 1,
     overwrite: bool = False,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PackResult:
-    """Write dataset (from dataset.discover) as a pack at out. Raises DataError for an unknown
-    encoding or an out that already holds something (without overwrite)."""
+    """Write dataset (from dataset.discover) as a pack at out, with options.shards training shards
+    and options.encoding (pack.*); `seed` orders the training shards (the run's seed). Raises
+    DataError for an unknown encoding or an out that already holds something (without overwrite)."""
     import time
 
-    import tensorflow as tf
-
-    if encoding not in ENCODINGS:
-        raise DataError(f"--encoding {encoding}: unknown; use one of {', '.join(ENCODINGS)}")
+    if options.encoding not in ENCODINGS:
+        raise DataError(f"--encoding {options.encoding}: unknown; use one of {', '.join(ENCODINGS)}")
     started = time.perf_counter()
     out = str(out)
-    counts = shard_counts(dataset, shards)
-    total = sum(len(dataset.split(s)) for s in counts)
-    done_images = 0
+    counts = shard_counts(dataset, options.shards)
+    counter = _Progress(sum(len(dataset.split(s)) for s in counts), progress)
+    with ThreadPoolExecutor(workers) as pool:
+        write = partial(_write_pack, dataset, counts, image_size, options.encoding, seed, pool, counter)
+        if is_remote(out):
+            _clear_remote(out, overwrite)
+            described = write(out)
+        else:
+            from edgeclf.core.atomic import StagedDirectory, check_apart, check_out_dir
 
-    def decode(path: Path) -> np.ndarray:
-        return load_image(path, image_size)
+            check_apart(dataset.root, Path(out))
+            check_out_dir(Path(out), overwrite)
+            with StagedDirectory(Path(out)) as stage:
+                described = write(str(stage.path))
+    size = sum(shard["bytes"] for listed in described.values() for shard in listed)
+    shards = {split: len(listed) for split, listed in described.items()}
+    return PackResult(
+        out, counter.total, dataset.classes, image_size, options.encoding, shards, size, time.perf_counter() - started
+    )
 
-    def write(folder: str) -> dict:
-        nonlocal done_images
-        described = {}
-        for split, n_shards in counts.items():
-            records = dataset.split(split)
-            order = training_order(len(records), seed) if split == "train" else list(range(len(records)))
-            described[split] = []
-            for shard, chunk in enumerate(np.array_split(np.array(order, dtype=np.int64), n_shards)):
-                name = f"{split}-{shard:05d}-of-{n_shards:05d}.tfrecord"
-                path = join(folder, name)
-                with tf.io.TFRecordWriter(path) as writer:
-                    for start in range(0, len(chunk), DECODE_BATCH):  # bounded: one batch decoded at a time
-                        positions = [int(i) for i in chunk[start : start + DECODE_BATCH]]
-                        paths = [dataset.root / records[i].path for i in positions]
-                        for position, pixels in zip(positions, pool.map(decode, paths), strict=True):
-                            writer.write(_example(pixels, records[position].label, position, encoding))
-                        done_images += len(positions)
-                        if progress:
-                            progress(done_images, total)
-                described[split].append({"file": name, "images": len(chunk), "bytes": tf.io.gfile.stat(path).length})
-        manifest = {
+
+@dataclass
+class _Progress:
+    """Images written so far, reported to the caller's progress(done, total)."""
+
+    total: int
+    callback: Callable[[int, int], None] | None
+    done: int = 0
+
+    def advance(self, images: int) -> None:
+        self.done += images
+        if self.callback:
+            self.callback(self.done, self.total)
+
+
+def _clear_remote(out: str, overwrite: bool) -> None:
+    """A remote out is written in place: refuse a pack there unless overwrite, and remove its
+    pack.json first (the commit), so that a half-replaced pack is no pack."""
+    import tensorflow as tf
+
+    if tf.io.gfile.exists(join(out, MANIFEST)):
+        if not overwrite:
+            raise DataError(f"--out {out}: already holds a pack; pass --overwrite to replace it")
+        tf.io.gfile.remove(join(out, MANIFEST))
+    tf.io.gfile.makedirs(out)
+
+
+def _write_pack(
+    dataset: Dataset,
+    counts: dict[str, int],
+    image_size: int,
+    encoding: str,
+    seed: int,
+    pool,
+    counter: _Progress,
+    folder: str,
+) -> dict[str, list[dict]]:
+    """Every split's shards into folder, then pack.json (last: it commits the pack); returns the
+    shards described per split."""
+    described = {}
+    for split, n_shards in counts.items():
+        records = dataset.split(split)
+        order = training_order(len(records), seed) if split == "train" else list(range(len(records)))
+        described[split] = []
+        for shard, chunk in enumerate(np.array_split(np.array(order, dtype=np.int64), n_shards)):
+            name = f"{split}-{shard:05d}-of-{n_shards:05d}.tfrecord"
+            size = _write_shard(join(folder, name), dataset, records, chunk, image_size, encoding, pool, counter)
+            described[split].append({"file": name, "images": len(chunk), "bytes": size})
+    _write_manifest(
+        folder,
+        {
             "version": VERSION,
             "format": "edgeclf-pack",
             "edgeclf_version": __version__,
@@ -173,32 +216,41 @@ def pack(
             "preprocessing": PREPROCESSING,
             "shards": described,
             "dataset": dataset.to_json(),
-        }
-        text = json.dumps(manifest, indent=1)
-        with tf.io.gfile.GFile(join(folder, MANIFEST + ".partial"), "w") as f:
-            f.write(text)
-        tf.io.gfile.rename(join(folder, MANIFEST + ".partial"), join(folder, MANIFEST), overwrite=True)
-        return described
+        },
+    )
+    return described
 
-    with ThreadPoolExecutor(workers) as pool:
-        if is_remote(out):
-            if tf.io.gfile.exists(join(out, MANIFEST)) and not overwrite:
-                raise DataError(f"--out {out}: already holds a pack; pass --overwrite to replace it")
-            if tf.io.gfile.exists(join(out, MANIFEST)):  # uncommitted first: a half-replaced pack is no pack
-                tf.io.gfile.remove(join(out, MANIFEST))
-            tf.io.gfile.makedirs(out)
-            described = write(out)
-        else:
-            from edgeclf.core.atomic import StagedDirectory, check_apart, check_out_dir
 
-            check_apart(dataset.root, Path(out))
-            check_out_dir(Path(out), overwrite)
-            with StagedDirectory(Path(out)) as stage:
-                described = write(str(stage.path))
-    return PackResult(
-        out, total, dataset.classes, image_size, encoding, {s: len(v) for s, v in described.items()},
-        sum(shard["bytes"] for v in described.values() for shard in v), time.perf_counter() - started,
-    )  # fmt: skip
+def _write_shard(
+    path: str,
+    dataset: Dataset,
+    records: list,
+    positions: np.ndarray,
+    image_size: int,
+    encoding: str,
+    pool,
+    counter: _Progress,
+) -> int:
+    """One TFRecord shard of the images at `positions` of a split, decoded DECODE_BATCH at a time
+    (bounded memory) on the pool's threads; returns its size in bytes."""
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(path) as writer:
+        for start in range(0, len(positions), DECODE_BATCH):
+            batch = [int(i) for i in positions[start : start + DECODE_BATCH]]
+            paths = [dataset.root / records[i].path for i in batch]
+            for position, pixels in zip(batch, pool.map(partial(load_image, size=image_size), paths), strict=True):
+                writer.write(_example(pixels, records[position].label, position, encoding))
+            counter.advance(len(batch))
+    return tf.io.gfile.stat(path).length
+
+
+def _write_manifest(folder: str, manifest: dict) -> None:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(join(folder, MANIFEST + ".partial"), "w") as f:
+        f.write(json.dumps(manifest, indent=1))
+    tf.io.gfile.rename(join(folder, MANIFEST + ".partial"), join(folder, MANIFEST), overwrite=True)
 
 
 @dataclass
@@ -301,12 +353,13 @@ def _decoder(encoding: str, size: int):
     return decode
 
 
-def records(pack_: Pack, split: str, *, training: bool = False, seed: int = 0, keep=None, one_hot: int = 0):
+def records(pack_: Pack, split: str, *, training: bool = False, seed: int | None = None, keep=None, one_hot: int = 0):
     """tf.data of (uint8 image, label, position) for a split. In training the shard order is
-    reshuffled every epoch and up to 8 shards are read interleaved; otherwise the shards are read in
-    order, giving the split's images in the manifest's order (val and test are packed in order).
-    keep: a predicate on (encoded image, label, position) applied before decoding. one_hot: (uint8
-    image, one-hot label of this many classes) instead, for training."""
+    reshuffled every epoch (from `seed`, the run's: required then) and up to 8 shards are read
+    interleaved; otherwise the shards are read in order, giving the split's images in the
+    manifest's order (val and test are packed in order). keep: a predicate on (encoded image,
+    label, position) applied before decoding. one_hot: (uint8 image, one-hot label of this many
+    classes) instead, for training."""
     import tensorflow as tf
 
     files = pack_.files(split)
@@ -314,11 +367,15 @@ def records(pack_: Pack, split: str, *, training: bool = False, seed: int = 0, k
         raise DataError(f"{pack_.location}: the pack has no '{split}' images")
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
+        if seed is None:
+            raise ValueError("records(training=True) needs the run's seed")
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         ds = ds.interleave(
-            tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(files), 8),
+            num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
-        )  # fmt: skip
+        )
     else:
         ds = ds.flat_map(tf.data.TFRecordDataset)
     decode = _decoder(pack_.encoding, pack_.image_size)

@@ -37,19 +37,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+from edgeclf.core.config import PredictConfig, ServeConfig
 from edgeclf.core.errors import ConfigError
-from edgeclf.core.images import MAX_PIXELS, ImageError, NotAdmitted
+from edgeclf.core.images import ImageError, NotAdmitted
 from edgeclf.core.printable import printable
 from edgeclf.device.signals import StopSignal
 from edgeclf.runtime.answers import answer, decode_timed
 from edgeclf.runtime.classifier import Classifier
 from edgeclf.runtime.decode_budget import DecodeBudget, capacity_pixels
-
-# Library defaults for make_server's callers that pass no configuration (the CLI passes serve.*).
-MAX_BYTES = 20 * 1024 * 1024
-TIMEOUT = 10.0
-MAX_CONNECTIONS = 64
-BACKLOG = 128
 
 
 class BadRequest(Exception):
@@ -82,12 +77,13 @@ class PredictHandler(BaseHTTPRequestHandler):
     """/health and /predict for one classifier; make_server() sets the class attributes."""
 
     protocol_version = "HTTP/1.1"  # keep-alive unless the client says Connection: close
+    # make_server sets these from serve.* and predict.* (configs/default.yaml)
     classifier: Classifier
-    top_k: int = 5
-    max_bytes: int = MAX_BYTES
-    max_pixels: int = MAX_PIXELS
+    top_k: int
+    max_bytes: int
+    max_pixels: int
     log: Callable[[str], None] | None = None
-    timeout = TIMEOUT  # seconds for a whole request (headers and body); also each write's timeout
+    timeout: float  # seconds for a whole request (headers and body); also each write's timeout
     inference: threading.Lock  # one engine call at a time
     budget: DecodeBudget  # pixels decoded at once across the connection threads
     token: str | None = None  # shared secret every request must present, when set
@@ -277,35 +273,29 @@ class Server(ThreadingHTTPServer):
 
 def make_server(
     classifier: Classifier,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    top_k: int = 5,
+    options: ServeConfig,
+    answers: PredictConfig,
     log: Callable[[str], None] | None = None,
-    max_bytes: int = MAX_BYTES,
-    timeout: float = TIMEOUT,
     token: str | None = None,
-    *,
-    max_connections: int = MAX_CONNECTIONS,
-    backlog: int = BACKLOG,
-    max_pixels: int = MAX_PIXELS,
-    decode_memory_mb: int | str = "auto",
 ) -> Server:
-    """A threaded HTTP server bound to (host, port) answering /predict and /health; port 0 picks a
-    free one. Raises ConfigError for an unusable token, OSError when it cannot listen there."""
+    """A threaded HTTP server bound to (options.host, options.port) answering /predict and /health
+    (port 0 picks a free one), bounded by `options` (serve.*); answers.top_k and answers.max_pixels
+    (predict.*) shape each answer. Settings come from load_config(): a run's config.yaml or the
+    defaults. Raises ConfigError for an unusable token, OSError when it cannot listen there."""
     check_token(token)
     settings = {
         "classifier": classifier,
-        "top_k": top_k,
-        "max_bytes": max_bytes,
-        "max_pixels": max_pixels,
-        "timeout": timeout,
+        "top_k": answers.top_k,
+        "max_bytes": options.max_body_bytes,
+        "max_pixels": answers.max_pixels,
+        "timeout": options.timeout,
         "inference": threading.Lock(),
-        "budget": DecodeBudget(capacity_pixels(decode_memory_mb, min(max_pixels, MAX_PIXELS)), timeout),
+        "budget": DecodeBudget(capacity_pixels(options.decode_memory_mb, answers.max_pixels), options.timeout),
         "token": token,
         "log": staticmethod(log) if log else None,
     }
     handler = type("Handler", (PredictHandler,), settings)
-    return Server((host, port), handler, max_connections, backlog, log)
+    return Server((options.host, options.port), handler, options.max_connections, options.backlog, log)
 
 
 def check_token(token: str | None) -> None:

@@ -29,8 +29,9 @@ from pathlib import Path
 
 from edgeclf.core.atomic import atomic_write_json
 from edgeclf.core.bounded import BoundedReadError, expect_object, read_json
+from edgeclf.core.config import WatchConfig
 from edgeclf.core.errors import EdgeclfError
-from edgeclf.core.images import EXTENSIONS, MAX_PIXELS, ImageError, resize, to_rgb8
+from edgeclf.core.images import EXTENSIONS, ImageError, resize, to_rgb8
 from edgeclf.device.signals import StopSignal
 from edgeclf.runtime.answers import decode_timed, top1
 from edgeclf.runtime.classifier import Classifier
@@ -120,11 +121,11 @@ class FolderWatcher:
         self,
         classifier: Classifier,
         folder: Path,
-        settle: float = 0.2,
+        settle: float,
+        max_pixels: int,
         existing: bool = False,
         state: Path | None = None,
         reprocess: bool = False,
-        max_pixels: int = MAX_PIXELS,
     ):
         self.classifier, self.folder, self.settle = classifier, Path(folder), settle
         self.reprocess, self.max_pixels = reprocess, max_pixels
@@ -178,27 +179,28 @@ def watch_folder(
     classifier: Classifier,
     folder: Path,
     emit: Callable[[dict], None],
-    interval: float = 0.5,
-    settle: float = 0.2,
+    options: WatchConfig,
+    max_pixels: int,
     stop: StopSignal | None = None,
     existing: bool = False,
     state: Path | None = None,
     reprocess: bool = False,
-    max_pixels: int = MAX_PIXELS,
 ) -> int:
-    """Poll folder every `interval` seconds (see the module docstring for what is read when);
+    """Poll folder every options.interval seconds, reading a file once its size held for
+    options.settle (watch.*; see the module docstring for what is read when); images over
+    max_pixels (predict.max_pixels) are refused from their header;
     emit() gets each file's top-1 answer or an error record. Files present at start are ignored
     unless `existing`; `state` is the state file (default FOLDER/.edgeclf-watch.json); `reprocess`
     reports contents already in it again. Runs until `stop` is set (the CLI's catches SIGINT and
     SIGTERM; without one it runs until the process ends: library code installs no handlers);
     returns the number of images classified. Raises EdgeclfError when the folder does not exist
     or disappears. The scanning itself is FolderWatcher.scan."""
-    watcher = FolderWatcher(classifier, folder, settle, existing, state, reprocess, max_pixels)
+    watcher = FolderWatcher(classifier, folder, options.settle, max_pixels, existing, state, reprocess)
     stop = stop or StopSignal(signals=())  # a library call installs no signal handlers: the CLI passes one
     while not stop.stopped:
         for record in watcher.scan(time.monotonic(), stop):
             emit(record)
-        stop.wait(interval)
+        stop.wait(options.interval)
     return watcher.classified
 
 

@@ -32,12 +32,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import optuna
 
 from edgeclf.core.atomic import atomic_write_text
-from edgeclf.core.config import load_config
+from edgeclf.core.config import SweepConfig, load_config
 from edgeclf.core.errors import ConfigError, EdgeclfError
 from edgeclf.experiments.search_space import SearchSpace, load_space, overrides
 from edgeclf.experiments.trial import CONFIG, RESULT
@@ -183,19 +184,17 @@ def run_sweep(
     data_dir: str,
     sweep_dir: Path,
     space_path: Path | None,
+    options: SweepConfig,
     *,
     trials: int | None = None,
-    jobs: int = 1,
-    runs: int = 100,
-    threads: int = 1,
     storage: str | None = None,
     budget_ms: float | None = None,
     budget_kb: float | None = None,
 ) -> SweepResult:
     """Run (or resume) the sweep until `trials` trials (default: the space's) have finished (completed
-    or pruned); the
-    best trial within the budgets (edgeclf.experiments.compare.choose, validation accuracy: the test split stays
-    for `edgeclf compare`) is in the result."""
+    or pruned), options.jobs at a time, each benched with options.runs runs on options.threads
+    threads (sweep.*); the best trial within the budgets (edgeclf.experiments.compare.choose,
+    validation accuracy: the test split stays for `edgeclf compare`) is in the result."""
     from optuna.trial import TrialState
 
     started = time.perf_counter()
@@ -207,48 +206,50 @@ def run_sweep(
     pruning = open_pruning_study(sweep_dir, space, storage)
     if recovered := _recover_stale(study, pruning, sweep_dir):
         log.warning(f"{recovered} trial(s) left unfinished by an interrupted sweep: asked again")
-    dists = distributions(space)
-
-    def count(*states) -> int:
-        return len(study.get_trials(deepcopy=False, states=states))
 
     def done_count() -> int:  # a pruned trial is a finished one (as Optuna's n_trials counts)
-        return count(TrialState.COMPLETE, TrialState.PRUNED)
-
-    def one() -> bool:
-        trial, twin = study.ask(dists), pruning.ask()
-        for t in (trial, twin):
-            t.set_user_attr("pid", os.getpid())
-            t.set_user_attr("host", socket.gethostname())
-        folder = sweep_dir / TRIALS / f"{trial.number:03d}"
-        url = storage_url(sweep_dir, storage)
-        prune = (url, PRUNING_STUDY, twin.number, space.prune_startup, space.prune_warmup) if space.prune else None
-        result = _run_child(data_dir, folder, space, trial.params, runs, threads, prune)
-        if result is None:
-            study.tell(trial, state=TrialState.FAIL)
-            pruning.tell(twin, state=TrialState.FAIL)
-            return False
-        if result.get("pruned"):
-            study.tell(trial, state=TrialState.PRUNED)
-            pruning.tell(twin, state=TrialState.PRUNED)
-            return True
-        study.tell(trial, [result[name] for name, _ in OBJECTIVES])
-        pruning.tell(twin, result["best_val_loss"])
-        return True
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
     failed = 0
-    with ThreadPoolExecutor(jobs) as pool:
+    ask = partial(_one_trial, data_dir, sweep_dir, space, study, pruning, storage, options)
+    with ThreadPoolExecutor(options.jobs) as pool:
         while done_count() < wanted:
-            batch = min(jobs, wanted - done_count())
-            results = list(pool.map(lambda _: one(), range(batch)))
-            failed += results.count(False)
+            batch = min(options.jobs, wanted - done_count())
+            failed += list(pool.map(lambda _: ask(), range(batch))).count(False)
             if failed > max(3, wanted):
                 raise EdgeclfError(f"{failed} trials failed; see {sweep_dir / TRIALS}/*/trial.log")
     from edgeclf.experiments.compare import choose, collect
 
     best = choose(collect([sweep_dir]), budget_ms, budget_kb)
-    completed, pruned = count(TrialState.COMPLETE), count(TrialState.PRUNED)
+    completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     return SweepResult(sweep_dir, completed, pruned, failed, time.perf_counter() - started, best)
+
+
+def _one_trial(data_dir, sweep_dir: Path, space: SearchSpace, study, pruning, storage, options: SweepConfig) -> bool:
+    """Ask the study for a trial (and its pruning twin), run it in a child process and tell both
+    studies the outcome; False when the trial failed."""
+    from optuna.trial import TrialState
+
+    trial, twin = study.ask(distributions(space)), pruning.ask()
+    for t in (trial, twin):
+        t.set_user_attr("pid", os.getpid())
+        t.set_user_attr("host", socket.gethostname())
+    folder = sweep_dir / TRIALS / f"{trial.number:03d}"
+    url = storage_url(sweep_dir, storage)
+    prune = (url, PRUNING_STUDY, twin.number, space.prune_startup, space.prune_warmup) if space.prune else None
+    result = _run_child(data_dir, folder, space, trial.params, options.runs, options.threads, prune)
+    if result is None:
+        study.tell(trial, state=TrialState.FAIL)
+        pruning.tell(twin, state=TrialState.FAIL)
+        return False
+    if result.get("pruned"):
+        study.tell(trial, state=TrialState.PRUNED)
+        pruning.tell(twin, state=TrialState.PRUNED)
+        return True
+    study.tell(trial, [result[name] for name, _ in OBJECTIVES])
+    pruning.tell(twin, result["best_val_loss"])
+    return True
 
 
 def _run_child(

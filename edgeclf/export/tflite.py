@@ -14,10 +14,11 @@ CONVERTER = "tf.lite.TFLiteConverter.from_keras_model"
 
 
 def convert(
-    model, precision: str, representative: Callable[[], Iterable] | None = None, int8_input: str = "uint8"
+    model, precision: str, representative: Callable[[], Iterable] | None = None, int8_input: str | None = None
 ) -> bytes:
     """precision: fp32 | fp16 | dynamic | int8-qat | int8-ptq. Full-integer conversions need a
-    representative dataset (calibration images, already preprocessed as the model expects them)."""
+    representative dataset (calibration images, already preprocessed as the model expects them)
+    and int8_input, the image input's dtype (uint8 | int8: export.int8_input)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -27,6 +28,8 @@ def convert(
     elif precision == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif precision.startswith("int8"):
+        if int8_input not in ("uint8", "int8"):
+            raise ExportError(f"TFLite {precision}: int8_input must be uint8 or int8 (export.int8_input)")
         # QAT models carry their ranges; the converter still asks for a representative dataset
         # (TF 2.21) and uses it only for tensors that QAT left without ranges.
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from edgeclf.measure.keras_baseline import KERAS_NAME
 from edgeclf.runtime.artifact import artifact_file, locate_artifacts, read_artifacts
 from edgeclf.runtime.backends import for_engine, runnable
 from edgeclf.runtime.integrity import check_recorded
-from edgeclf.runtime.machine import fingerprint
+from edgeclf.runtime.machine import fingerprint, inference_threads
 from edgeclf.runtime.timing import SPANS, headline_batch
 
 SCHEMA_VERSION = 2  # 2: spans defined in the file; import outside load; compiled Keras baseline; inputs.split
@@ -109,7 +108,7 @@ def run_bench(
     target = Path(target)
     if options.device == "gpu":
         _require_gpu()
-    threads = options.threads or os.cpu_count() or 1
+    threads = inference_threads(options.threads)
     is_run = (target / METADATA).is_file()
     entries = _validated_artifacts(target, is_run)
     entries = for_engine(entries, options.engine)  # ONNX files the engine can run; TFLite ones stay on LiteRT

@@ -73,11 +73,10 @@ class EvalResult:
     scores: list[ArtifactScore]  # the Keras float model first
 
 
-def evaluate_run(
-    run_dir: Path, split: str = "test", names: list[str] | None = None, engine: str = "auto"
-) -> EvalResult:
+def evaluate_run(run_dir: Path, split: str, names: list[str] | None = None, engine: str | None = None) -> EvalResult:
     """Evaluate the float Keras model and the run's artifacts (all, or `names`) on `split`, and
-    write reports/eval.json and the confusion matrices; `engine` overrides the engine of ONNX
+    write reports/eval.json and the confusion matrices (evaluate.split and evaluate.engine are
+    the command's settings); `engine` (None or auto: as recorded) overrides the engine of ONNX
     artifacts (edgeclf.runtime.backends.resolve_engine). Raises RunDirError, DataError (no such
     split), EdgeclfError (an unknown artifact name or engine, a TFLite artifact named with an
     ONNX engine)."""

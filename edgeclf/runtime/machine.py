@@ -88,6 +88,16 @@ def int8_saturation_risk(produced_by: str, machine: str | None = None, flags: se
     return not flags & {"avx512_vnni", "avx_vnni", "avx_vnni_int8"}
 
 
+def inference_threads(threads: int | None) -> int | None:
+    """What a `threads` setting means, the same in bench, predict, watch, serve, verify and sweep:
+    None is the engine's default, 0 every core of this machine, N exactly N."""
+    if threads is None:
+        return None
+    if threads < 0:
+        raise ValueError(f"threads {threads}: give 0 (every core) or a positive number")
+    return threads or os.cpu_count() or 1
+
+
 def fingerprint(threads: int | None, device: str) -> dict:
     """What the numbers were measured on."""
     fields = cpuinfo_fields(Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else "")

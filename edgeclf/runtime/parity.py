@@ -25,7 +25,7 @@ from edgeclf.core.images import ImageError, load_image
 from edgeclf.runtime.artifact import ArtifactInfo, artifact_file, locate_artifacts, pick, read_artifacts
 from edgeclf.runtime.backends import engine_available, engine_of
 from edgeclf.runtime.classifier import Classifier
-from edgeclf.runtime.machine import fingerprint
+from edgeclf.runtime.machine import fingerprint, inference_threads
 
 # The rule verify applies, as data: written into every reference.json. It used to be cut out of this
 # module's docstring at run time (editing the prose changed every export; under python -OO export crashed).
@@ -47,6 +47,7 @@ RULE = """\
 PARITY_DIR = "parity"
 REFERENCE = "reference.json"
 VERSION = 1
+RECORDED_THREADS = 1  # the reference outputs are computed with one thread; verify uses as many unless told
 MAX_SAMPLES = 64
 MAX_REFERENCE_BYTES = 32 * 1024 * 1024  # refused before it is read
 
@@ -88,7 +89,10 @@ def record_parity(export_dir: Path, samples: np.ndarray, spread: np.ndarray, tol
         names.append({"file": name, "sha256": hashlib.sha256(buf).hexdigest()})
     records = {}
     for info in (a for a in read_artifacts(index) if a.status == "ok"):
-        engines = {k: Classifier(info, artifact_file(index, info), threads=1, kernels=k) for k in _kernel_sets(info)}
+        engines = {
+            k: Classifier(info, artifact_file(index, info), threads=RECORDED_THREADS, kernels=k)
+            for k in _kernel_sets(info)
+        }
         record = {
             "sha256": info.sha256,
             "dtype": info.output.dtype,
@@ -108,8 +112,8 @@ def record_parity(export_dir: Path, samples: np.ndarray, spread: np.ndarray, tol
             "version": VERSION,
             "edgeclf_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": fingerprint(1, "cpu"),
-            "threads": 1,
+            "machine": fingerprint(RECORDED_THREADS, "cpu"),
+            "threads": RECORDED_THREADS,
             "samples": names,
             "tolerances": tolerances,
             "rule": RULE,
@@ -289,9 +293,10 @@ def _judge_fast(info: ArtifactInfo, got: np.ndarray, want: np.ndarray, recorded:
     return True, f"{differs} (allowed: near-ties within 2 x {limit // 2} steps of the reference output); {size}"
 
 
-def verify(export_dir: Path, names: list[str] | None = None, threads: int | None = 1) -> VerifyResult:
-    """Re-run every validated artifact (or `names`) on the parity samples and apply the rule above
-    (one thread by default, as recorded).
+def verify(export_dir: Path, names: list[str] | None = None, threads: int | None = None) -> VerifyResult:
+    """Re-run every validated artifact (or `names`) on the parity samples and apply the rule above,
+    with `threads` inference threads (None: as many as the reference outputs were recorded with;
+    0: every core).
     Raises EdgeclfError for a folder without artifacts.json or parity data, or an unknown name."""
     try:
         index = locate_artifacts(export_dir)
@@ -300,6 +305,7 @@ def verify(export_dir: Path, names: list[str] | None = None, threads: int | None
             f"{export_dir}: no artifacts.json; point at an export folder or an unpacked bundle"
         ) from None
     reference = _load_reference(index)
+    threads = inference_threads(RECORDED_THREADS if threads is None else threads)
     entries = pick([a for a in read_artifacts(index) if a.status == "ok"], names)
     if not entries:
         raise EdgeclfError(f"{index}: no validated artifacts to verify")

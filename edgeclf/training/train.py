@@ -122,7 +122,7 @@ def load_data(data_dir: Path | str, cfg: Config, progress: Callable[[int, int], 
 
 def prepare_folder(data_dir: Path, cfg: Config, progress: Callable[[int, int], None] | None = None) -> Dataset:
     """A data folder found, checked and split as cfg says (the split edgeclf train and data pack make)."""
-    return discover(Path(data_dir), cfg.data.split, cfg.seed, progress=progress, duplicates=cfg.data.duplicates)
+    return discover(Path(data_dir), cfg.data.split, cfg.seed, cfg.data.duplicates, progress=progress)
 
 
 def train(
