@@ -116,7 +116,7 @@ def _free_ports(count: int) -> list[int]:
 @pytest.mark.slow
 def test_distributed_two_workers_on_loopback_and_the_chief_writes_the_run(data, tmp_path):
     from edgeclf.data.packed import pack
-    from edgeclf.training.train import prepare_folder
+    from edgeclf.data.prepare import prepare_folder
 
     packed = tmp_path / "pack"
     cfg = load_config(overrides={"seed": 3, "data.image_size": 32, "pack.shards": 4})

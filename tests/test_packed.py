@@ -13,8 +13,8 @@ from edgeclf.core.config import PackConfig, load_config
 from edgeclf.core.errors import DataError
 from edgeclf.core.images import load_image
 from edgeclf.data.packed import MANIFEST, _parse, open_pack, pack, records, shard_counts
+from edgeclf.data.prepare import prepare_folder
 from edgeclf.data.reader import split_batches
-from edgeclf.training.train import prepare_folder
 from tests.helpers import class_folders
 
 tf = pytest.importorskip("tensorflow")

@@ -124,7 +124,7 @@ def test_existing_run_is_refused_unless_overwrite(three_classes, tmp_path):
 
 
 def test_mixed_precision_is_used_only_with_a_gpu(caplog):
-    from edgeclf.training.train import use_mixed_precision
+    from edgeclf.training.fit import use_mixed_precision
 
     asked = load_config(overrides={**TINY, "train.mixed_precision": True})
     assert use_mixed_precision(asked, ["/physical_device:GPU:0"]) is True
@@ -143,7 +143,7 @@ def test_a_failed_run_leaves_nothing(three_classes, tmp_path, monkeypatch):
         (run / "model.keras").write_bytes(b"half")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(stage, "_fit", fail_half_way)
+    monkeypatch.setattr(stage, "fit", fail_half_way)
     with pytest.raises(RuntimeError, match="disk full"):
         train(three_classes, tmp_path / "run", load_config(overrides=TINY))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "home"]
@@ -227,7 +227,7 @@ def test_precise_batchnorm_sets_population_statistics_of_the_current_weights():
 
 
 def test_cosine_schedule_decays_from_the_phase_rate_to_the_floor():
-    from edgeclf.training.train import Phase, cosine
+    from edgeclf.training.fit import Phase, cosine
 
     rate = cosine(Phase("head", 4, 0.002), first_epoch=3, floor=1e-6)  # a phase starting at epoch index 3
     rates = [rate(epoch, 0.0) for epoch in range(3, 7)]

@@ -183,7 +183,7 @@ def main() -> None:
         if args.packed:
             from edgeclf.core.config import PackConfig, load_config
             from edgeclf.data.packed import pack
-            from edgeclf.training.train import prepare_folder
+            from edgeclf.data.prepare import prepare_folder
 
             cfg = load_config(overrides={"data.image_size": args.size})
             args.pack = str(Path(tmp) / "pack")

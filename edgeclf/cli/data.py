@@ -39,7 +39,7 @@ def pack_command(
     from edgeclf.cli import render
     from edgeclf.core.config import load_config
     from edgeclf.data.packed import pack
-    from edgeclf.training.train import prepare_folder
+    from edgeclf.data.prepare import prepare_folder
 
     values, names = overrides(pack_command, locals())
     cfg = load_config([config] if config else [], values, names)

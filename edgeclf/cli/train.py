@@ -56,8 +56,7 @@ def command(
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.core.config import load_config
-    from edgeclf.training.distribute import role, writes_run
-    from edgeclf.training.train import load_data, prepare, resume_run, train
+    from edgeclf.training.train import prepare, resume_run, train
 
     if resume:
         result = resume_run(out, data_dir)
@@ -69,15 +68,11 @@ def command(
     values, names = overrides(command, locals())
     cfg = load_config([config] if config else [], values, names)
     with render.counting("checking images") as progress:
-        data = (
-            prepare(data_dir, out, cfg, overwrite=overwrite, progress=progress)
-            if writes_run(cfg.train.strategy, role())
-            else load_data(data_dir, cfg, progress)  # a non-chief worker: the chief checks and writes --out
-        )
+        data = prepare(data_dir, out, cfg, overwrite=overwrite, progress=progress)
     render.dataset_summary(data)
     result = train(data, out, cfg, overwrite=overwrite)
     if not result.wrote_run:
-        done(f" in {result.seconds:.0f}s as {role().describe()}: the chief writes the run at {out}")
+        done(f" in {result.seconds:.0f}s as {result.task}: the chief writes the run at {out}")
         return
     done(
         f" in {result.seconds:.0f}s: {result.run_dir}  (val accuracy {result.val_accuracy:.4f}, "
