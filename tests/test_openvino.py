@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from edgeclf.cli import app
 from edgeclf.core.errors import EdgeclfError
 from edgeclf.core.run_directory import Run
-from edgeclf.measure.bench import _speedups
+from edgeclf.measure.latency import speedups
 from edgeclf.runtime import backends, read_artifacts
 from edgeclf.runtime.backends import engines, openvino_backend
 from edgeclf.runtime.open import default_artifact, open_classifier
@@ -173,7 +173,7 @@ def test_bench_compares_each_precision_with_the_fp32_of_its_own_engine():
             record("openvino-int8-ptq", "int8-ptq", "openvino", 1.0),
         )
     }
-    _speedups(results)
+    speedups(results)
     assert results["onnx-int8-ptq"]["speedup_vs_runtime_fp32"] == 1.5
     assert results["openvino-bf16"]["runtime_fp32"] == "openvino-fp32"
     assert results["openvino-bf16"]["speedup_vs_runtime_fp32"] == 2.0

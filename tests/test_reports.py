@@ -260,17 +260,15 @@ def test_no_deployable_artifact_is_a_verdict_with_its_reason():
 
 
 def test_an_int8_file_slower_than_fp32_is_called_out_with_the_measured_crossover():
-    from edgeclf.measure.bench import _notes, _speedups
+    from edgeclf.measure.latency import notes, speedups
 
     def record(fmt, precision, p50):
         return {"format": fmt, "precision": precision, "batches": [{"batch": 1, "p50_ms": p50}]}
 
     results = {"tflite-fp32": record("tflite", "fp32", 1.0), "tflite-int8-ptq": record("tflite", "int8-ptq", 1.4),
                "onnx-fp32": record("onnx", "fp32", 2.0), "onnx-int8-ptq": record("onnx", "int8-ptq", 1.5)}  # fmt: skip
-    _speedups(results)
-    notes = _notes(results)
-    assert len(notes) == 1 and notes[0].startswith(
-        "tflite-int8-ptq is SLOWER than tflite-fp32 on this CPU (p50 1.400 ms"
-    )
-    assert "layer widths" in notes[0] and "docs/BENCHMARKS.md" in notes[0]
-    assert "Xeon" not in notes[0] and "alpha" not in notes[0]  # no other machine's numbers in every user's notes
+    speedups(results)
+    said = notes(results)
+    assert len(said) == 1 and said[0].startswith("tflite-int8-ptq is SLOWER than tflite-fp32 on this CPU (p50 1.400 ms")
+    assert "layer widths" in said[0] and "docs/BENCHMARKS.md" in said[0]
+    assert "Xeon" not in said[0] and "alpha" not in said[0]  # no other machine's numbers in every user's notes

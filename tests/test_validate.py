@@ -30,29 +30,33 @@ def _entries(run):
 
 @pytest.mark.slow  # several seconds: the whole suite runs it (the fast one stays under 3 minutes)
 def test_the_int8_gate_on_a_checkpoint_whose_drop_is_known(run_copy):
-    """The fixture's int8 files drop 0.0 points against its float model on the 27 validation images
-    (recorded by its export under the default 1-point gate): recomputed here without the exporter,
-    and re-validated at the strictest gate, 0 points."""
+    """The int8 files' drop against the float model on the validation images, computed here without
+    the exporter (on this CPU: int8 kernels round differently across CPUs, so the fixture's record
+    from another machine is only expected within one image), is what validate records, and its
+    verdict at the strictest gate, 0 points, follows from it."""
     from edgeclf.training.models import load_model
 
     run = Run.open(run_copy)
     pixels, labels, _ = run.images("val")
+    one_image = 100 / len(labels)
     float_accuracy = float(
         (load_model(run.model_path).predict(pixels.astype(np.float32), verbose=0).argmax(1) == labels).mean()
     )
     recorded = _entries(run_copy)
+    known = {}
     for name in INT8:
         accuracy = float(
             (Classifier.from_run(run_copy, recorded[name]).predict_pixels(pixels).argmax(1) == labels).mean()
         )
-        known = round((float_accuracy - accuracy) * 100, 4)
-        assert known == recorded[name].validation["drop_points"] == 0.0, name
+        known[name] = round((float_accuracy - accuracy) * 100, 4)
+        assert abs(known[name] - recorded[name].validation["drop_points"]) <= one_image + 1e-9, name
     result = runner.invoke(app, ["validate", str(run_copy), "--max-drop", "0"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == (0 if all(d <= 0 for d in known.values()) else 2), result.output
     assert result.output.count("tflite-int8-qat: validating") == 1  # once, though TensorFlow added a root handler
     for name in INT8:
         v = _entries(run_copy)[name].validation
-        assert v["passed"] and v["max_drop"] == 0 and v["drop_points"] == 0.0 and v["check"] == "accuracy_drop"
+        assert v["drop_points"] == pytest.approx(known[name], abs=1e-3) and v["max_drop"] == 0, name
+        assert v["passed"] == (known[name] <= 0) and v["check"] == "accuracy_drop", name
 
 
 def test_an_accuracy_drop_over_the_gate_fails_keeps_the_file_and_marks_it(run_copy, monkeypatch):
@@ -118,7 +122,10 @@ def test_an_unchanged_export_revalidates_to_the_same_verdicts(run_copy):
     assert result.changed == [] and not result.failed and len(result.artifacts) == len(before)
     for name, entry in _entries(run_copy).items():
         assert entry.sha256 == before[name].sha256 and entry.status == "ok"
-        assert entry.validation["accuracy"] == before[name].validation["accuracy"], name
+        # the fixture's accuracies were measured on another CPU: int8 (and bf16) kernels round in
+        # ISA-specific ways, so a near-tie may flip; within one image of the record
+        one_image = 1 / entry.validation["images"]
+        assert abs(entry.validation["accuracy"] - before[name].validation["accuracy"]) <= one_image + 1e-9, name
 
 
 def test_validate_without_an_export_says_what_to_do(run_copy):

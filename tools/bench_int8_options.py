@@ -116,7 +116,7 @@ def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
 
 
 def worker(job: dict) -> dict:
-    from edgeclf.measure.bench import time_calls
+    from edgeclf.measure.latency import time_calls
 
     path, threads, size, opts = Path(job["file"]), job["threads"], job["size"], job["options"]
     if path.name.startswith("tflite"):

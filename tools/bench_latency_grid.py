@@ -77,7 +77,7 @@ def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
 
 def worker(job: dict) -> dict:
     """One engine, one thread count, in this (fresh) process: {batch: p50 ms}, load ms."""
-    from edgeclf.measure.bench import time_calls
+    from edgeclf.measure.latency import time_calls
 
     path, threads, size = Path(job["file"]), job["threads"], job["size"]
     if job.get("openvino"):
@@ -112,7 +112,7 @@ def openvino_worker(job: dict) -> dict:
     (its recommended practice), latency hint, the thread count and precision hint of the job."""
     import openvino as ov
 
-    from edgeclf.measure.bench import time_calls
+    from edgeclf.measure.latency import time_calls
 
     core, size = ov.Core(), job["size"]
     config = {"INFERENCE_NUM_THREADS": job["threads"], "INFERENCE_PRECISION_HINT": job["openvino"],

@@ -1,5 +1,5 @@
 """Is edgeclf's path as fast as the runtimes used directly? For every validated artifact of a run,
-alternate edgeclf's timed call (edgeclf.measure.bench.time_calls over the runtime backend, what
+alternate edgeclf's timed call (edgeclf.measure.latency.time_calls over the runtime backend, what
 `edgeclf bench` reports as invoke_ms) with a bare loop of the artifact's own runtime, written as its
 documentation shows, on the same file, input and thread count:
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeclf.core.run_directory import Run
-from edgeclf.measure.bench import time_calls
+from edgeclf.measure.latency import time_calls
 from edgeclf.runtime import read_artifacts
 from edgeclf.runtime.machine import fingerprint
 from edgeclf.runtime.open import open_classifier

@@ -183,28 +183,10 @@ def discover(
     """Find the classes and images under root, check every image (progress(done, total) as they
     are checked), and split them (or keep the folder's own splits). Identical files (same sha256)
     in two classes (label noise) or two splits (leakage) are listed in `duplicates` and logged
-    (data.duplicates: "warn"); with "drop" the conflicting copies are left out (see find_duplicates). Raises
-    DataError naming the folder and what to do."""
+    (data.duplicates: "warn"); with "drop" the conflicting copies are left out (see
+    find_duplicates). Raises DataError naming the folder and what to do."""
     root = Path(root)
-    if not root.exists():
-        raise DataError(f"data folder {root} does not exist")
-    if not root.is_dir():
-        raise DataError(f"data folder {root} is not a folder")
-    split_dirs = _find_split_folders(root)
-    presplit = "train" in split_dirs
-    if presplit and "val" not in split_dirs:
-        raise DataError(f"data folder {root} has train/ but no val/: add val/ (and test/), or use one folder per class")
-    candidates, ignored = _candidates(root, split_dirs if presplit else {"": root})
-    class_names = {c for s, c, _ in candidates if s in ("", "train")}
-    if presplit:
-        extra = sorted({c for s, c, _ in candidates} - class_names)
-        if extra:
-            raise DataError(
-                f"data folder {root}: class(es) {', '.join(extra)} appear in val/ or test/ but not in train/"
-            )
-    if not candidates:
-        raise DataError(f"data folder {root} is empty: expected one sub-folder of images per class")
-
+    presplit, candidates, ignored, class_names = _layout(root)
     results = _check_all([f for _, _, f in candidates], workers, progress)
     pairs = list(zip(candidates, results, strict=True))
     skipped = [SkippedFile(_rel(f, root), reason) for (_, _, f), (_, reason) in pairs if reason]
@@ -219,21 +201,53 @@ def discover(
         fractions = split.model_dump()
     records.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.path))
     found, dropped = find_duplicates(records)
-    if found:
-        classes_n = sum(d["kind"] == "classes" for d in found)
-        if duplicates == "drop":
-            then = "their conflicting copies are left out (data.duplicates: drop)"
-        else:
-            then = "data.duplicates: drop leaves them out"
-        log.warning(
-            f"data folder {root}: {classes_n} content(s) appear in two classes (label noise) and "
-            f"{len(found) - classes_n} in two splits (leakage); listed in dataset.json 'duplicates'; {then}"
-        )
+    _warn_duplicates(root, found, duplicates)
     if duplicates == "drop" and dropped:
         records = [r for r in records if r.path not in dropped]
         skipped += [SkippedFile(path, reason) for path, reason in sorted(dropped.items())]
     layout = "presplit" if presplit else "class-folders"
     dataset = Dataset(root, classes, records, layout, skipped, ignored, fractions, seed, found)
+    _warn_imbalance(root, dataset)
+    return dataset
+
+
+def _layout(root: Path) -> tuple[bool, list[tuple[str, str, Path]], list[dict], set[str]]:
+    """(whether root has its own train/ val/ (test/) folders, the candidate (split, class, file)
+    triples, the entries ignored, the class names training sees). Raises DataError for a folder
+    that is missing, empty, or split without val/ or with classes train/ lacks."""
+    if not root.exists():
+        raise DataError(f"data folder {root} does not exist")
+    if not root.is_dir():
+        raise DataError(f"data folder {root} is not a folder")
+    split_dirs = _find_split_folders(root)
+    presplit = "train" in split_dirs
+    if presplit and "val" not in split_dirs:
+        raise DataError(f"data folder {root} has train/ but no val/: add val/ (and test/), or use one folder per class")
+    candidates, ignored = _candidates(root, split_dirs if presplit else {"": root})
+    class_names = {c for s, c, _ in candidates if s in ("", "train")}
+    extra = sorted({c for s, c, _ in candidates} - class_names)
+    if presplit and extra:
+        raise DataError(f"data folder {root}: class(es) {', '.join(extra)} appear in val/ or test/ but not in train/")
+    if not candidates:
+        raise DataError(f"data folder {root} is empty: expected one sub-folder of images per class")
+    return presplit, candidates, ignored, class_names
+
+
+def _warn_duplicates(root: Path, found: list[dict], duplicates: str) -> None:
+    if not found:
+        return
+    classes_n = sum(d["kind"] == "classes" for d in found)
+    if duplicates == "drop":
+        then = "their conflicting copies are left out (data.duplicates: drop)"
+    else:
+        then = "data.duplicates: drop leaves them out"
+    log.warning(
+        f"data folder {root}: {classes_n} content(s) appear in two classes (label noise) and "
+        f"{len(found) - classes_n} in two splits (leakage); listed in dataset.json 'duplicates'; {then}"
+    )
+
+
+def _warn_imbalance(root: Path, dataset: Dataset) -> None:
     balance = imbalance(dataset.counts().get("train", {}))
     if balance and balance["imbalanced"]:
         log.warning(
@@ -241,7 +255,6 @@ def discover(
             f"of {balance['smallest']['class']} ({balance['largest']['images']} vs {balance['smallest']['images']}); "
             "train.class_weights: balanced weights the loss so that every class counts the same"
         )
-    return dataset
 
 
 def find_duplicates(records: list[ImageRecord]) -> tuple[list[dict], dict[str, str]]:

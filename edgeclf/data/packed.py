@@ -292,22 +292,7 @@ def open_pack(location: str | Path) -> Pack:
     try:
         with tf.io.gfile.GFile(path, "r") as f:
             manifest = expect_object(loads_json(f.read(), str(path), MAX_MANIFEST_BYTES), str(path))
-        if manifest.get("format") != "edgeclf-pack" or manifest.get("version") != VERSION:
-            raise ValueError(f"format {manifest.get('format')!r} version {manifest.get('version')!r}")
-        size, encoding, shards = manifest["image_size"], manifest["encoding"], manifest["shards"]
-        if not isinstance(size, int) or not 32 <= size <= 4096:
-            raise ValueError(f"image_size {size!r} (32..4096 expected)")
-        if encoding not in ENCODINGS:
-            raise ValueError(f"encoding {encoding!r}")
-        if not isinstance(shards, dict) or sum(len(v) for v in shards.values()) > MAX_SHARDS * len(SPLITS):
-            raise ValueError("shards must be a bounded object of lists")
-        dataset = Dataset.from_json(manifest["dataset"])
-        for split, listed in shards.items():
-            if split not in SPLITS or sum(int(s["images"]) for s in listed) != len(dataset.split(split)):
-                raise ValueError(f"the {split} shards do not hold the manifest's {split} images")
-            for s in listed:
-                if "/" in s["file"] or s["file"].startswith("."):
-                    raise ValueError(f"shard name {s['file']!r}")
+        dataset, size, encoding, shards = _checked_manifest(manifest)
     except BoundedReadError as exc:
         raise DataError(f"{exc}; pack the folder again") from None
     except KeyError as exc:
@@ -321,6 +306,28 @@ def open_pack(location: str | Path) -> Pack:
                 raise DataError(f"{file}: missing or not the size {MANIFEST} records; pack the folder again")
     dataset.pack = location
     return pack_
+
+
+def _checked_manifest(manifest: dict) -> tuple[Dataset, int, str, dict]:
+    """(dataset, image size, encoding, shards) of a manifest, each field checked; ValueError,
+    KeyError or TypeError naming the first one that is wrong."""
+    if manifest.get("format") != "edgeclf-pack" or manifest.get("version") != VERSION:
+        raise ValueError(f"format {manifest.get('format')!r} version {manifest.get('version')!r}")
+    size, encoding, shards = manifest["image_size"], manifest["encoding"], manifest["shards"]
+    if not isinstance(size, int) or not 32 <= size <= 4096:
+        raise ValueError(f"image_size {size!r} (32..4096 expected)")
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding {encoding!r}")
+    if not isinstance(shards, dict) or sum(len(v) for v in shards.values()) > MAX_SHARDS * len(SPLITS):
+        raise ValueError("shards must be a bounded object of lists")
+    dataset = Dataset.from_json(manifest["dataset"])
+    for split, listed in shards.items():
+        if split not in SPLITS or sum(int(s["images"]) for s in listed) != len(dataset.split(split)):
+            raise ValueError(f"the {split} shards do not hold the manifest's {split} images")
+        for s in listed:
+            if "/" in s["file"] or s["file"].startswith("."):
+                raise ValueError(f"shard name {s['file']!r}")
+    return dataset, size, encoding, shards
 
 
 _FEATURES = ("image", "label", "position")

@@ -136,30 +136,43 @@ def _check_layout(bundle: Path, tar: tarfile.TarFile, members: list[tarfile.TarI
         raise BundleError(f"{bundle}: no usable bundle.json; not an edgeclf bundle") from None
     if runner.parent.as_posix() != "runner" or runner.suffix != ".whl":
         raise BundleError(f"{bundle}: bundle.json names the runner {excerpt(str(runner))}; not an edgeclf bundle")
-    index = _manifest(bundle, tar, by_name, "export/artifacts.json")
-    sizes = {}
-    for entry in index.get("artifacts", []) if isinstance(index.get("artifacts"), list) else []:
-        if isinstance(entry, dict) and entry.get("status") == "ok":
-            sizes[f"export/{PurePosixPath(str(entry.get('path', ''))).name}"] = entry.get("bytes")
+    sizes = _recorded_sizes(_manifest(bundle, tar, by_name, "export/artifacts.json"))
     parity = 0
     for key, member in by_name.items():
-        if not member.isfile():
-            continue
-        if key.startswith(f"export/{PARITY_DIR}/"):
-            parity += member.size
+        if member.isfile():
+            parity += _check_member(bundle, key, member, runner, sizes)
             if parity > MAX_PARITY_BYTES:
                 raise BundleError(f"{bundle}: export/{PARITY_DIR}/ over {MAX_PARITY_BYTES // 2**20} MiB; refused")
-        elif key == runner.as_posix():
-            if member.size > MAX_WHEEL_BYTES:
-                raise BundleError(f"{bundle}: the runner wheel is {member.size} bytes, over {MAX_WHEEL_BYTES}")
-        elif key in sizes:
-            if member.size != sizes[key]:
-                raise BundleError(
-                    f"{bundle}: {key} is {member.size} bytes, artifacts.json records {excerpt(sizes[key])}; refused"
-                )
-        elif key not in ("bundle.json", "install.sh", "export/artifacts.json"):
-            raise BundleError(f"{bundle}: entry {excerpt(key)} is not part of an edgeclf bundle; refused")
     return runner, digest
+
+
+def _recorded_sizes(index: dict) -> dict[str, object]:
+    """{export/FILE: the bytes artifacts.json records} for its validated entries (as given: checked
+    against each member's size, which a hostile value never equals)."""
+    listed = index.get("artifacts") if isinstance(index.get("artifacts"), list) else []
+    return {
+        f"export/{PurePosixPath(str(entry.get('path', ''))).name}": entry.get("bytes")
+        for entry in listed
+        if isinstance(entry, dict) and entry.get("status") == "ok"
+    }
+
+
+def _check_member(bundle: Path, key: str, member: tarfile.TarInfo, runner: PurePosixPath, sizes: dict) -> int:
+    """One file of the archive is one a bundle holds, at its recorded size; returns its bytes when
+    it belongs to the parity set (bounded in all by the caller), else 0."""
+    if key.startswith(f"export/{PARITY_DIR}/"):
+        return member.size
+    if key == runner.as_posix():
+        if member.size > MAX_WHEEL_BYTES:
+            raise BundleError(f"{bundle}: the runner wheel is {member.size} bytes, over {MAX_WHEEL_BYTES}")
+    elif key in sizes:
+        if member.size != sizes[key]:
+            raise BundleError(
+                f"{bundle}: {key} is {member.size} bytes, artifacts.json records {excerpt(sizes[key])}; refused"
+            )
+    elif key not in ("bundle.json", "install.sh", "export/artifacts.json"):
+        raise BundleError(f"{bundle}: entry {excerpt(key)} is not part of an edgeclf bundle; refused")
+    return 0
 
 
 def _verify(bundle: Path, folder: Path, runner: PurePosixPath, digest: str) -> list[str]:

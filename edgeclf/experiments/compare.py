@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgeclf.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from edgeclf.core.errors import EdgeclfError
-from edgeclf.measure.report import html_table, md_table
+from edgeclf.measure.tables import html_table, md_table
 
 LATENCY_TITLE = "int8 accuracy vs latency (Pareto front joined)"
 SIZE_TITLE = "int8 accuracy vs file size (Pareto front joined)"

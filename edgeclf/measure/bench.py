@@ -27,56 +27,16 @@ from edgeclf.core.errors import EdgeclfError
 from edgeclf.core.images import load_image
 from edgeclf.core.run_directory import METADATA, MODEL, REPORTS, Run
 from edgeclf.data.reader import split_batches
+from edgeclf.measure import latency
 from edgeclf.measure.keras_baseline import KERAS_NAME
 from edgeclf.runtime.artifact import artifact_file, locate_artifacts, read_artifacts
 from edgeclf.runtime.backends import for_engine, runnable
 from edgeclf.runtime.integrity import check_recorded
 from edgeclf.runtime.machine import fingerprint, inference_threads
-from edgeclf.runtime.timing import SPANS, headline_batch
+from edgeclf.runtime.timing import SPANS
 
 SCHEMA_VERSION = 2  # 2: spans defined in the file; import outside load; compiled Keras baseline; inputs.split
-MAX_SAMPLES = 2000
-# Where int8 starts to pay off, measured by tools/bench_latency_grid.py (docs/BENCHMARKS.md, section 3).
-# Said beside a slower int8 file. The measurements behind it (which widths and sizes gain from int8 on
-# which CPU) are in docs/BENCHMARKS.md, not here: they hold for the machines measured, not the user's.
-INT8_CROSSOVER = (
-    "whether int8 pays off depends on this CPU's integer kernels and on the model's layer widths (narrow "
-    'layers leave them idle); docs/BENCHMARKS.md ("The crossover") has the measured crossovers per engine'
-)
-
 log = logging.getLogger(__name__)
-
-
-def latency_stats(samples_ms: list[float], batch: int) -> dict:
-    a = np.asarray(samples_ms)
-    return {
-        "batch": batch,
-        "runs": int(len(a)),
-        "p50_ms": float(np.percentile(a, 50)),
-        "p90_ms": float(np.percentile(a, 90)),
-        "p99_ms": float(np.percentile(a, 99)),
-        "mean_ms": float(a.mean()),
-        "std_ms": float(a.std()),
-        "min_ms": float(a.min()),
-        "max_ms": float(a.max()),
-        "throughput_ips": float(batch * 1000 / a.mean()),
-    }
-
-
-def time_calls(fn, x, warmup: int, runs: int | None, seconds: float | None) -> list[float]:
-    """Warm up, then time fn(x) runs times, or for `seconds` (at least 10 runs)."""
-    for _ in range(warmup):
-        fn(x)
-    samples = []
-    deadline = time.perf_counter() + (seconds or 0)
-    while True:
-        start = time.perf_counter_ns()
-        fn(x)
-        samples.append((time.perf_counter_ns() - start) / 1e6)
-        if runs is not None and len(samples) >= runs:
-            return samples
-        if runs is None and time.perf_counter() >= deadline and len(samples) >= 10:
-            return samples
 
 
 @dataclass
@@ -119,19 +79,36 @@ def run_bench(
         index = locate_artifacts(target)
         for entry in entries:
             check_recorded(artifact_file(index, entry), entry.bytes, entry.sha256, index)
-    files, split = _input_files(target, is_run, images)
-    count = max(*options.batch_sizes, 32)  # at least the largest batch; 32 images are enough to time
     size = entries[0].image_size if entries else _run_image_size(target)
-    if files is None:  # a run trained on a pack: its images come from the pack, no file decode to time
-        pixels, decode_ms = next(split_batches(Run.open(target).dataset, split, size, count)), None
-        images_used = len(pixels)
-        pixels = _repeated(pixels, max(options.batch_sizes))
-    else:
-        pixels, decode_ms = _decoded(files[:count], size, options)
-        images_used = len(files[:count])
+    pixels, decode_ms, images_used, split = _inputs(target, is_run, images, size, options)
     targets = ([(KERAS_NAME, "keras", "fp32", None)] if is_run else []) + [
         (a.name, a.format, a.precision, a) for a in entries
     ]
+    results = _measure(target, targets, pixels, threads, options)
+    latency.speedups(results)
+    document = _document(target, options, threads, results, images_used, split, images, decode_ms)
+    if skipped:
+        document["notes"].append(f"not measured, their engine is not installed on this device: {', '.join(skipped)}")
+    path = Path(out) if out else (target / REPORTS / "bench.json" if is_run else Path("bench.json"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return BenchResult(atomic_write_json(path, document), document)
+
+
+def _inputs(target: Path, is_run: bool, images: Path | None, size: int, options: BenchConfig):
+    """(the timed inputs, decode ms per image or None, how many distinct images, the split): the
+    run's test images (validation when it has no test split) or the files under `images`, at least
+    the largest batch; a run trained on a pack has no files, so no decode time."""
+    files, split = _input_files(target, is_run, images)
+    count = max(*options.batch_sizes, 32)  # at least the largest batch; 32 images are enough to time
+    if files is None:
+        pixels = next(split_batches(Run.open(target).dataset, split, size, count))
+        return _repeated(pixels, max(options.batch_sizes)), None, len(pixels), split
+    pixels, decode_ms = _decoded(files[:count], size, options)
+    return pixels, decode_ms, len(files[:count]), split
+
+
+def _measure(target: Path, targets: list[tuple], pixels: np.ndarray, threads: int, options: BenchConfig) -> dict:
+    """Each (name, format, precision, artifact info) measured in its own process on the same inputs."""
     results = {}
     with tempfile.TemporaryDirectory(prefix="edgeclf-bench-") as tmp:
         inputs = Path(tmp) / "inputs.npy"
@@ -143,19 +120,13 @@ def run_bench(
             result = _worker(job)
             size = info.bytes if info else (target / MODEL).stat().st_size
             results[name] = {**result, "name": name, "format": fmt, "precision": precision, "file_bytes": size}
-    _speedups(results)
-    document = _document(target, options, threads, results, images_used, split, images, decode_ms)
-    if skipped:
-        document["notes"].append(f"not measured, their engine is not installed on this device: {', '.join(skipped)}")
-    path = Path(out) if out else (target / REPORTS / "bench.json" if is_run else Path("bench.json"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return BenchResult(atomic_write_json(path, document), document)
+    return results
 
 
 def _document(target, options: BenchConfig, threads, results, images_used, split, images, decode_ms) -> dict:
     """bench.json: the machine, the spans' definitions, the method, the inputs, every artifact's
     measurements and the notes a reader needs."""
-    notes = _notes(results)
+    notes = latency.notes(results)
     if split == "val":
         notes.append("the run has no test split: the timed inputs are validation images")
     source = str(images) if images is not None else f"the run's {split} split"
@@ -236,54 +207,6 @@ def _worker(job: dict) -> dict:
         tail = " ".join(proc.stderr.strip().splitlines()[-2:])[:300]
         raise EdgeclfError(f"bench of {job['name']} failed: {tail}")
     return json.loads(lines[-1])
-
-
-def _p50(result: dict, batch: int = 1) -> float | None:
-    return next((b["p50_ms"] for b in result["batches"] if b["batch"] == batch), None)
-
-
-def _same_engine_fp32(results: dict, result: dict) -> str | None:
-    """The name of the fp32 artifact of the same format on the same engine (onnx-fp32 for
-    onnx-int8-ptq, openvino-fp32 for openvino-bf16), or None."""
-    for name, other in results.items():
-        same = (other["precision"], other["format"], other.get("engine_name"))
-        if name != KERAS_NAME and same == ("fp32", result["format"], result.get("engine_name")):
-            return name
-    return None
-
-
-def _speedups(results: dict) -> None:
-    base = _p50(results[KERAS_NAME]) if KERAS_NAME in results else None
-    for name, result in results.items():
-        p50 = _p50(result)
-        fp32 = _same_engine_fp32(results, result) if name != KERAS_NAME else None
-        result["speedup_vs_keras"] = base / p50 if base and p50 else None
-        result["speedup_vs_runtime_fp32"] = _p50(results[fp32]) / p50 if fp32 and p50 else None
-        result["runtime_fp32"] = fp32
-
-
-def _notes(results: dict) -> list[str]:
-    notes = []
-    keras = results.get(KERAS_NAME, {})
-    if keras.get("predict_on_batch"):
-        slow, fast = keras["predict_on_batch"][0], headline_batch(keras)
-        notes.append(
-            f"{KERAS_NAME} is timed as a compiled call (p50 {fast['p50_ms']:.3f} ms, batch {fast['batch']}); "
-            f"through Keras' predict_on_batch the same model takes {slow['p50_ms']:.3f} ms "
-            f"({slow['p50_ms'] / fast['p50_ms']:.2f}x): that path is not used for any ratio"
-        )
-    for name, result in results.items():
-        if (
-            result["precision"].startswith("int8")
-            and result["speedup_vs_runtime_fp32"]
-            and result["speedup_vs_runtime_fp32"] < 1
-        ):
-            fp32 = result["runtime_fp32"]
-            notes.append(
-                f"{name} is SLOWER than {fp32} on this CPU "
-                f"(p50 {_p50(result):.3f} ms vs {_p50(results[fp32]):.3f} ms, batch 1): " + INT8_CROSSOVER
-            )
-    return notes
 
 
 def _require_gpu() -> None:

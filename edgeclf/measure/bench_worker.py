@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeclf.measure.bench import MAX_SAMPLES, latency_stats, time_calls
 from edgeclf.measure.keras_baseline import KERAS_NAME, KerasClassifier, import_keras
+from edgeclf.measure.latency import MAX_SAMPLES, latency_stats, time_calls
 from edgeclf.runtime.artifact import artifact_file, read_artifacts
 from edgeclf.runtime.backends import import_engine, resolve_engine
 from edgeclf.runtime.classifier import Classifier

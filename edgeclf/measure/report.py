@@ -14,6 +14,7 @@ from edgeclf.core.errors import EdgeclfError
 from edgeclf.core.run_directory import REPORTS, Run
 from edgeclf.measure.keras_baseline import KERAS_NAME
 from edgeclf.measure.plots import accuracy_latency_png, latency_distribution_png
+from edgeclf.measure.tables import html_table, md_table
 from edgeclf.runtime.timing import headline_batch
 
 COLUMNS = (
@@ -207,12 +208,6 @@ def _context(run: Run, evaluation: dict, benches: list[dict], own_bench: bool) -
     }
 
 
-def md_table(table_rows: list[dict], columns) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in table_rows]
-    return "\n".join(lines)
-
-
 def _intro(ctx) -> list[str]:
     meta, ev = ctx["run"].metadata, ctx["evaluation"]
     return [
@@ -245,14 +240,6 @@ def _markdown(ctx, images) -> str:
         parts += ["## Notes", "", *[f"- {n}" for n in ctx["notes"]], ""]
     parts += ["## Figures", ""] + [f"![{name}](figures/{name})" for name in images] + [""]
     return "\n".join(parts)
-
-
-def html_table(table_rows: list[dict], columns) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in columns) + "</tr>" for r in table_rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _html(ctx, images) -> str:

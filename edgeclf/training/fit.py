@@ -116,7 +116,7 @@ def _fit_phases(
     placement,
     callbacks: list,
 ) -> Fitted:
-    from edgeclf.training.callbacks import BestWeights, PreciseBatchNorm
+    from edgeclf.training.callbacks import PreciseBatchNorm
     from edgeclf.training.distribute import with_global_batch
     from edgeclf.training.models import build_classifier, save_model
 
@@ -144,25 +144,9 @@ def _fit_phases(
     weights = class_weights(cfg.train.class_weights, data.classes, data.counts().get("train", {}))
     if weights:
         log.info("class weights: " + ", ".join(f"{data.classes[i]} {w:.3g}" for i, w in weights.items()))
-    keeper = BestWeights(min((r["val_loss"] for r in progress.rows if math.isfinite(r["val_loss"])), default=None))
     phases = _phases(cfg, distribution["learning_rate_scale"])
-    for phase in phases:
-        if phase.name in progress.completed:  # resumed: this phase finished before the process was killed
-            _set_phase_layers(phase, built, cfg)
-            if _saved(checkpoint):
-                model.load_weights(str(checkpoint))
-            continue
-        with placement.scope():
-            extra = [keeper, *precise_bn, *callbacks]
-            _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, extra, weights)
-        _restore_best(model, keeper, checkpoint)
-        progress.completed.append(phase.name)
-        progress.save()
-    if keeper.weights is None and not _saved(checkpoint):
-        raise EdgeclfError(
-            "training produced no usable model: the validation loss was never finite; "
-            "lower --learning-rate or check the data"
-        )
+    fit_data = (train_ds, val_ds, weights)
+    _train_phases(phases, built, cfg, fit_data, checkpoint, progress, placement, [*precise_bn, *callbacks])
     for layer in model.layers:
         layer.trainable = True
     val_loss, val_accuracy = model.evaluate(val_ds, verbose=0)
@@ -187,6 +171,43 @@ def _fit_phases(
     best = fitted.best
     log.info(f"best epoch {best['epoch']} ({best['phase']}): val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}")
     return fitted
+
+
+def _train_phases(
+    phases: list[Phase],
+    built,
+    cfg: Config,
+    fit_data: tuple,
+    checkpoint: Path,
+    progress: Progress,
+    placement,
+    callbacks: list,
+) -> None:
+    """Run each phase not completed before (a resumed run skips those, restoring their best weights),
+    the best weights across phases kept in memory and in the checkpoint. fit_data: (training
+    pipeline, validation pipeline, class weights). Raises EdgeclfError when no epoch gave a finite
+    validation loss."""
+    from edgeclf.training.callbacks import BestWeights
+
+    train_ds, val_ds, weights = fit_data
+    model = built.model
+    keeper = BestWeights(min((r["val_loss"] for r in progress.rows if math.isfinite(r["val_loss"])), default=None))
+    for phase in phases:
+        if phase.name in progress.completed:  # resumed: this phase finished before the process was killed
+            _set_phase_layers(phase, built, cfg)
+            if _saved(checkpoint):
+                model.load_weights(str(checkpoint))
+            continue
+        with placement.scope():
+            _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, [keeper, *callbacks], weights)
+        _restore_best(model, keeper, checkpoint)
+        progress.completed.append(phase.name)
+        progress.save()
+    if keeper.weights is None and not _saved(checkpoint):
+        raise EdgeclfError(
+            "training produced no usable model: the validation loss was never finite; "
+            "lower --learning-rate or check the data"
+        )
 
 
 def _phases(cfg: Config, learning_rate_scale: float) -> list[Phase]:

@@ -159,51 +159,70 @@ def _index_keras_zip(found: WeightsFile, workdir: Path) -> None:
     except (zipfile.BadZipFile, OSError) as exc:
         raise WeightsError(f"--weights {found.path}: not a readable .keras zip ({short_error(exc)})") from None
     with archive:
-        members = archive.infolist()
-        if len(members) > MAX_ZIP_ENTRIES:
-            raise WeightsError(f"--weights {found.path}: {len(members):,} zip entries (at most {MAX_ZIP_ENTRIES})")
-        names = {m.filename for m in members}
-        for needed in ("config.json", "model.weights.h5"):
-            if needed not in names:
-                raise WeightsError(f"--weights {found.path}: a .keras file without {needed}")
-        config = _json_member(archive, "config.json", found.path)
-        if "metadata.json" in names:
-            metadata = _json_member(archive, "metadata.json", found.path)
-            if isinstance(metadata, dict) and isinstance(metadata.get("keras_version"), str):
-                found.keras_version = metadata["keras_version"][:40]
-        found.h5_path = workdir / "model.weights.h5"
-        _extract_bounded(archive, "model.weights.h5", found.h5_path, found.path)
+        config = _read_keras_zip(found, archive, workdir)
     paths = _keras_layer_paths(config, found.path)
     import h5py
 
     try:
         with h5py.File(found.h5_path, "r") as h5:
-            variables: dict[str, list[tuple[int, h5py.Dataset]]] = {}
-
-            def visit(name, item):
-                match = re.fullmatch(r"(.*)/vars/(\d+)", name)
-                if isinstance(item, h5py.Dataset) and match:
-                    variables.setdefault(match[1], []).append((int(match[2]), item))
-
-            h5.visititems(visit)
-            for saved_path, entries in sorted(variables.items()):
-                if not saved_path.startswith("layers/"):
-                    continue  # a compiled model's metrics/ and optimizer/ state: not layer weights
-                layer = paths.get(saved_path)
-                if layer is None:
-                    raise WeightsError(
-                        f"--weights {found.path}: model.weights.h5 holds {saved_path}, which config.json does not name"
-                    )
-                if "/layers/" in saved_path:
-                    outer = paths.get(saved_path.rsplit("/layers/", 1)[0])
-                    if outer and outer not in found.nested_in:
-                        found.nested_in.append(outer)
-                for _, dataset in sorted(entries, key=lambda e: e[0]):
-                    _add(found, layer, FileVariable(None, tuple(dataset.shape), dataset.dtype.kind, dataset.name))
+            for saved_path, entries in sorted(_saved_variables(h5).items()):
+                if saved_path.startswith("layers/"):  # not a compiled model's metrics/ and optimizer/ state
+                    _add_saved_layer(found, paths, saved_path, entries)
     except WeightsError:
         raise
     except Exception as exc:
         raise WeightsError(f"--weights {found.path}: cannot read its model.weights.h5 ({short_error(exc)})") from None
+
+
+def _read_keras_zip(found: WeightsFile, archive: zipfile.ZipFile, workdir: Path):
+    """config.json (returned), the Keras version from metadata.json, and model.weights.h5 extracted
+    into workdir, each bounded."""
+    members = archive.infolist()
+    if len(members) > MAX_ZIP_ENTRIES:
+        raise WeightsError(f"--weights {found.path}: {len(members):,} zip entries (at most {MAX_ZIP_ENTRIES})")
+    names = {m.filename for m in members}
+    for needed in ("config.json", "model.weights.h5"):
+        if needed not in names:
+            raise WeightsError(f"--weights {found.path}: a .keras file without {needed}")
+    config = _json_member(archive, "config.json", found.path)
+    if "metadata.json" in names:
+        metadata = _json_member(archive, "metadata.json", found.path)
+        if isinstance(metadata, dict) and isinstance(metadata.get("keras_version"), str):
+            found.keras_version = metadata["keras_version"][:40]
+    found.h5_path = workdir / "model.weights.h5"
+    _extract_bounded(archive, "model.weights.h5", found.h5_path, found.path)
+    return config
+
+
+def _saved_variables(h5) -> dict[str, list[tuple[int, object]]]:
+    """{saved layer path: [(variable index, h5py dataset)]} of a Keras 3 model.weights.h5."""
+    import h5py
+
+    variables: dict[str, list[tuple[int, h5py.Dataset]]] = {}
+
+    def visit(name, item):
+        match = re.fullmatch(r"(.*)/vars/(\d+)", name)
+        if isinstance(item, h5py.Dataset) and match:
+            variables.setdefault(match[1], []).append((int(match[2]), item))
+
+    h5.visititems(visit)
+    return variables
+
+
+def _add_saved_layer(found: WeightsFile, paths: dict[str, str], saved_path: str, entries: list) -> None:
+    """One saved layer's variables, in order, under the layer name config.json gives its path; the
+    outer models it is nested in are noted."""
+    layer = paths.get(saved_path)
+    if layer is None:
+        raise WeightsError(
+            f"--weights {found.path}: model.weights.h5 holds {saved_path}, which config.json does not name"
+        )
+    if "/layers/" in saved_path:
+        outer = paths.get(saved_path.rsplit("/layers/", 1)[0])
+        if outer and outer not in found.nested_in:
+            found.nested_in.append(outer)
+    for _, dataset in sorted(entries, key=lambda e: e[0]):
+        _add(found, layer, FileVariable(None, tuple(dataset.shape), dataset.dtype.kind, dataset.name))
 
 
 def _json_member(archive: zipfile.ZipFile, name: str, path: Path):
