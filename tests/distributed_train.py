@@ -15,18 +15,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-TINY = {
-    "seed": 3,
-    "data.image_size": 32,
-    "data.batch_size": 16,
-    "model.name": "small_cnn",
-    "model.alpha": 0.25,
-    "model.weights": "none",
-    "train.epochs": 1,
-    "train.fine_tune_epochs": 0,
-    "train.learning_rate": 0.003,
-    "train.precise_bn_batches": 2,
-}
+from tests.recipes import TINY_CNN  # noqa: E402 (after the environment TensorFlow reads)
 
 
 def main() -> None:
@@ -50,7 +39,7 @@ def main() -> None:
     from edgeclf.core.config import load_config
     from edgeclf.training.train import train
 
-    cfg = load_config(overrides={**TINY, **extra, "train.strategy": strategy})
+    cfg = load_config(overrides={**TINY_CNN, **extra, "train.strategy": strategy})
     result = train(Path(data), out, cfg)
     print(json.dumps({"val_loss": result.val_loss, "val_accuracy": result.val_accuracy, "wrote_run": result.wrote_run}))
 

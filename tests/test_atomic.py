@@ -105,8 +105,10 @@ def test_a_full_disk_is_one_error_line_and_the_previous_file_stays(tiny_run, tmp
     assert result.exit_code == 2 and result.output.count("error:") == 1 and "Traceback" not in result.output
     assert "No space left on device writing" in " ".join(result.output.split())
     assert out.read_text() == '{"previous": true}' and sorted(p.name for p in tmp_path.iterdir()) == [
-        "bench.json", "export", "home"
-    ]  # fmt: skip
+        "bench.json",
+        "export",
+        "home",
+    ]
 
 
 def test_renames_are_made_durable_with_their_folder_synced(tmp_path, monkeypatch):

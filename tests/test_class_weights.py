@@ -33,9 +33,12 @@ def test_imbalance_is_reported_beyond_three_to_one(tmp_path, caplog):
     from edgeclf.data.dataset import discover
 
     assert imbalance({"a": 30, "b": 10})["imbalanced"] is False
-    assert imbalance({"a": 31, "b": 10}) == {"largest": {"class": "a", "images": 31},
-                                             "smallest": {"class": "b", "images": 10}, "ratio": 3.1,
-                                             "imbalanced": True}  # fmt: skip
+    assert imbalance({"a": 31, "b": 10}) == {
+        "largest": {"class": "a", "images": 31},
+        "smallest": {"class": "b", "images": 10},
+        "ratio": 3.1,
+        "imbalanced": True,
+    }
     class_folders(tmp_path / "data", ["bag"], 40)
     class_folders(tmp_path / "data", ["sneaker"], 10)
     split = SplitConfig(train=0.7, val=0.15, test=0.15)
@@ -43,8 +46,9 @@ def test_imbalance_is_reported_beyond_three_to_one(tmp_path, caplog):
     record = dataset.to_json()["imbalance"]
     assert record["imbalanced"] and record["largest"]["class"] == "bag" and record["ratio"] == pytest.approx(4.0)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("class bag has 4.0x the training images of sneaker" in m and "class_weights: balanced" in m
-               for m in warned)  # fmt: skip
+    assert any(
+        "class bag has 4.0x the training images of sneaker" in m and "class_weights: balanced" in m for m in warned
+    )
 
 
 @pytest.mark.slow
@@ -55,9 +59,18 @@ def test_weighting_a_class_raises_its_recall_and_is_recorded(tmp_path):
     from edgeclf.training.train import train
 
     data = class_folders(tmp_path / "data", ["bag", "pullover", "shirt"], 60)
-    base = {"data.image_size": 32, "data.batch_size": 16, "model.name": "small_cnn", "model.alpha": 0.5,
-            "model.weights": "none", "train.epochs": 6, "train.fine_tune_epochs": 0, "train.learning_rate": 0.003,
-            "augment.enabled": False, "data.split": {"train": 0.5, "val": 0.5, "test": 0.0}}  # fmt: skip
+    base = {
+        "data.image_size": 32,
+        "data.batch_size": 16,
+        "model.name": "small_cnn",
+        "model.alpha": 0.5,
+        "model.weights": "none",
+        "train.epochs": 6,
+        "train.fine_tune_epochs": 0,
+        "train.learning_rate": 0.003,
+        "augment.enabled": False,
+        "data.split": {"train": 0.5, "val": 0.5, "test": 0.0},
+    }
     predicted = {}
     for name, setting in (("none", "none"), ("weighted", {"pullover": 20.0})):
         out = tmp_path / name

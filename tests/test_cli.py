@@ -9,22 +9,10 @@ from typer.testing import CliRunner
 
 from edgeclf.cli import app
 from tests.helpers import class_folders
+from tests.recipes import TINY_MOBILENET, as_options
 
 runner = CliRunner()
-TINY = [
-    "--weights",
-    "none",
-    "--alpha",
-    "0.35",
-    "--image-size",
-    "32",
-    "--epochs",
-    "1",
-    "--fine-tune-epochs",
-    "0",
-    "--batch-size",
-    "8",
-]
+TINY = as_options({**TINY_MOBILENET, "train.fine_tune_epochs": 0})
 
 
 @pytest.mark.parametrize("command", sorted(c.name for c in app.registered_commands))

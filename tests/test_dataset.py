@@ -173,8 +173,10 @@ def test_links_leading_outside_the_data_folder_are_not_followed(tmp_path, caplog
     reasons = {s.path: s.reason for s in data.ignored}
     for path in ("host", "coat", "bag/passwd.png"):
         assert reasons[path] == "a link leading outside the data folder: not followed"
-    assert any("3 link(s) leading outside it not followed (bag/passwd.png, coat, host)" in r.getMessage()
-               for r in caplog.records)  # fmt: skip
+    assert any(
+        "3 link(s) leading outside it not followed (bag/passwd.png, coat, host)" in r.getMessage()
+        for r in caplog.records
+    )
     assert "/etc" not in json.dumps(data.to_json())
 
 

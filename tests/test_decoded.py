@@ -17,8 +17,10 @@ def test_batches_take_and_predict_give_the_whole_split_in_order(tiny_run):
         assert np.array_equal(np.concatenate([b for b, _ in batches]), pixels)
         assert np.array_equal(np.concatenate([y for _, y in batches]), labels) and np.array_equal(split.labels, labels)
         assert np.array_equal(split.take([5, 0, 7]), pixels[[5, 0, 7]])
-        assert np.array_equal(split.predict(lambda b: b.reshape(len(b), -1)[:, :2].astype(np.float32)),
-                              pixels.reshape(len(pixels), -1)[:, :2])  # fmt: skip
+        assert np.array_equal(
+            split.predict(lambda b: b.reshape(len(b), -1)[:, :2].astype(np.float32)),
+            pixels.reshape(len(pixels), -1)[:, :2],
+        )
         assert list(split.batches())[0][0].shape == (4, *pixels.shape[1:])  # it can be read again
     with pytest.raises(ValueError):  # closed: the temporary file is gone
         list(split.batches())

@@ -62,16 +62,28 @@ def test_distributed_mirrored_over_two_devices_matches_one_device(data, tmp_path
     """From the fixture run's weights (BatchNorm frozen), without dropout or augmentation, a global
     batch of 16 split over 2 replicas computes the same mean gradient as one device: the same
     losses epoch by epoch, up to the order of float additions."""
-    same = {"model.weights": str(ROOT / "tests/fixtures/tiny_run"), "model.dropout": 0.0,
-            "augment.enabled": False, "train.epochs": 2}  # fmt: skip
+    same = {
+        "model.weights": str(ROOT / "tests/fixtures/tiny_run"),
+        "model.dropout": 0.0,
+        "augment.enabled": False,
+        "train.epochs": 2,
+    }
     one = _train(data, tmp_path / "one", "none", 1, same)
     two = _train(data, tmp_path / "two", "mirrored", 2, same)
     assert _distribution(tmp_path / "one")["replicas"] == 1
     assert _distribution(tmp_path / "two") | {"devices": None} == {
-        "strategy": "mirrored", "asked": "mirrored", "replicas": 2, "workers": 1, "devices": None,
-        "batch_size_per": "global", "global_batch_size": 16, "per_replica_batch_size": 8,
-        "learning_rate_scaling": "none", "learning_rate_scale": 1, "input_sharding": {"train": "data", "val": "data"},
-    }  # fmt: skip
+        "strategy": "mirrored",
+        "asked": "mirrored",
+        "replicas": 2,
+        "workers": 1,
+        "devices": None,
+        "batch_size_per": "global",
+        "global_batch_size": 16,
+        "per_replica_batch_size": 8,
+        "learning_rate_scaling": "none",
+        "learning_rate_scale": 1,
+        "input_sharding": {"train": "data", "val": "data"},
+    }
     rows = [(tmp_path / name / "history.csv").read_text().splitlines()[1:] for name in ("one", "two")]
     for a, b in zip(*rows, strict=True):
         losses = [float(v) for v in a.split(",")[2:6]], [float(v) for v in b.split(",")[2:6]]
@@ -134,9 +146,16 @@ def test_distributed_two_workers_on_loopback_and_the_chief_writes_the_run(data, 
     assert (d["strategy"], d["asked"], d["workers"], d["replicas"]) == ("multiworker", "auto", 2, 2)
     assert d["input_sharding"] == {"train": "file", "val": "data"}  # 4 training shards, 1 validation shard
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.yaml", "curves.png", "dataset.json", "history.csv", "labels.txt", "metadata.json", "model.keras",
-        "qat.json", "qat_model.h5",
-    ]  # fmt: skip
+        "config.yaml",
+        "curves.png",
+        "dataset.json",
+        "history.csv",
+        "labels.txt",
+        "metadata.json",
+        "model.keras",
+        "qat.json",
+        "qat_model.h5",
+    ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".run", "workertemp"))]
 
 
@@ -149,8 +168,11 @@ def test_tf_config_gives_the_role_and_refuses_a_broken_one():
     with_chief = {"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}
     assert not role({"TF_CONFIG": json.dumps(with_chief)}).chief  # worker 0 is not the chief when there is one
     assert role({"TF_CONFIG": json.dumps({**with_chief, "task": {"type": "chief", "index": 0}})}).chief
-    for broken in ("{", json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
-                   json.dumps({"task": {"type": "worker", "index": 0}})):  # fmt: skip
+    for broken in (
+        "{",
+        json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
+        json.dumps({"task": {"type": "worker", "index": 0}}),
+    ):
         with pytest.raises(ConfigError, match="TF_CONFIG: not a usable cluster description"):
             role({"TF_CONFIG": broken})
 
@@ -215,8 +237,14 @@ def test_the_kubernetes_job_gives_each_pod_its_tf_config():
     import yaml
 
     folder = ROOT / "deploy/cluster"
-    env = {**os.environ, "WORKERS": "3", "JOB_COMPLETION_INDEX": "2", "JOB_NAME": "edgeclf-train",
-           "SERVICE": "edgeclf-train", "PORT": "2222"}  # fmt: skip
+    env = {
+        **os.environ,
+        "WORKERS": "3",
+        "JOB_COMPLETION_INDEX": "2",
+        "JOB_NAME": "edgeclf-train",
+        "SERVICE": "edgeclf-train",
+        "PORT": "2222",
+    }
     show = [sys.executable, "-c", "import os; print(os.environ['TF_CONFIG'])"]
     script = [sys.executable, str(folder / "tf_config.py"), *show]
     proc = subprocess.run(script, env=env, capture_output=True, text=True)

@@ -152,8 +152,11 @@ def test_int8_onnx_weight_width_is_chosen_on_the_evidence(exported):
     if candidates[0]["gate_agreement_with_float"] == candidates[1]["gate_agreement_with_float"]:
         assert chosen["reduce_range"]
     model = onnx.load(exported / a.path)
-    widest = max(int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max()) for t in model.graph.initializer
-                 if t.data_type == onnx.TensorProto.INT8 and t.dims)  # fmt: skip
+    widest = max(
+        int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max())
+        for t in model.graph.initializer
+        if t.data_type == onnx.TensorProto.INT8 and t.dims
+    )
     assert (widest <= 64) == chosen["reduce_range"]  # 7-bit weights: per-channel within +-63 (+-64 rounding)
     assert ("7-bit" in a.produced_by) == chosen["reduce_range"]
 

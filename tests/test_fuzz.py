@@ -145,8 +145,10 @@ def _exchange(server, data: bytes) -> bytes:
 
 
 TOKEN = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12)
-HEADER = st.tuples(st.sampled_from(["Content-Length", "Transfer-Encoding", "Connection", "Expect", "X"]) | TOKEN,
-                   st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=30))  # fmt: skip
+HEADER = st.tuples(
+    st.sampled_from(["Content-Length", "Transfer-Encoding", "Connection", "Expect", "X"]) | TOKEN,
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=30),
+)
 
 
 @given(

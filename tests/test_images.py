@@ -102,8 +102,7 @@ def test_damaged_exif_keeps_the_pixels_and_says_so(tmp_path, caplog, fmt, fault)
     assert out.shape == (8, 8, 3) and out[..., 0].mean() > 150  # the red image, not rotated away
     assert check_image(path) is None
     name = "error" if fault == "struct.error" else fault
-    assert any(f"{path.name}: damaged EXIF ({name}); orientation not applied" in r.getMessage()
-               for r in caplog.records)  # fmt: skip
+    assert any(f"{path.name}: damaged EXIF ({name}); orientation not applied" in r.getMessage() for r in caplog.records)
 
 
 def test_any_decoder_exception_is_an_image_error(tmp_path, monkeypatch):

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgeclf"
-HEAVY = {"tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "matplotlib",
-         "sklearn"}  # fmt: skip
+HEAVY = {"tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "tf2onnx", "onnx", "matplotlib", "sklearn"}
 DEVICE_SIDE = ("edgeclf.core", "edgeclf.runtime", "edgeclf.device")
 NOT_ON_THE_DEVICE = (
     "edgeclf.training",
@@ -90,9 +89,13 @@ def optuna_violations(graph) -> list[str]:
 
 
 def cli_violations(graph) -> list[str]:
-    return [f"{name} imports {target}" for name, imported in graph.items()
-            if not within(name, ["edgeclf.cli", "edgeclf.__main__"])
-            for target in imported if within(target, ["edgeclf.cli"])]  # fmt: skip
+    return [
+        f"{name} imports {target}"
+        for name, imported in graph.items()
+        if not within(name, ["edgeclf.cli", "edgeclf.__main__"])
+        for target in imported
+        if within(target, ["edgeclf.cli"])
+    ]
 
 
 def cycles(graph) -> list[list[str]]:

@@ -33,9 +33,13 @@ def no_network(monkeypatch):
 
 @pytest.mark.parametrize(
     "name",  # the V3 builds take seconds each: the whole suite runs them, the fast one V2 and the CNN
-    ["mobilenet_v2", pytest.param("mobilenet_v3_small", marks=pytest.mark.slow),
-     pytest.param("mobilenet_v3_large", marks=pytest.mark.slow), "small_cnn"],
-)  # fmt: skip
+    [
+        "mobilenet_v2",
+        pytest.param("mobilenet_v3_small", marks=pytest.mark.slow),
+        pytest.param("mobilenet_v3_large", marks=pytest.mark.slow),
+        "small_cnn",
+    ],
+)
 def test_every_backbone_is_one_flat_graph(name):
     built = build_classifier(cfg(name), num_classes=3, image_size=32)
     model = built.model

@@ -160,8 +160,13 @@ def test_verify_skips_artifacts_whose_engine_is_missing(tiny_run, monkeypatch):
 
 def test_bench_compares_each_precision_with_the_fp32_of_its_own_engine():
     def record(name, precision, engine, p50):
-        return {"name": name, "format": "onnx", "precision": precision, "engine_name": engine,
-                "batches": [{"batch": 1, "p50_ms": p50}]}  # fmt: skip
+        return {
+            "name": name,
+            "format": "onnx",
+            "precision": precision,
+            "engine_name": engine,
+            "batches": [{"batch": 1, "p50_ms": p50}],
+        }
 
     results = {
         r["name"]: r
@@ -222,7 +227,22 @@ def test_evaluate_and_bench_with_an_explicit_engine_on_a_run_with_bf16_entries(t
     assert result.exit_code == 0, result.output
     evaluated = set(json.loads((run / "reports" / "eval.json").read_text())["artifacts"])
     assert {a.name for a in kept} <= evaluated
-    bench = CliRunner().invoke(app, ["bench", str(run), "--engine", engine, "--runs", "3", "--warmup", "1",
-                                     "--batch-sizes", "1", "--out", str(tmp_path / "bench.json")])  # fmt: skip
+    bench = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(run),
+            "--engine",
+            engine,
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--batch-sizes",
+            "1",
+            "--out",
+            str(tmp_path / "bench.json"),
+        ],
+    )
     assert bench.exit_code == 0, bench.output
     assert {a.name for a in kept} <= set(json.loads((tmp_path / "bench.json").read_text())["artifacts"])

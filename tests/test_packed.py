@@ -16,6 +16,7 @@ from edgeclf.data.packed import MANIFEST, _parse, open_pack, pack, records, shar
 from edgeclf.data.prepare import prepare_folder
 from edgeclf.data.reader import split_batches
 from tests.helpers import class_folders
+from tests.recipes import TINY_CNN
 
 tf = pytest.importorskip("tensorflow")
 
@@ -96,8 +97,9 @@ def test_a_damaged_or_partial_pack_is_one_line(dataset, packed, tmp_path):
     (copy / MANIFEST).write_text('{"format": "edgeclf-pack", "version": 1, "image_size": 9}')
     with pytest.raises(DataError, match=r"pack.json: not a valid pack manifest \(no 'encoding'\)"):
         open_pack(copy)
-    (copy / MANIFEST).write_text('{"format": "edgeclf-pack", "version": 1, "image_size": 9, "encoding": "png", '
-                                 '"shards": {}}')  # fmt: skip
+    (copy / MANIFEST).write_text(
+        '{"format": "edgeclf-pack", "version": 1, "image_size": 9, "encoding": "png", "shards": {}}'
+    )
     with pytest.raises(DataError, match=r"pack.json: not a valid pack manifest \(image_size 9 \(32..4096"):
         open_pack(copy)
     (copy / MANIFEST).write_text("[1, 2")
@@ -161,9 +163,7 @@ def test_a_run_trained_on_a_pack_needs_no_folder(folder, tmp_path):
 
     data = tmp_path / "data"
     shutil.copytree(folder, data)
-    cfg = load_config(overrides={"data.image_size": SIZE, "data.batch_size": 16, "model.name": "small_cnn",
-                                 "model.alpha": 0.25, "model.weights": "none", "train.epochs": 3,
-                                 "train.fine_tune_epochs": 0, "train.learning_rate": 0.003})  # fmt: skip
+    cfg = load_config(overrides={**TINY_CNN, "data.image_size": SIZE, "train.epochs": 3})
     pack(prepare_folder(data, cfg), tmp_path / "pack", SIZE, PackConfig(shards=2, encoding="png"), seed=1)
     shutil.rmtree(data)  # from here on only the pack exists
     run = tmp_path / "run"

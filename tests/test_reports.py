@@ -265,8 +265,12 @@ def test_an_int8_file_slower_than_fp32_is_called_out_with_the_measured_crossover
     def record(fmt, precision, p50):
         return {"format": fmt, "precision": precision, "batches": [{"batch": 1, "p50_ms": p50}]}
 
-    results = {"tflite-fp32": record("tflite", "fp32", 1.0), "tflite-int8-ptq": record("tflite", "int8-ptq", 1.4),
-               "onnx-fp32": record("onnx", "fp32", 2.0), "onnx-int8-ptq": record("onnx", "int8-ptq", 1.5)}  # fmt: skip
+    results = {
+        "tflite-fp32": record("tflite", "fp32", 1.0),
+        "tflite-int8-ptq": record("tflite", "int8-ptq", 1.4),
+        "onnx-fp32": record("onnx", "fp32", 2.0),
+        "onnx-int8-ptq": record("onnx", "int8-ptq", 1.5),
+    }
     speedups(results)
     said = notes(results)
     assert len(said) == 1 and said[0].startswith("tflite-int8-ptq is SLOWER than tflite-fp32 on this CPU (p50 1.400 ms")

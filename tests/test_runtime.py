@@ -400,8 +400,10 @@ def test_a_hostile_appended_zip_is_one_error_line(tiny_run, tmp_path, case, mess
     elif case == "encrypted":
         appended = _appended_zip({"edgeclf.json": description}, lambda d: _set_all(d, b"PK\x01\x02", 8, "<H", 1))
     elif case == "method93":
-        appended = _appended_zip({"edgeclf.json": description}, lambda d: (
-            _set_all(d, b"PK\x03\x04", 8, "<H", 93), _set_all(d, b"PK\x01\x02", 10, "<H", 93)))  # fmt: skip
+        appended = _appended_zip(
+            {"edgeclf.json": description},
+            lambda d: (_set_all(d, b"PK\x03\x04", 8, "<H", 93), _set_all(d, b"PK\x01\x02", 10, "<H", 93)),
+        )
     elif case == "corrupt":
         good = _appended_zip({"edgeclf.json": description})
         at = good.index(b"edgeclf.json") + len("edgeclf.json")  # the deflated bytes follow the local header's name

@@ -25,9 +25,13 @@ def _row(name, accuracy, p50, kib):
 
 
 HAND_MADE = [
-    _row("a", 0.90, 1.0, 300), _row("b", 0.93, 2.5, 900), _row("c", 0.92, 1.2, 250),
-    _row("d", 0.93, 2.0, 1200), _row("e", 0.80, 0.4, 100), _row("f", 0.91, 3.0, 2000),
-]  # fmt: skip
+    _row("a", 0.90, 1.0, 300),
+    _row("b", 0.93, 2.5, 900),
+    _row("c", 0.92, 1.2, 250),
+    _row("d", 0.93, 2.0, 1200),
+    _row("e", 0.80, 0.4, 100),
+    _row("f", 0.91, 3.0, 2000),
+]
 
 
 def test_the_budget_picks_the_most_accurate_row_that_fits():
@@ -102,8 +106,13 @@ def test_compare_over_two_runs(tiny_run, tmp_path):
     assert [r.name for r in result.rows] == ["fast", "slow"] and result.chosen.name == "fast"
     assert result.test["split"] == "test" and result.test["images"] == 27 and 0 <= result.test["accuracy"] <= 1
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "compare.md", "compare.html", "compare.json", "pareto_latency.png", "pareto_size.png", "chosen_test.json",
-    }  # fmt: skip
+        "compare.md",
+        "compare.html",
+        "compare.json",
+        "pareto_latency.png",
+        "pareto_size.png",
+        "chosen_test.json",
+    }
     assert (
         "Best under p50 <= 0.1 ms: fast (tflite-int8-ptq, small_cnn alpha 0.25, 32 px)"
         in (tmp_path / "out/compare.md").read_text()
@@ -154,8 +163,13 @@ def test_a_killed_sweep_resumes_into_the_same_study(tmp_path):
     data = class_folders(tmp_path / "data", ["bag", "sneaker", "trouser"], 40)
     out = tmp_path / "sweep"
     space = _space(tmp_path, SPACE)
-    proc = subprocess.Popen(_sweep_command(data, out, "--space", str(space)), cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        _sweep_command(data, out, "--space", str(space)),
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while not (out / "trials/001/config.yaml").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -167,8 +181,9 @@ def test_a_killed_sweep_resumes_into_the_same_study(tmp_path):
     first = before.trials[0].values
     assert before.trials[1].state == optuna.trial.TrialState.RUNNING
 
-    resumed = subprocess.run(_sweep_command(data, out, "--budget-kb", "200"), cwd=ROOT, capture_output=True, text=True,
-                             timeout=600)  # fmt: skip
+    resumed = subprocess.run(
+        _sweep_command(data, out, "--budget-kb", "200"), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "3 trial(s) complete" in resumed.stdout and "asked again" in resumed.stdout
     assert "most accurate int8 trial within the budget" in resumed.stdout
@@ -235,8 +250,16 @@ def test_a_trial_worse_than_the_earlier_ones_is_pruned(tmp_path):
     data = class_folders(tmp_path / "data", ["bag", "sneaker", "trouser"], 20)
     trial_dir = tmp_path / "trial"
     trial_dir.mkdir()
-    cfg = load_config(overrides={"model.name": "small_cnn", "model.alpha": 0.25, "model.weights": "none",
-                                 "data.image_size": 32, "train.epochs": 6, "train.fine_tune_epochs": 0})  # fmt: skip
+    cfg = load_config(
+        overrides={
+            "model.name": "small_cnn",
+            "model.alpha": 0.25,
+            "model.weights": "none",
+            "data.image_size": 32,
+            "train.epochs": 6,
+            "train.fine_tune_epochs": 0,
+        }
+    )
     (trial_dir / "config.yaml").write_text(cfg.to_yaml())
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     pruning = (storage, PRUNING_STUDY, twin.number, 2, 1)

@@ -13,18 +13,12 @@ from edgeclf.core.errors import RunDirError
 from edgeclf.training.models import load_model
 from edgeclf.training.train import train
 from tests.helpers import class_folders
+from tests.recipes import TINY_CNN, TINY_MOBILENET, as_options
 
 keras = pytest.importorskip("tf_keras")
 tf = pytest.importorskip("tensorflow")
 
-TINY = {
-    "data.image_size": 32,
-    "data.batch_size": 8,
-    "model.alpha": 0.35,
-    "model.weights": "none",
-    "train.epochs": 1,
-    "train.fine_tune_epochs": 1,
-}
+TINY = TINY_MOBILENET
 
 
 @pytest.mark.slow
@@ -240,8 +234,8 @@ def _train_command(data, out, epochs: int, fine_tune_epochs: int) -> list[str]:
     """`edgeclf train` of a tiny CNN (32 px, batch 8) as a real process, for the kill -9 tests."""
     import sys
 
-    options = ["--model", "small_cnn", "--alpha", "0.25", "--image-size", "32", "--weights", "none",
-               "--epochs", str(epochs), "--fine-tune-epochs", str(fine_tune_epochs), "--batch-size", "8"]  # fmt: skip
+    recipe = {**TINY_CNN, "data.batch_size": 8, "train.epochs": epochs, "train.fine_tune_epochs": fine_tune_epochs}
+    options = as_options({k: v for k, v in recipe.items() if k != "train.precise_bn_batches"})
     return [sys.executable, "-m", "edgeclf", "train", str(data), "--out", str(out), *options]
 
 
@@ -294,9 +288,15 @@ def test_a_small_folder_from_the_pretrained_backbone(tmp_path, pretrained_backbo
 
     data = class_folders(tmp_path / "data", ["bag", "dress", "sneaker", "trouser"], 40)
     cfg = load_config(
-        overrides={"data.image_size": 96, "model.alpha": 1.0, "model.weights": str(pretrained_backbone),
-                   "train.epochs": 5, "train.fine_tune_epochs": 0, "train.learning_rate": 0.003}
-    )  # fmt: skip
+        overrides={
+            "data.image_size": 96,
+            "model.alpha": 1.0,
+            "model.weights": str(pretrained_backbone),
+            "train.epochs": 5,
+            "train.fine_tune_epochs": 0,
+            "train.learning_rate": 0.003,
+        }
+    )
     result = train(data, tmp_path / "run", cfg)
     assert result.val_accuracy >= 0.85
     weights = json.loads((tmp_path / "run" / "metadata.json").read_text())["weights"]

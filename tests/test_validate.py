@@ -195,8 +195,10 @@ def test_a_broken_int8_file_still_fails_with_its_evidence(run_copy, edit):
     v = _entries(run_copy)["onnx-int8-ptq"].validation
     gate = v["gate"]
     assert v["decision"] == "fail" and gate["decision"] == "fail" and gate["interval"][0] > v["max_drop"]
-    assert gate["sources"]["val"] == 27 and gate["images"] == 27 + gate["sources"]["train"] + gate["sources"][
-        "calibration"] > 27  # fmt: skip
+    assert (
+        gate["sources"]["val"] == 27
+        and gate["images"] == 27 + gate["sources"]["train"] + gate["sources"]["calibration"] > 27
+    )
     assert gate["points_per_image"] == pytest.approx(100 / gate["images"])
     assert f"fail, {gate['images']} img" in result.output  # the table shows images and interval
 

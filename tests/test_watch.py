@@ -191,10 +191,23 @@ def test_watch_json_writes_only_json_lines_to_stdout(tiny_run, images, tmp_path)
     (folder / "a.png").write_bytes(images[0])
     (folder / STATE_FILE).write_text("[" * 1000)  # a warning, which goes to stderr as well
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeclf", "watch", str(tiny_run), str(folder), "--existing", "--json",
-         "--interval", "0.05"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "edgeclf",
+            "watch",
+            str(tiny_run),
+            str(folder),
+            "--existing",
+            "--json",
+            "--interval",
+            "0.05",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (folder / STATE_FILE).read_text().startswith("{"):
         time.sleep(0.1)

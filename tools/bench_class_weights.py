@@ -70,8 +70,9 @@ def main() -> None:
         started = time.perf_counter()
         subprocess.run(train, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - started
-        subprocess.run([*edgeclf, "evaluate", str(out), "--split", "test"], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [*edgeclf, "evaluate", str(out), "--split", "test"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+        )
         keras = json.loads((out / "reports" / "eval.json").read_text())["artifacts"]["keras-fp32"]
         meta = json.loads((out / "metadata.json").read_text())
         results[setting] = {
@@ -83,15 +84,22 @@ def main() -> None:
             "class_weights": meta["training"]["class_weights"],
             "seconds": round(seconds, 1),
         }
-    document = {"recipe": RECIPE, "train_counts": counts, "minority": args.minority, "results": results,
-                "machine": fingerprint(None, "cpu")}  # fmt: skip
+    document = {
+        "recipe": RECIPE,
+        "train_counts": counts,
+        "minority": args.minority,
+        "results": results,
+        "machine": fingerprint(None, "cpu"),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"| class_weights | {args.minority} recall | {args.minority} precision | macro recall | accuracy | time |")
     print("|---|---|---|---|---|---|")
     for setting, r in results.items():
-        print(f"| {setting} | {r['minority_recall']:.2%} | {r['minority_precision']:.2%} | {r['macro_recall']:.2%} | "
-              f"{r['accuracy']:.2%} | {r['seconds']:.0f} s |")  # fmt: skip
+        print(
+            f"| {setting} | {r['minority_recall']:.2%} | {r['minority_precision']:.2%} | {r['macro_recall']:.2%} | "
+            f"{r['accuracy']:.2%} | {r['seconds']:.0f} s |"
+        )
 
 
 if __name__ == "__main__":

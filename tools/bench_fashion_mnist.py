@@ -79,11 +79,20 @@ def main() -> None:
         run([py, "tools/make_fashion_folder.py", str(folder), "--per-class", "6000", "--val-fraction", "0.1"], log)
     steps = [
         [py, "-m", "edgeclf", "train", str(folder), "--out", str(run_dir), "--config", str(config), "--overwrite"],
-        [py, "-m", "edgeclf", "qat", str(run_dir), "--epochs", str(args.qat_epochs),
-         "--learning-rate", str(args.qat_learning_rate)],
+        [
+            py,
+            "-m",
+            "edgeclf",
+            "qat",
+            str(run_dir),
+            "--epochs",
+            str(args.qat_epochs),
+            "--learning-rate",
+            str(args.qat_learning_rate),
+        ],
         [py, "-m", "edgeclf", "export", str(run_dir), "--int8", "--int8-source", "both"],
         [py, "-m", "edgeclf", "evaluate", str(run_dir), "--split", "test"],
-    ]  # fmt: skip
+    ]
     for step in steps:
         code = run(step, log)
         if code not in (0, 2) or (code == 2 and "export" not in step):

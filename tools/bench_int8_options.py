@@ -110,8 +110,16 @@ def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
         ("onnx-int8-qop", QuantFormat.QOperator, True, False, QuantType.QUInt8),
     ):
         files[name] = folder / name
-        quantize_static(str(pre), str(files[name]), Reader(), quant_format=fmt, per_channel=per_channel,
-                        reduce_range=reduce_range, weight_type=QuantType.QInt8, activation_type=activation)  # fmt: skip
+        quantize_static(
+            str(pre),
+            str(files[name]),
+            Reader(),
+            quant_format=fmt,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            weight_type=QuantType.QInt8,
+            activation_type=activation,
+        )
     return files
 
 
@@ -123,8 +131,12 @@ def worker(job: dict) -> dict:
         from ai_edge_litert import interpreter as lite
 
         resolver = getattr(lite.OpResolverType, opts.get("resolver", "AUTO"))
-        interp = lite.Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver,
-                                  experimental_default_delegate_latest_features=opts.get("latest", False))  # fmt: skip
+        interp = lite.Interpreter(
+            model_path=str(path),
+            num_threads=threads,
+            experimental_op_resolver_type=resolver,
+            experimental_default_delegate_latest_features=opts.get("latest", False),
+        )
         interp.allocate_tensors()
         inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
 
@@ -211,7 +223,7 @@ def main() -> None:
             "warmup": 20,
             "batch": 1,
             "timed": "the engine's call on a prepared input, p50 per process, median over rounds",
-        },  # fmt: skip
+        },
         "variants": result,
     }
     if args.out:

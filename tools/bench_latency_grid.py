@@ -40,8 +40,11 @@ ENGINES = ("keras-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8", "onnx-fp32
 # OpenVINO (when installed: pip install openvino) on edgeclf's ONNX files: the runtime an x86 user
 # would pick instead. fp32 pinned to f32 (its default on a CPU with native bf16 is bf16), bf16 named
 # as such, int8 = the QDQ file with the remaining float ops in f32.
-OPENVINO = {"openvino-f32": ("onnx-fp32", "f32"), "openvino-bf16": ("onnx-fp32", "bf16"),
-            "openvino-int8": ("onnx-int8", "f32")}  # fmt: skip
+OPENVINO = {
+    "openvino-f32": ("onnx-fp32", "f32"),
+    "openvino-bf16": ("onnx-fp32", "bf16"),
+    "openvino-int8": ("onnx-int8", "f32"),
+}
 
 
 def engine_names() -> tuple[str, ...]:
@@ -115,8 +118,11 @@ def openvino_worker(job: dict) -> dict:
     from edgeclf.measure.latency import time_calls
 
     core, size = ov.Core(), job["size"]
-    config = {"INFERENCE_NUM_THREADS": job["threads"], "INFERENCE_PRECISION_HINT": job["openvino"],
-              "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
+    config = {
+        "INFERENCE_NUM_THREADS": job["threads"],
+        "INFERENCE_PRECISION_HINT": job["openvino"],
+        "PERFORMANCE_HINT": "LATENCY",
+    }
     result = {"load_ms": None, "p50_ms": {}, "openvino": ov.__version__, "hint": job["openvino"]}
     for batch in job["batches"]:
         started = time.perf_counter()
@@ -138,8 +144,15 @@ def openvino_worker(job: dict) -> dict:
 
 
 def measure(file: Path, threads: int, size: int, args, openvino: str | None = None) -> dict:
-    job = {"file": str(file), "threads": threads, "size": size, "batches": args.batches, "warmup": args.warmup,
-           "runs": args.runs, "openvino": openvino}  # fmt: skip
+    job = {
+        "file": str(file),
+        "threads": threads,
+        "size": size,
+        "batches": args.batches,
+        "warmup": args.warmup,
+        "runs": args.runs,
+        "openvino": openvino,
+    }
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -150,18 +163,26 @@ def measure(file: Path, threads: int, size: int, args, openvino: str | None = No
 def tables(configs: list[dict], threads: list[int], names: tuple[str, ...]) -> str:
     out = []
     for t in threads:
-        out += [f"\n### batch 1, {t} thread(s): p50 ms\n", "| alpha x px | MMACs | " + " | ".join(names) + " |",
-                "|---|---|" + "---|" * len(names)]  # fmt: skip
+        out += [
+            f"\n### batch 1, {t} thread(s): p50 ms\n",
+            "| alpha x px | MMACs | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
         for c in configs:
             cells = [f"{c['engines'][e][str(t)]['p50_ms']['1']:.2f}" for e in names]
             out.append(f"| {c['alpha']} x {c['size']} | {c['macs'] / 1e6:.0f} | " + " | ".join(cells) + " |")
-        out += [f"\n### int8 / fp32 latency ratio, batch 1, {t} thread(s) (< 1: int8 faster)\n",
-                "| alpha x px | LiteRT | ONNX Runtime | int8 vs compiled Keras |", "|---|---|---|---|"]  # fmt: skip
+        out += [
+            f"\n### int8 / fp32 latency ratio, batch 1, {t} thread(s) (< 1: int8 faster)\n",
+            "| alpha x px | LiteRT | ONNX Runtime | int8 vs compiled Keras |",
+            "|---|---|---|---|",
+        ]
         for c in configs:
             p = {e: c["engines"][e][str(t)]["p50_ms"]["1"] for e in ENGINES}
-            out.append(f"| {c['alpha']} x {c['size']} | {p['tflite-int8'] / p['tflite-fp32']:.2f} | "
-                       f"{p['onnx-int8'] / p['onnx-fp32']:.2f} | "
-                       f"{p['keras-fp32'] / min(p['tflite-int8'], p['onnx-int8']):.1f}x faster |")  # fmt: skip
+            out.append(
+                f"| {c['alpha']} x {c['size']} | {p['tflite-int8'] / p['tflite-fp32']:.2f} | "
+                f"{p['onnx-int8'] / p['onnx-fp32']:.2f} | "
+                f"{p['keras-fp32'] / min(p['tflite-int8'], p['onnx-int8']):.1f}x faster |"
+            )
     return "\n".join(out)
 
 
@@ -171,8 +192,11 @@ def crossover(configs: list[dict], threads: int) -> dict[str, float | None]:
     result = {}
     for runtime in ("tflite", "onnx"):
         ordered = sorted(configs, key=lambda c: c["macs"])
-        faster = [c["engines"][f"{runtime}-int8"][str(threads)]["p50_ms"]["1"]
-                  < c["engines"][f"{runtime}-fp32"][str(threads)]["p50_ms"]["1"] for c in ordered]  # fmt: skip
+        faster = [
+            c["engines"][f"{runtime}-int8"][str(threads)]["p50_ms"]["1"]
+            < c["engines"][f"{runtime}-fp32"][str(threads)]["p50_ms"]["1"]
+            for c in ordered
+        ]
         point = None
         for k in range(len(ordered)):
             if all(faster[k:]):
@@ -211,8 +235,14 @@ def main() -> None:
                 source, hint = OPENVINO[name]
                 engines[name] = {str(t): measure(files[source], t, size, args, hint) for t in threads}
             sizes = {name: files[name].stat().st_size for name in ENGINES}
-        config = {"alpha": alpha, "size": size, "macs": mobilenet_v2_mmacs(alpha, size) * 1e6,
-                  "convert_seconds": round(convert_s, 1), "bytes": sizes, "engines": engines}  # fmt: skip
+        config = {
+            "alpha": alpha,
+            "size": size,
+            "macs": mobilenet_v2_mmacs(alpha, size) * 1e6,
+            "convert_seconds": round(convert_s, 1),
+            "bytes": sizes,
+            "engines": engines,
+        }
         configs.append(config)
         p = {e: engines[e][str(threads[0])]["p50_ms"]["1"] for e in names}
         print(f"{alpha} x {size}: " + ", ".join(f"{e} {v:.2f}" for e, v in p.items()), flush=True)
@@ -227,7 +257,7 @@ def main() -> None:
             "timed": "the engine's call on a prepared input (bench's invoke_ms), p50 of the timed runs",
             "models": "MobileNetV2, random weights, 10 classes; int8 = PTQ calibrated on 32 random images",
             "macs": "Sandler et al. 2018 at 224 px, scaled by the input area",
-        },  # fmt: skip
+        },
         "configs": configs,
         "crossover_mmacs": {str(t): crossover(configs, t) for t in threads},
     }

@@ -91,8 +91,20 @@ def train_stages(folder: Path, tmp: Path, label: str, run: Path) -> dict:
     model = json.loads((run / "metadata.json").read_text())["model"]
     size = str(json.loads((run / "metadata.json").read_text())["preprocessing"]["size"][0])
     edgeclf = [sys.executable, "-m", "edgeclf"]
-    common = ["--image-size", size, "--model", model["name"], "--alpha", str(model["alpha"]), "--weights", "none",
-              "--epochs", "1", "--fine-tune-epochs", "0"]  # fmt: skip
+    common = [
+        "--image-size",
+        size,
+        "--model",
+        model["name"],
+        "--alpha",
+        str(model["alpha"]),
+        "--weights",
+        "none",
+        "--epochs",
+        "1",
+        "--fine-tune-epochs",
+        "0",
+    ]
     pack = tmp / f"pack_{label}"
     stages = {"pack": peak([*edgeclf, "data", "pack", str(folder), "--out", str(pack), "--image-size", size])}
     for stage, source in (("train_packed", pack), ("train_folder", folder)):
@@ -138,14 +150,17 @@ def main() -> None:
                     images=count * len(classes),
                     evaluate=peak([*edgeclf, "evaluate", str(run), "--split", "test"]),
                     validate=peak([*edgeclf, "validate", str(run)]),
-                )  # fmt: skip
+                )
             if args.train:
                 images = subset(folder, Path(tmp) / f"images_{label}", made, scale * args.train)
                 results[label]["train_folder_images"] = scale * args.train * len(classes)
                 results[label].update(train_stages(images, Path(tmp), label, args.run))
             print(label, json.dumps(results[label]), flush=True)
-    growth = {stage: results["10N"][stage]["peak_rss_mb"] / results["N"][stage]["peak_rss_mb"] - 1
-              for stage in results["N"] if isinstance(results["N"][stage], dict)}  # fmt: skip
+    growth = {
+        stage: results["10N"][stage]["peak_rss_mb"] / results["N"][stage]["peak_rss_mb"] - 1
+        for stage in results["N"]
+        if isinstance(results["N"][stage], dict)
+    }
     document = {
         "command": "python tools/bench_memory.py " + " ".join(sys.argv[1:]),
         "machine": fingerprint(None, "cpu"),

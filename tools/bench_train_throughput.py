@@ -52,10 +52,16 @@ KINDS = ("edgeclf-deterministic", "edgeclf-nondeterministic", "plain-nondetermin
 
 
 def overrides(args) -> dict:
-    return {"model.name": "mobilenet_v2", "model.alpha": args.alpha, "model.weights": "none",
-            "data.image_size": args.size, "train.epochs": args.epochs, "train.fine_tune_epochs": 0,
-            "train.early_stopping_patience": args.epochs + 1,
-            "train.deterministic": args.worker.endswith("-deterministic")}  # fmt: skip
+    return {
+        "model.name": "mobilenet_v2",
+        "model.alpha": args.alpha,
+        "model.weights": "none",
+        "data.image_size": args.size,
+        "train.epochs": args.epochs,
+        "train.fine_tune_epochs": 0,
+        "train.early_stopping_patience": args.epochs + 1,
+        "train.deterministic": args.worker.endswith("-deterministic"),
+    }
 
 
 def edgeclf_worker(args, out: Path) -> dict:
@@ -67,9 +73,12 @@ def edgeclf_worker(args, out: Path) -> dict:
     started = time.perf_counter()
     train(data, out, cfg, overwrite=True)
     rows = list(csv.DictReader((out / "history.csv").open()))
-    return {"images": len(data.split("train")), "wall_seconds": time.perf_counter() - started,
-            "train_seconds": [float(r["train_seconds"]) for r in rows],
-            "epoch_seconds": [float(r["seconds"]) for r in rows]}  # fmt: skip
+    return {
+        "images": len(data.split("train")),
+        "wall_seconds": time.perf_counter() - started,
+        "train_seconds": [float(r["train_seconds"]) for r in rows],
+        "epoch_seconds": [float(r["seconds"]) for r in rows],
+    }
 
 
 def plain_worker(args, out: Path, input_only: bool) -> dict:
@@ -91,8 +100,16 @@ def plain_worker(args, out: Path, input_only: bool) -> dict:
     if args.pack:
         ds = plain_packed_dataset(args.pack, len(data.classes), cfg, build_augmenter(cfg.augment, cfg.seed))
     else:
-        ds = make_dataset(files, labels, len(data.classes), cfg.data, training=True, seed=cfg.seed,
-                          augment=build_augmenter(cfg.augment, cfg.seed), cache_file=out / "cache")  # fmt: skip
+        ds = make_dataset(
+            files,
+            labels,
+            len(data.classes),
+            cfg.data,
+            training=True,
+            seed=cfg.seed,
+            augment=build_augmenter(cfg.augment, cfg.seed),
+            cache_file=out / "cache",
+        )
     if input_only:
         seconds = []
         for _ in range(args.epochs):
@@ -102,8 +119,11 @@ def plain_worker(args, out: Path, input_only: bool) -> dict:
             seconds.append(time.perf_counter() - started)
         return {"images": len(files), "train_seconds": seconds}
     model = build_classifier(cfg.model, len(data.classes), cfg.data.image_size).model
-    model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
-                  loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])  # fmt: skip
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
 
     class Timer(keras.callbacks.Callback):
         seconds: list[float] = []
@@ -139,14 +159,26 @@ def plain_packed_dataset(pack: str, num_classes: int, cfg, augment):
     ds = ds.batch(cfg.data.batch_size).map(
         lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE
     )
-    ds = ds.map(lambda x, y: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), y),
-                num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+    ds = ds.map(
+        lambda x, y: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), y), num_parallel_calls=tf.data.AUTOTUNE
+    )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def run_worker(kind: str, args) -> dict:
-    command = [sys.executable, __file__, str(args.folder), "--worker", kind, "--epochs", str(args.epochs),
-               "--alpha", str(args.alpha), "--size", str(args.size)]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        str(args.folder),
+        "--worker",
+        kind,
+        "--epochs",
+        str(args.epochs),
+        "--alpha",
+        str(args.alpha),
+        "--size",
+        str(args.size),
+    ]
     if args.pack:
         command += ["--pack", args.pack]
     proc = subprocess.run(command, capture_output=True, text=True)

@@ -90,8 +90,18 @@ def run_one(folder: Path, recipe: str, size: int, backbone: Path, work: Path) ->
     cfg.write_text(config_text(recipe, size))
     weights = "none" if recipe == "scratch" else str(backbone)
     edgeclf = [sys.executable, "-m", "edgeclf"]
-    train = [*edgeclf, "train", str(folder), "--out", str(out), "--config", str(cfg), "--weights", weights,
-             "--overwrite"]  # fmt: skip
+    train = [
+        *edgeclf,
+        "train",
+        str(folder),
+        "--out",
+        str(out),
+        "--config",
+        str(cfg),
+        "--weights",
+        weights,
+        "--overwrite",
+    ]
     started = time.perf_counter()
     subprocess.run(train, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     train_s = time.perf_counter() - started
@@ -166,8 +176,10 @@ def write(document: dict, out: Path) -> None:
 def table(document: dict) -> str:
     """The markdown table of docs/BENCHMARKS.md section 2: test accuracy (training seconds)."""
     results = document["results"]
-    lines = ["| images per class | size | head only | two-phase | whole backbone | scratch | best transfer - scratch |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| images per class | size | head only | two-phase | whole backbone | scratch | best transfer - scratch |",
+        "|---|---|---|---|---|---|---|",
+    ]
     keys = sorted({tuple(map(int, k.split("/")[:2])) for k in results})
     for n, size in keys:
         cells, accs = [], {}

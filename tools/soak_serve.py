@@ -131,8 +131,13 @@ def trickle(address, until: float, result: dict) -> None:
 def summary(latencies: list[float], statuses: list[int]) -> dict:
     ms = np.asarray(latencies) * 1000 if latencies else np.asarray([np.nan])
     counts = {str(s): statuses.count(s) for s in sorted(set(statuses))}
-    return {"requests": len(latencies), "statuses": counts, "p50_ms": round(float(np.percentile(ms, 50)), 1),
-            "p99_ms": round(float(np.percentile(ms, 99)), 1), "max_ms": round(float(ms.max()), 1)}  # fmt: skip
+    return {
+        "requests": len(latencies),
+        "statuses": counts,
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "max_ms": round(float(ms.max()), 1),
+    }
 
 
 def loop(address, image: bytes, until: float, latencies: list, statuses: list, lock: threading.Lock) -> None:
@@ -162,19 +167,27 @@ def steady(address, image: bytes, seconds: float, concurrency: int) -> dict:
         while time.monotonic() < until:
             slow.append(request(address, image, slow=True)[0])
 
-    threads = [threading.Thread(target=loop, args=(address, image, until, latencies, statuses, lock))
-               for _ in range(concurrency)]  # fmt: skip
-    threads += [threading.Thread(target=stall), threading.Thread(target=slow_client),
-                threading.Thread(target=trickle, args=(address, until, slowloris))]  # fmt: skip
+    threads = [
+        threading.Thread(target=loop, args=(address, image, until, latencies, statuses, lock))
+        for _ in range(concurrency)
+    ]
+    threads += [
+        threading.Thread(target=stall),
+        threading.Thread(target=slow_client),
+        threading.Thread(target=trickle, args=(address, until, slowloris)),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(seconds + 60)
     dropped = slowloris.get("dropped_after_s")
-    return {**summary(latencies, statuses), "requests_per_s": round(len(latencies) / seconds, 1),
-            "slow_client": {"requests": len(slow), "all_200": all(s == 200 for s in slow)},
-            "stalled_client_dropped_after_s": stalled.get("dropped_after_s"),
-            "slowloris_dropped_after_s": round(dropped, 2) if dropped else None}  # fmt: skip
+    return {
+        **summary(latencies, statuses),
+        "requests_per_s": round(len(latencies) / seconds, 1),
+        "slow_client": {"requests": len(slow), "all_200": all(s == 200 for s in slow)},
+        "stalled_client_dropped_after_s": stalled.get("dropped_after_s"),
+        "slowloris_dropped_after_s": round(dropped, 2) if dropped else None,
+    }
 
 
 def burst(address, image: bytes, clients: int, rounds: int = 3) -> dict:
@@ -209,16 +222,22 @@ def bomb_image() -> bytes:
 def memory_bomb(address, image: bytes, bomb: bytes, seconds: float, bombers: int) -> dict:
     until = time.monotonic() + seconds
     ordinary, ordinary_status, bombs, bomb_status, lock = [], [], [], [], threading.Lock()
-    threads = [threading.Thread(target=loop, args=(address, bomb, until, bombs, bomb_status, lock))
-               for _ in range(bombers)]  # fmt: skip
-    threads += [threading.Thread(target=loop, args=(address, image, until, ordinary, ordinary_status, lock))
-                for _ in range(2)]  # fmt: skip
+    threads = [
+        threading.Thread(target=loop, args=(address, bomb, until, bombs, bomb_status, lock)) for _ in range(bombers)
+    ]
+    threads += [
+        threading.Thread(target=loop, args=(address, image, until, ordinary, ordinary_status, lock)) for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(seconds + 120)
-    return {"bomb_bytes": len(bomb), "bombers": bombers, "bombs": summary(bombs, bomb_status),
-            "ordinary": summary(ordinary, ordinary_status)}  # fmt: skip
+    return {
+        "bomb_bytes": len(bomb),
+        "bombers": bombers,
+        "bombs": summary(bombs, bomb_status),
+        "ordinary": summary(ordinary, ordinary_status),
+    }
 
 
 def horde(address, size: int, seconds: float) -> dict:

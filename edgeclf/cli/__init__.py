@@ -19,7 +19,7 @@ from edgeclf.cli import (
     validate,
     verify,
     watch,
-)  # fmt: skip
+)
 
 app = typer.Typer(
     name="edgeclf",
@@ -30,10 +30,22 @@ app = typer.Typer(
     rich_markup_mode=None,  # help text is literal: brackets such as edgeclf[openvino] are not Rich markup
 )
 COMMANDS = {
-    "train": train, "qat": qat, "export": export, "validate": validate, "evaluate": evaluate, "predict": predict,
-    "bench": bench, "report": report, "watch": watch, "serve": serve, "verify": verify, "unpack": unpack, "demo": demo,
-    "sweep": sweep, "compare": compare,
-}  # fmt: skip
+    "train": train,
+    "qat": qat,
+    "export": export,
+    "validate": validate,
+    "evaluate": evaluate,
+    "predict": predict,
+    "bench": bench,
+    "report": report,
+    "watch": watch,
+    "serve": serve,
+    "verify": verify,
+    "unpack": unpack,
+    "demo": demo,
+    "sweep": sweep,
+    "compare": compare,
+}
 for name, module in COMMANDS.items():
     app.command(name, help=module.HELP, epilog=module.EXAMPLE)(module.command)
 app.add_typer(data.app, name="data", help=data.HELP)

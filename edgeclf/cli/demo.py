@@ -23,8 +23,12 @@ def command(
     from edgeclf.cli import render
     from edgeclf.demo import RUN_FILES, run_demo
 
-    renderers = {"data": render.dataset_summary, "export": render.export_table, "evaluate": render.eval_table,
-                 "bench": lambda result: render.bench_table(result.document)}  # fmt: skip
+    renderers = {
+        "data": render.dataset_summary,
+        "export": render.export_table,
+        "evaluate": render.eval_table,
+        "bench": lambda result: render.bench_table(result.document),
+    }
     headings = {"qat": "quantization-aware training", "export": "export", "evaluate": "evaluate", "bench": "bench"}
 
     def on_stage(name: str, result) -> None:

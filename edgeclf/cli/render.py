@@ -66,9 +66,16 @@ def export_table(result) -> None:
         v = a.validation
         if "accuracy" not in v:  # failed before it ran (not integer, wrong output)
             table.add_row(
-                _text(a.name), _text(a.precision), f"{a.bytes / 1024:.0f} KiB", "-", "-", "-", _text(v["check"]), "-",
+                _text(a.name),
+                _text(a.precision),
+                f"{a.bytes / 1024:.0f} KiB",
+                "-",
+                "-",
+                "-",
+                _text(v["check"]),
+                "-",
                 "[red]FAILED[/]",
-            )  # fmt: skip
+            )
             continue
         if v["check"] in ("max_abs_diff", "p99_abs_diff"):  # p99: bf16's tolerance is on the 99th percentile
             check = f"{v['check'][:3]}|Δp| {v[v['check']]:.1e}"
@@ -78,10 +85,16 @@ def export_table(result) -> None:
         if v.get("note"):
             notes.append(f"{a.name}: {v['note']}")
         table.add_row(
-            _text(a.name), _text(a.precision), f"{a.bytes / 1024:.0f} KiB", f"{v['accuracy']:.2%}",
+            _text(a.name),
+            _text(a.precision),
+            f"{a.bytes / 1024:.0f} KiB",
+            f"{v['accuracy']:.2%}",
             f"{-v['drop_points']:+.2f}",
-            f"{v['agreement_with_float']:.2%}", check, _text(gate_cell(v)), status,
-        )  # fmt: skip
+            f"{v['agreement_with_float']:.2%}",
+            check,
+            _text(gate_cell(v)),
+            status,
+        )
     console.print(table)
     for note in notes:
         console.print(_text(f"inconclusive: {note} (kept as passing; more validation images would decide)"))
@@ -126,9 +139,14 @@ def eval_table(result) -> None:
     for s in result.scores:
         top5 = f"{s.metrics['top5_accuracy']:.2%}" if "top5_accuracy" in s.metrics else "-"
         table.add_row(
-            _text(s.name), _text(s.precision), f"{s.accuracy:.2%}", top5, f"{s.metrics['macro']['f1']:.4f}",
-            f"{s.delta_points:+.2f}", f"{s.agreement_with_float:.2%}",
-        )  # fmt: skip
+            _text(s.name),
+            _text(s.precision),
+            f"{s.accuracy:.2%}",
+            top5,
+            f"{s.metrics['macro']['f1']:.4f}",
+            f"{s.delta_points:+.2f}",
+            f"{s.agreement_with_float:.2%}",
+        )
     console.print(table)
 
 
@@ -139,8 +157,20 @@ def bench_table(document: dict) -> None:
 
     d = document["device"]
     table = Table(title=f"{d['cpu']} ({d['cores']} cores, {d['threads']} threads, {d['device']})")
-    columns = ("artifact", "size", "load ms", "first ms", "invoke p50", "p90", "p99", "img/s b1", "max img/s",
-               "RSS MB", "× keras", "× fp32")  # fmt: skip
+    columns = (
+        "artifact",
+        "size",
+        "load ms",
+        "first ms",
+        "invoke p50",
+        "p90",
+        "p99",
+        "img/s b1",
+        "max img/s",
+        "RSS MB",
+        "× keras",
+        "× fp32",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "artifact" else "right")
 
@@ -151,11 +181,19 @@ def bench_table(document: dict) -> None:
         b1 = headline_batch(r)
         best = max(b["throughput_ips"] for b in r["batches"])
         table.add_row(
-            _text(r["name"]), f"{r['file_bytes'] / 1024:.0f} KiB", f"{r['load_ms']:.1f}",
+            _text(r["name"]),
+            f"{r['file_bytes'] / 1024:.0f} KiB",
+            f"{r['load_ms']:.1f}",
             f"{r['first_inference_ms']:.2f}",
-            f"{b1['p50_ms']:.3f}", f"{b1['p90_ms']:.3f}", f"{b1['p99_ms']:.3f}", f"{b1['throughput_ips']:.0f}",
-            f"{best:.0f}", f"{r['peak_rss_mb']:.0f}", times(r["speedup_vs_keras"]), times(r["speedup_vs_runtime_fp32"]),
-        )  # fmt: skip
+            f"{b1['p50_ms']:.3f}",
+            f"{b1['p90_ms']:.3f}",
+            f"{b1['p99_ms']:.3f}",
+            f"{b1['throughput_ips']:.0f}",
+            f"{best:.0f}",
+            f"{r['peak_rss_mb']:.0f}",
+            times(r["speedup_vs_keras"]),
+            times(r["speedup_vs_runtime_fp32"]),
+        )
     console.print(table)
     for note in document["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")

@@ -51,7 +51,8 @@ def command(
     best = (
         f"most accurate int8 trial {within} (validation accuracy, latency on this machine): {b.name}, "
         f"{b.val_accuracy_int8:.2%}, p50 {b.p50_ms:.3f} ms, {b.size_bytes / 1024:.0f} KiB"
-        if b else "no trial fits the budget"
-    )  # fmt: skip
+        if b
+        else "no trial fits the budget"
+    )
     counts = f"{result.completed} trial(s) complete, {result.pruned} pruned, {result.failed} failed this time"
     done(f" in {result.seconds:.0f}s: {counts}: {out}; {best}; edgeclf compare {out} for the report and test accuracy")

@@ -24,5 +24,7 @@ def command(
     from edgeclf.device.unpack import unpack
 
     result = unpack(bundle, dest)
-    done(f": {result.files} files ({result.bytes / 2**20:.1f} MiB), artifacts {', '.join(result.artifacts)}; "
-         f"export folder {result.export}")  # fmt: skip
+    done(
+        f": {result.files} files ({result.bytes / 2**20:.1f} MiB), artifacts {', '.join(result.artifacts)}; "
+        f"export folder {result.export}"
+    )

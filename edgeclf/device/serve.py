@@ -120,8 +120,12 @@ class PredictHandler(BaseHTTPRequestHandler):
         if urlparse(self.path).path != "/health":
             return self._reply(HTTPStatus.NOT_FOUND, {"error": "GET /health, or POST an image to /predict"})
         info = self.classifier.info
-        health = {"artifact": info.name, "engine": self.classifier.engine, "labels": info.labels,
-                  "image_size": info.image_size}  # fmt: skip
+        health = {
+            "artifact": info.name,
+            "engine": self.classifier.engine,
+            "labels": info.labels,
+            "image_size": info.image_size,
+        }
         self._reply(HTTPStatus.OK, health)
 
     def do_POST(self) -> None:  # noqa: N802

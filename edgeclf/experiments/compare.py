@@ -24,8 +24,19 @@ from edgeclf.measure.tables import html_table, md_table
 LATENCY_TITLE = "int8 accuracy vs latency (Pareto front joined)"
 SIZE_TITLE = "int8 accuracy vs file size (Pareto front joined)"
 SETTINGS = ("model.name", "model.alpha", "data.image_size", "train.learning_rate", "train.epochs")
-COLUMNS = ("name", "model", "alpha", "size px", "float acc", "int8 acc", "agreement", "KiB", "p50 ms", "p99 ms",
-           "train s")  # fmt: skip
+COLUMNS = (
+    "name",
+    "model",
+    "alpha",
+    "size px",
+    "float acc",
+    "int8 acc",
+    "agreement",
+    "KiB",
+    "p50 ms",
+    "p99 ms",
+    "train s",
+)
 
 
 @dataclass
@@ -45,12 +56,18 @@ class Row:
     def cells(self) -> dict:
         s = self.settings
         return {
-            "name": self.name, "model": s.get("model.name"), "alpha": s.get("model.alpha"),
-            "size px": s.get("data.image_size"), "float acc": f"{self.val_accuracy_float:.2%}",
-            "int8 acc": f"{self.val_accuracy_int8:.2%}", "agreement": f"{self.agreement:.2%}",
-            "KiB": f"{self.size_bytes / 1024:.0f}", "p50 ms": f"{self.p50_ms:.3f}", "p99 ms": f"{self.p99_ms:.3f}",
+            "name": self.name,
+            "model": s.get("model.name"),
+            "alpha": s.get("model.alpha"),
+            "size px": s.get("data.image_size"),
+            "float acc": f"{self.val_accuracy_float:.2%}",
+            "int8 acc": f"{self.val_accuracy_int8:.2%}",
+            "agreement": f"{self.agreement:.2%}",
+            "KiB": f"{self.size_bytes / 1024:.0f}",
+            "p50 ms": f"{self.p50_ms:.3f}",
+            "p99 ms": f"{self.p99_ms:.3f}",
             "train s": f"{self.train_seconds:.0f}",
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -86,11 +103,21 @@ def _trial_rows(sweep: Path) -> list[Row]:
         r = json.loads(result_file.read_text())
         if r.get("pruned"):  # stopped early by the sweep's pruner: no int8 file to compare
             continue
-        rows.append(Row(
-            f"trial {folder.name}", str(folder / "run"), r["int8_artifact"], _settings(folder / "config.yaml"),
-            r["val_accuracy_float"], r["val_accuracy_int8"], r["agreement"], r["size_bytes"], r["p50_ms"],
-            r["p99_ms"], r["train_seconds"],
-        ))  # fmt: skip
+        rows.append(
+            Row(
+                f"trial {folder.name}",
+                str(folder / "run"),
+                r["int8_artifact"],
+                _settings(folder / "config.yaml"),
+                r["val_accuracy_float"],
+                r["val_accuracy_int8"],
+                r["agreement"],
+                r["size_bytes"],
+                r["p50_ms"],
+                r["p99_ms"],
+                r["train_seconds"],
+            )
+        )
     return rows
 
 
@@ -111,9 +138,19 @@ def _run_row(run: Path) -> Row:
     batch1 = headline_batch(timed)  # batch 1, or the first measured (bench --batch-sizes 8 has no batch 1)
     meta = json.loads((run / "metadata.json").read_text())
     v = int8.validation
-    return Row(run.name, str(run), int8.name, _settings(run / "config.yaml"), v["float_accuracy"], v["accuracy"],
-               v["agreement_with_float"], int8.bytes, batch1["p50_ms"], batch1["p99_ms"],
-               meta["training"]["seconds"])  # fmt: skip
+    return Row(
+        run.name,
+        str(run),
+        int8.name,
+        _settings(run / "config.yaml"),
+        v["float_accuracy"],
+        v["accuracy"],
+        v["agreement_with_float"],
+        int8.bytes,
+        batch1["p50_ms"],
+        batch1["p99_ms"],
+        meta["training"]["seconds"],
+    )
 
 
 def collect(paths: list[Path]) -> list[Row]:
@@ -137,10 +174,11 @@ def pareto_front(rows: list[Row], cost: str) -> list[Row]:
 
     def dominated(r: Row) -> bool:
         return any(
-            o.val_accuracy_int8 >= r.val_accuracy_int8 and getattr(o, cost) <= getattr(r, cost)
+            o.val_accuracy_int8 >= r.val_accuracy_int8
+            and getattr(o, cost) <= getattr(r, cost)
             and (o.val_accuracy_int8 > r.val_accuracy_int8 or getattr(o, cost) < getattr(r, cost))
             for o in rows
-        )  # fmt: skip
+        )
 
     return sorted((r for r in rows if not dominated(r)), key=lambda r: getattr(r, cost))
 
@@ -148,8 +186,11 @@ def pareto_front(rows: list[Row], cost: str) -> list[Row]:
 def choose(rows: list[Row], budget_ms: float | None = None, budget_kb: float | None = None) -> Row | None:
     """The most accurate int8 file within the budgets (ties: lower p50, then smaller); None when no
     row fits."""
-    fits = [r for r in rows if (budget_ms is None or r.p50_ms <= budget_ms)
-            and (budget_kb is None or r.size_bytes <= budget_kb * 1024)]  # fmt: skip
+    fits = [
+        r
+        for r in rows
+        if (budget_ms is None or r.p50_ms <= budget_ms) and (budget_kb is None or r.size_bytes <= budget_kb * 1024)
+    ]
     return min(fits, key=lambda r: (-r.val_accuracy_int8, r.p50_ms, r.size_bytes), default=None)
 
 
@@ -164,14 +205,21 @@ def _test_result(row: Row, out: Path) -> dict:
         return kept
     result = evaluate_run(Path(row.run), "test", names=[row.artifact])
     score = next(s for s in result.scores if s.name == row.artifact)
-    test = {"run": row.run, "artifact": row.artifact, "sha256": sha, "split": "test", "images": result.images,
-            "accuracy": score.metrics["accuracy"]}  # fmt: skip
+    test = {
+        "run": row.run,
+        "artifact": row.artifact,
+        "sha256": sha,
+        "split": "test",
+        "images": result.images,
+        "accuracy": score.metrics["accuracy"],
+    }
     atomic_write_json(cache, test)
     return test
 
 
-def compare(paths: list[Path], out: Path, budget_ms: float | None = None, budget_kb: float | None = None,
-            test: bool = True) -> Comparison:  # fmt: skip
+def compare(
+    paths: list[Path], out: Path, budget_ms: float | None = None, budget_kb: float | None = None, test: bool = True
+) -> Comparison:
     """Collect, choose, evaluate the choice on the test split once, and write OUT/compare.md,
     compare.html, compare.json and the two Pareto figures."""
     from edgeclf.measure.plots import pareto_png
@@ -182,8 +230,10 @@ def compare(paths: list[Path], out: Path, budget_ms: float | None = None, budget
     result = Comparison(rows, chosen, budget_ms, budget_kb, fronts)
     if chosen is None:
         result.notes.append("no run or trial fits the budget; the fronts show what each budget would need")
-    result.notes.append("latency: p50 at batch 1 of the int8 file on the machine that benched it; accuracy: "
-                        "validation split (the test split is used once, for the chosen file only)")  # fmt: skip
+    result.notes.append(
+        "latency: p50 at batch 1 of the int8 file on the machine that benched it; accuracy: "
+        "validation split (the test split is used once, for the chosen file only)"
+    )
     out.mkdir(parents=True, exist_ok=True)
     if chosen is not None and test:
         result.test = _test_result(chosen, out)
@@ -203,38 +253,60 @@ def compare(paths: list[Path], out: Path, budget_ms: float | None = None, budget
 
 
 def _document(c: Comparison) -> dict:
-    return {"budget_ms": c.budget_ms, "budget_kb": c.budget_kb, "chosen": c.chosen and c.chosen.name,
-            "test": c.test, "fronts": c.fronts, "rows": [asdict(r) for r in c.rows], "notes": c.notes}  # fmt: skip
+    return {
+        "budget_ms": c.budget_ms,
+        "budget_kb": c.budget_kb,
+        "chosen": c.chosen and c.chosen.name,
+        "test": c.test,
+        "fronts": c.fronts,
+        "rows": [asdict(r) for r in c.rows],
+        "notes": c.notes,
+    }
 
 
 def verdict(c: Comparison) -> str:
-    budget = " and ".join(b for b in (c.budget_ms and f"p50 <= {c.budget_ms:g} ms",
-                                      c.budget_kb and f"size <= {c.budget_kb:g} KiB") if b) or "no budget"  # fmt: skip
+    budget = (
+        " and ".join(
+            b
+            for b in (c.budget_ms and f"p50 <= {c.budget_ms:g} ms", c.budget_kb and f"size <= {c.budget_kb:g} KiB")
+            if b
+        )
+        or "no budget"
+    )
     if c.chosen is None:
         return f"Nothing fits {budget}."
     r = c.chosen
     test = f"; test accuracy {c.test['accuracy']:.2%} on {c.test['images']} images" if c.test else ""
-    return (f"Best under {budget}: {r.name} ({r.artifact}, {r.settings.get('model.name')} alpha "
-            f"{r.settings.get('model.alpha')}, {r.settings.get('data.image_size')} px): int8 validation accuracy "
-            f"{r.val_accuracy_int8:.2%}, p50 {r.p50_ms:.3f} ms, {r.size_bytes / 1024:.0f} KiB{test}.")  # fmt: skip
+    return (
+        f"Best under {budget}: {r.name} ({r.artifact}, {r.settings.get('model.name')} alpha "
+        f"{r.settings.get('model.alpha')}, {r.settings.get('data.image_size')} px): int8 validation accuracy "
+        f"{r.val_accuracy_int8:.2%}, p50 {r.p50_ms:.3f} ms, {r.size_bytes / 1024:.0f} KiB{test}."
+    )
 
 
 def _markdown(c: Comparison, figures: dict) -> str:
     rows = [r.cells() for r in sorted(c.rows, key=lambda r: -r.val_accuracy_int8)]
     parts = ["# edgeclf compare", "", verdict(c), "", md_table(rows, COLUMNS), ""]
-    parts += [f"Pareto front (latency): {', '.join(c.fronts['p50_ms'])}",
-              f"Pareto front (size): {', '.join(c.fronts['size_bytes'])}", ""]  # fmt: skip
+    parts += [
+        f"Pareto front (latency): {', '.join(c.fronts['p50_ms'])}",
+        f"Pareto front (size): {', '.join(c.fronts['size_bytes'])}",
+        "",
+    ]
     parts += [*[f"- {n}" for n in c.notes], ""] + [f"![{name}]({name})" for name in figures] + [""]
     return "\n".join(parts)
 
 
 def _html(c: Comparison, figures: dict) -> str:
     rows = [r.cells() for r in sorted(c.rows, key=lambda r: -r.val_accuracy_int8)]
-    images = "".join(f"<img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-                     for name, png in figures.items())  # fmt: skip
+    images = "".join(
+        f"<img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+        for name, png in figures.items()
+    )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in c.notes)
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>edgeclf compare</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body><h1>edgeclf compare</h1>"
-            f"<p>{html.escape(verdict(c))}</p>{html_table(rows, COLUMNS)}<ul>{notes}</ul>{images}"
-            "</body></html>")  # fmt: skip
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>edgeclf compare</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body><h1>edgeclf compare</h1>"
+        f"<p>{html.escape(verdict(c))}</p>{html_table(rows, COLUMNS)}<ul>{notes}</ul>{images}"
+        "</body></html>"
+    )

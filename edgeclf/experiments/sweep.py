@@ -263,9 +263,19 @@ def _run_child(
     atomic_write_text(folder / CONFIG, cfg.to_yaml())
     atomic_write_text(folder / "params.json", json.dumps(params, indent=2) + "\n")
     log.info(f"trial {folder.name}: " + ", ".join(f"{k}={v}" for k, v in params.items()))
-    command = [sys.executable, "-m", "edgeclf.experiments.trial", str(data_dir), str(folder), "--runs", str(runs),
-               "--threads", str(threads), *(["--qat"] if space.qat else []),
-               *(["--prune", *map(str, prune)] if prune else [])]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "edgeclf.experiments.trial",
+        str(data_dir),
+        str(folder),
+        "--runs",
+        str(runs),
+        "--threads",
+        str(threads),
+        *(["--qat"] if space.qat else []),
+        *(["--prune", *map(str, prune)] if prune else []),
+    ]
     with open(folder / "trial.log", "w") as out:
         proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
     if proc.returncode != 0 or not (folder / RESULT).is_file():

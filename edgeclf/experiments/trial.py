@@ -107,8 +107,12 @@ def run_trial(
     export_run(run, int8=True, overrides={**TRIAL_EXPORT, "export.int8_source": source})
     artifacts = {a.name: a for a in read_artifacts(run / "export")}
     int8, fp32 = artifacts[f"tflite-int8-{source}"], artifacts["tflite-fp32"]
-    bench = run_bench(run, cfg.bench.model_copy(update={"runs": runs, "seconds": None, "warmup": 10,
-                                                        "batch_sizes": [1], "threads": threads}))  # fmt: skip
+    bench = run_bench(
+        run,
+        cfg.bench.model_copy(
+            update={"runs": runs, "seconds": None, "warmup": 10, "batch_sizes": [1], "threads": threads}
+        ),
+    )
     timed = {name: record["batches"][0] for name, record in bench.document["artifacts"].items()}
     history = json.loads((run / "metadata.json").read_text())["training"]
     result = TrialResult(

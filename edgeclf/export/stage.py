@@ -115,10 +115,16 @@ def _more_faithful_onnx_int8(spec: ArtifactSpec, sources: Sources, limits, refer
         os.replace(file, dest)
         _record(info, verdict)
         info.validation["candidates"] = [
-            {"reduce_range": rr, "gate_agreement_with_float": v.gate_agreement, "decision": v.decision,
-             "drop_points": v.drop_points, "agreement_with_float": v.agreement_with_float, "chosen": rr == reduce_range}
+            {
+                "reduce_range": rr,
+                "gate_agreement_with_float": v.gate_agreement,
+                "decision": v.decision,
+                "drop_points": v.drop_points,
+                "agreement_with_float": v.agreement_with_float,
+                "chosen": rr == reduce_range,
+            }
             for rr, _, _, v in made
-        ]  # fmt: skip
+        ]
         log.info(
             f"  {spec.name}: kept {'7' if reduce_range else '8'}-bit weights (agreement with float on the gate's "
             "images: "
@@ -161,8 +167,9 @@ def revalidate_run(
     entries = read_artifacts(index)
     chosen = pick(entries, names)
     model, qat_model = _load_models(run, need_qat=any(spec_named(a.name).source == "qat" for a in chosen))
-    with Reference.compute(run, model, qat_model, _gate_limits(cfg, [spec_named(a.name) for a in chosen]),
-                           cfg.seed) as reference:  # fmt: skip
+    with Reference.compute(
+        run, model, qat_model, _gate_limits(cfg, [spec_named(a.name) for a in chosen]), cfg.seed
+    ) as reference:
         checked, changed = [], []
         for old in chosen:
             file = artifact_file(index, old)

@@ -89,8 +89,15 @@ class Reference:
         def probs(decoded, predict):
             return None if decoded is None or predict is None else np.asarray(decoded.predict(predict))
 
-        return cls(split, probs(split, run_float), probs(split, run_qat), extra, probs(extra, run_float),
-                   probs(extra, run_qat), calibrated)  # fmt: skip
+        return cls(
+            split,
+            probs(split, run_float),
+            probs(split, run_qat),
+            extra,
+            probs(extra, run_float),
+            probs(extra, run_qat),
+            calibrated,
+        )
 
     def gate_sources(self) -> dict:
         """Where the gate's images come from (recorded with every gate)."""
@@ -174,15 +181,24 @@ def validate(info: ArtifactInfo, file: Path, ref: Reference, limits: ExportConfi
     classifier = Classifier(info, Path(file))
     probs = ref.split.predict(classifier.predict_pixels)
     if probs.shape != ref.float_probs.shape:
-        return Verdict(False, "output", len(ref.labels), failure="output",
-                       reason=f"output shape {probs.shape}, expected {ref.float_probs.shape}")  # fmt: skip
+        return Verdict(
+            False,
+            "output",
+            len(ref.labels),
+            failure="output",
+            reason=f"output shape {probs.shape}, expected {ref.float_probs.shape}",
+        )
     top1 = probs.argmax(1)
     accuracy = float((top1 == ref.labels).mean())
     verdict = Verdict(
-        True, "", len(ref.labels), accuracy=accuracy, float_accuracy=ref.float_accuracy,
+        True,
+        "",
+        len(ref.labels),
+        accuracy=accuracy,
+        float_accuracy=ref.float_accuracy,
         drop_points=round((ref.float_accuracy - accuracy) * 100, 4),
         agreement_with_float=float((top1 == ref.float_probs.argmax(1)).mean()),
-    )  # fmt: skip
+    )
     source = ref.qat_probs if spec.source == "qat" else ref.float_probs
     if spec.source == "qat" and source is not None:
         verdict.agreement_with_source = float((top1 == source.argmax(1)).mean())
@@ -245,10 +261,14 @@ def _judge_bf16(
     decisive = ranked[:, -1] - ranked[:, -2] > limits.bf16_tolerance
     n = int(decisive.sum())
     flips = int((gate_probs.argmax(1) != source.argmax(1))[decisive].sum())
-    disagree = rate_gate(flips, max(n, 1), round(1 - limits.bf16_min_agreement, 10), "disagreement_rate",
-                         limits.gate_confidence)  # fmt: skip
-    verdict.agreement_gate = {**disagree.to_json(), "over_tolerance": int((per_image > limits.bf16_tolerance).sum()),
-                              "near_ties_left_out": int(len(per_image) - n)}  # fmt: skip
+    disagree = rate_gate(
+        flips, max(n, 1), round(1 - limits.bf16_min_agreement, 10), "disagreement_rate", limits.gate_confidence
+    )
+    verdict.agreement_gate = {
+        **disagree.to_json(),
+        "over_tolerance": int((per_image > limits.bf16_tolerance).sum()),
+        "near_ties_left_out": int(len(per_image) - n),
+    }
     if verdict.passed and disagree.decision == "fail":
         verdict.passed, verdict.failure, verdict.decision = False, "tolerance", "fail"
         verdict.reason = (

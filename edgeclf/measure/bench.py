@@ -147,7 +147,7 @@ def _document(target, options: BenchConfig, threads, results, images_used, split
             "split": split,
             "source": source,
             "note": "the same decoded images for every artifact",
-        },  # fmt: skip
+        },
         "decode_ms": decode_ms,
         "artifacts": results,
         "notes": notes,

@@ -109,11 +109,16 @@ def evaluate_run(run_dir: Path, split: str, names: list[str] | None = None, engi
 
 def _score(name, fmt, precision, classifier, labels, probs, float_probs, classes) -> ArtifactScore:
     return ArtifactScore(
-        name, fmt, precision, classifier.engine, classifier.version, classifier.kernels,
+        name,
+        fmt,
+        precision,
+        classifier.engine,
+        classifier.version,
+        classifier.kernels,
         getattr(classifier, "threads", None) or "engine default",
         classification_metrics(labels, probs, classes),
         float((probs.argmax(1) == np.asarray(float_probs).argmax(1)).mean()),
-    )  # fmt: skip
+    )
 
 
 def _write(run: Run, split: str, images: int, scores: list[ArtifactScore]) -> Path:

@@ -60,8 +60,14 @@ def accuracy_latency_png(points: list[tuple[str, float, float]], title: str, hig
     for k, (label, latency, accuracy) in enumerate(points):
         chosen = label == highlight
         name = f"{label} (recommended)" if chosen else label
-        ax.scatter(latency, accuracy * 100, marker=MARKERS[k % len(MARKERS)], s=110 if chosen else 45,
-                   edgecolors="black" if chosen else "none", label=name)  # fmt: skip
+        ax.scatter(
+            latency,
+            accuracy * 100,
+            marker=MARKERS[k % len(MARKERS)],
+            s=110 if chosen else 45,
+            edgecolors="black" if chosen else "none",
+            label=name,
+        )
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, batch 1 (ms, log scale)")
@@ -98,8 +104,16 @@ def pareto_png(
         ax.plot(*zip(*line, strict=True), color="tab:blue", alpha=0.6, drawstyle="steps-post", label="Pareto front")
     for label, cost, accuracy in points:
         if label == chosen:
-            ax.scatter(cost, accuracy * 100, s=220, facecolors="none", edgecolors="red", linewidths=2,
-                       label=f"chosen: {label}", zorder=3)  # fmt: skip
+            ax.scatter(
+                cost,
+                accuracy * 100,
+                s=220,
+                facecolors="none",
+                edgecolors="red",
+                linewidths=2,
+                label=f"chosen: {label}",
+                zorder=3,
+            )
     ax.set_xscale("log")
     ax.set_xlabel(x_label)
     ax.set_ylabel("int8 validation accuracy (%)")

@@ -81,8 +81,12 @@ def recommend(bench: dict, evaluation: dict | None, accuracy_here: bool) -> Reco
     device = device_label(bench)
     deployable = {n: r for n, r in bench["artifacts"].items() if n != KERAS_NAME}
     if not deployable:
-        return Recommendation(device, None, f"{device}: no artifact to recommend: none passed validation at export "
-                                            "(see artifacts.json), or none was benchmarked")  # fmt: skip
+        return Recommendation(
+            device,
+            None,
+            f"{device}: no artifact to recommend: none passed validation at export "
+            "(see artifacts.json), or none was benchmarked",
+        )
     name, r = min(deployable.items(), key=lambda item: headline_batch(item[1])["p50_ms"])
     b1 = headline_batch(r)
     parts = [f"{r['file_bytes'] / 1024:.0f} KiB", f"p50 {b1['p50_ms']:.3f} ms at batch {b1['batch']}"]
@@ -94,8 +98,10 @@ def recommend(bench: dict, evaluation: dict | None, accuracy_here: bool) -> Reco
     scores = (evaluation or {}).get("artifacts", {})
     if accuracy_here and name in scores:
         e = scores[name]
-        parts.append(f"{evaluation['split']} accuracy {e['accuracy']:.2%} ({e['delta_points']:+.2f} points vs float, "
-                     f"{e['agreement_with_float']:.1%} top-1 agreement)")  # fmt: skip
+        parts.append(
+            f"{evaluation['split']} accuracy {e['accuracy']:.2%} ({e['delta_points']:+.2f} points vs float, "
+            f"{e['agreement_with_float']:.1%} top-1 agreement)"
+        )
     else:
         parts.append("accuracy as validated at export (not measured on this device; edgeclf verify checks its outputs)")
     return Recommendation(device, name, f"{device}: **{name}**: " + "; ".join(parts))

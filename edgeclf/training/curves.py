@@ -9,8 +9,16 @@ from pathlib import Path
 from edgeclf.core.atomic import atomic_write_bytes, atomic_write_text
 
 COLUMNS = (
-    "epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "train_seconds"
-)  # fmt: skip
+    "epoch",
+    "phase",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+    "train_seconds",
+)
 
 
 def write_history_csv(rows: list[dict], path: Path) -> None:
