@@ -41,11 +41,10 @@ def quantize_int8(float_onnx: bytes, calibration: np.ndarray, reduce_range: bool
     """Static QDQ quantization, calibrated on calibration (float32 pixels as the float model takes).
 
     reduce_range keeps weights in 7 bits: on x86 CPUs without VNNI, onnxruntime's u8s8 kernels can
-    saturate 16-bit intermediate sums (a documented onnxruntime caveat; measured on the demo model
-    without VNNI, top-1 agreement with the float model rose from 84% to 97% with it). But 7-bit
-    weights lose what a pretrained backbone's fine weight distributions need (a pretrained
-    MobileNetV2 on 6 classes, docs/BENCHMARKS.md section 2b: 84.3 % top-1 agreement with the float
-    model with it, 96.4 % without, on 306 images). So the export tries both
+    saturate 16-bit intermediate sums (a documented onnxruntime caveat; the README's int8 ONNX note
+    has what it changed on the demo model without VNNI). But 7-bit weights lose what a pretrained
+    backbone's fine weight distributions need (docs/BENCHMARKS.md section 2b has the measured top-1
+    agreement with and without it). So the export tries both
     (export.onnx_reduce_range: auto) and keeps the more faithful (edgeclf.export.export_run).
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static

@@ -4,9 +4,9 @@ process N times the memory of one decode. One image is always admitted when noth
 decoded, so any image within the pixel cap can be served; a decode that waits longer than its
 timeout raises NotAdmitted (serve answers 503).
 
-The budget is in pixels; BYTES_PER_PIXEL is what a decode costs at its peak, measured with
-tools/soak_serve.py's memory bomb: six 39.9 MP WebPs decoded at once took the server from 80 MB
-to 3,744 MB, 15.6 bytes a pixel (the decoded image, its RGB copy, the resize's intermediate).
+The budget is in pixels; BYTES_PER_PIXEL is what a decode costs at its peak (the decoded image,
+its RGB copy, the resize's intermediate), measured with tools/soak_serve.py's memory bomb: the
+figures are in docs/RELIABILITY.md (serve's soak) and docs/benchmarks/soak_serve.json.
 """
 
 from __future__ import annotations

@@ -123,9 +123,9 @@ def quantize_aware(model):
 
 # tfmot's activation quantizers (MovingAverageQuantizer) start at [-6, 6] and follow the batches'
 # ranges with an exponential moving average of decay 0.999 (fixed in tfmot's code): after the few
-# dozen steps that QAT on a small folder takes they are still near [-6, 6] (measured on a 6-class
-# folder: every ReLU's range -5.9..6.0, every linear bottleneck's about +-6.1, the logits clipped at
-# +-6), which wastes half the codes of a ReLU's output and clips larger values. So before
+# dozen steps that QAT on a small folder takes they are still near [-6, 6] (the measured ranges are
+# in docs/BENCHMARKS.md, the QAT section), which wastes half the codes of a ReLU's output and clips
+# larger values. So before
 # fine-tuning each range is set to what the float model's tensor spans on the calibration images
 # (the ones PTQ calibrates on); the moving average continues from there.
 RANGE_VARIABLE = re.compile(r"^(?P<wrapper>[^/]+)/(?P<kind>output|post_activation|pre_activation)_(?P<end>min|max)")
