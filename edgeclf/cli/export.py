@@ -31,18 +31,34 @@ def command(
         "export.max_drop", "Fail when int8 validation accuracy drops more than this many points."
     ),
     bundle: Path | None = typer.Option(
-        None, help="Also pack artifacts.json and the validated files into this .tar.gz for a device."
+        None,
+        help="Also pack artifacts.json and the validated files into this .tar.gz for a device; an export that "
+        "is current (same models, settings and files) is packed without converting again.",
     ),
 ) -> None:
     from edgeclf.cli import render
+    from edgeclf.core.run_directory import Run
+    from edgeclf.export.current import stale_reason
     from edgeclf.export.stage import export_run
 
     values, names = overrides(command, locals())
+    if bundle is not None:  # a bundle packs the export: converted again only when it is not current
+        run = Run.open(run_dir)
+        reason = stale_reason(run, run.config(values, names), int8)
+        if reason is None:
+            console.print("the export is current (same models, settings and files): packing it", markup=False)
+            _bundle(run.export_dir, bundle)
+            return
+        console.print(f"exporting first: {reason}", markup=False)
     with render.verdicts_on_failure():
         result = export_run(run_dir, int8=int8, overrides=values, option_names=names)
     render.export_table(result)
     done(f": {len(result.artifacts)} artifact(s) indexed in {result.index}")
     if bundle is not None:
-        from edgeclf.export.bundle import write_bundle
+        _bundle(result.index.parent, bundle)
 
-        console.print(f"bundle for the device: {write_bundle(result.index.parent, bundle)}", markup=False)
+
+def _bundle(export_dir: Path, bundle: Path) -> None:
+    from edgeclf.export.bundle import write_bundle
+
+    console.print(f"bundle for the device: {write_bundle(export_dir, bundle)}", markup=False)

@@ -23,6 +23,7 @@ from edgeclf.core.atomic import atomic_write_json, replacing
 from edgeclf.core.config import Config
 from edgeclf.core.run_directory import ARTIFACTS, Run
 from edgeclf.export.convert import Sources, convert, describe, enter_shared
+from edgeclf.export.current import made_from
 from edgeclf.export.errors import ExportError, ValidationFailed
 from edgeclf.export.formats import ArtifactSpec, select, spec_named
 from edgeclf.export.validate import FAILURES, Reference, Verdict, validate
@@ -66,6 +67,7 @@ def export_run(
             f"--int8-source qat: the run {run.path} has no {run.qat_model_path.name}; run edgeclf qat first"
         )
     log.info(f"exporting {', '.join(s.name for s in specs)}")
+    made = made_from(run, cfg, int8)  # before converting: what these files are made from
     model, qat_model = _load_models(run, need_qat=any(s.source == "qat" for s in specs))
     with Reference.compute(run, model, qat_model, _gate_limits(cfg, specs), cfg.seed) as reference:
         calibration = (
@@ -90,7 +92,7 @@ def export_run(
                     info = convert(spec, sources, cfg.export, tmp, reduce_range)
                     _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
             written.append(info)
-        return _finish(run, cfg, written, reference)
+        return _finish(run, cfg, written, reference, inputs=made)
 
 
 def _gate_limits(cfg: Config, specs: list[ArtifactSpec]):
@@ -192,7 +194,9 @@ def revalidate_run(
             log.info(f"  {info.name}: validating")
             _record(info, validate(info, file, reference, limits))
             checked.append(info)
-        return _finish(run, cfg, checked, reference, changed)
+        # a file edited since the export no longer comes from the recorded models: its record is dropped
+        inputs = None if changed else _recorded_inputs(index)
+        return _finish(run, cfg, checked, reference, changed, inputs=inputs)
 
 
 def _load_models(run: Run, need_qat: bool):
@@ -207,11 +211,26 @@ def _record(info: ArtifactInfo, verdict: Verdict) -> None:
     info.status = "ok" if verdict.passed else "failed"
 
 
+def _recorded_inputs(index: Path) -> dict | None:
+    """The index's made_from, kept by a re-validation (the files are judged, not made again)."""
+    from edgeclf.core.bounded import read_json
+    from edgeclf.runtime.artifact import MAX_INDEX_BYTES
+
+    recorded = read_json(index, MAX_INDEX_BYTES).get("made_from")
+    return recorded if isinstance(recorded, dict) else None
+
+
 def _finish(
-    run: Run, cfg: Config, artifacts: list[ArtifactInfo], reference: Reference, changed: list[str] | None = None
+    run: Run,
+    cfg: Config,
+    artifacts: list[ArtifactInfo],
+    reference: Reference,
+    changed: list[str] | None = None,
+    inputs: dict | None = None,
 ) -> ExportResult:
-    """Write the index and the parity samples; raise for failed artifacts (after both are written)."""
-    index = _write_index(run, artifacts)
+    """Write the index (with `inputs`, what the files were made from) and the parity samples; raise
+    for failed artifacts (after both are written)."""
+    index = _write_index(run, artifacts, inputs)
     labels = reference.labels
     record_parity(
         run.export_dir,
@@ -237,8 +256,9 @@ def _raise_failures(result: ExportResult) -> None:
     raise error
 
 
-def _write_index(run: Run, written: list[ArtifactInfo]) -> Path:
-    """artifacts.json in the export folder: these entries replace those of the same name."""
+def _write_index(run: Run, written: list[ArtifactInfo], made: dict | None) -> Path:
+    """artifacts.json in the export folder: these entries replace those of the same name; `made`
+    is what they were made from (edgeclf.export.current)."""
     path = run.export_dir / ARTIFACTS
     kept = [a for a in (read_artifacts(path) if path.is_file() else []) if a.name not in {w.name for w in written}]
     entries = sorted(kept + written, key=lambda a: a.name)
@@ -251,6 +271,7 @@ def _write_index(run: Run, written: list[ArtifactInfo]) -> Path:
             "classes": run.classes,
             "preprocessing": run.metadata["preprocessing"],
             "normalization": run.metadata["normalization"],
+            "made_from": made,
             "artifacts": [a.to_json() for a in entries],
         },
     )
