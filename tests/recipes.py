@@ -56,9 +56,10 @@ FROM_SCRATCH = {
 }
 
 
-def as_options(recipe: dict, command: str = "train") -> list[str]:
+def as_options(recipe: dict, command: str = "train", *, settable_only: bool = False) -> list[str]:
     """The recipe as command-line options of `edgeclf COMMAND` (each key through the option that
-    sets it); KeyError for a key the command has no option for."""
+    sets it); KeyError for a key the command has no option for, unless settable_only (then such a
+    key keeps its default: say so where it matters)."""
     from edgeclf.cli import app
 
     callback = next(c.callback for c in app.registered_commands if c.name == command)
@@ -69,4 +70,5 @@ def as_options(recipe: dict, command: str = "train") -> list[str]:
         for n, p in inspect.signature(callback).parameters.items()
         if getattr(p.default, "config_key", None)
     }
-    return [part for key, value in recipe.items() for part in (option[key], str(value))]
+    kept = {k: v for k, v in recipe.items() if k in option or not settable_only}
+    return [part for key, value in kept.items() for part in (option[key], str(value))]

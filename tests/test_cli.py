@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from edgeclf.cli import app
 from tests.helpers import class_folders
-from tests.recipes import TINY_MOBILENET, as_options
+from tests.recipes import TINY_CNN, TINY_MOBILENET, as_options
 
 runner = CliRunner()
 TINY = as_options({**TINY_MOBILENET, "train.fine_tune_epochs": 0})
@@ -254,3 +254,37 @@ def test_json_output_routes_messages_for_its_own_command_only():
     assert _common._messages[0] is _common.err_console
     _common.show_stage_messages()  # what every command runs first (user_errors)
     assert _common._messages[0] is _common.console
+
+
+LIBRARY_NOISE = ("tensorflow", "absl", "onednn", "cuda", "xnnpack", "userwarning", "fully_quantize", "e0000", "w0000")
+
+
+@pytest.mark.slow
+def test_the_console_holds_only_edgeclf_lines(tmp_path):
+    """train, qat and export in real processes with no TF_* variable set: stderr is empty and stdout
+    holds none of TensorFlow's, absl's, LiteRT's or the converters' own lines (before issue 23:
+    "Could not find cuda drivers", "oneDNN custom operations are on", the converter's UserWarning,
+    "Created TensorFlow Lite XNNPACK delegate"); --verbose shows the stages' timings."""
+    import os
+
+    data = class_folders(tmp_path / "data", ["bag", "sneaker", "trouser"], 20)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "CUDA_"))}
+    run = tmp_path / "run"
+    commands = [
+        ["train", str(data), "--out", str(run), *as_options(TINY_CNN, settable_only=True)],
+        ["qat", str(run), "--epochs", "1"],
+        ["export", str(run), "--int8", "--formats", "tflite,onnx"],
+    ]
+    for args in commands:
+        proc = subprocess.run([sys.executable, "-m", "edgeclf", *args], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stderr == "", f"edgeclf {args[0]} wrote to stderr:\n{proc.stderr}"
+        noisy = [line for line in proc.stdout.splitlines() if any(n in line.lower() for n in LIBRARY_NOISE)]
+        assert not noisy, f"edgeclf {args[0]}: library lines on the console: {noisy}"
+    verbose = subprocess.run(
+        [sys.executable, "-m", "edgeclf", "export", str(run), "--formats", "tflite", "--verbose"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert verbose.returncode == 0 and "export: " in verbose.stdout and "tflite-fp32: convert" in verbose.stdout

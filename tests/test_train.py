@@ -235,7 +235,7 @@ def _train_command(data, out, epochs: int, fine_tune_epochs: int) -> list[str]:
     import sys
 
     recipe = {**TINY_CNN, "data.batch_size": 8, "train.epochs": epochs, "train.fine_tune_epochs": fine_tune_epochs}
-    options = as_options({k: v for k, v in recipe.items() if k != "train.precise_bn_batches"})
+    options = as_options(recipe, settable_only=True)  # PreciseBN at its default
     return [sys.executable, "-m", "edgeclf", "train", str(data), "--out", str(out), *options]
 
 

@@ -1,5 +1,7 @@
 """The `edgeclf` command line: one module per command, each a thin layer over one library call."""
 
+import sys
+
 import typer
 
 from edgeclf.cli import (
@@ -20,6 +22,8 @@ from edgeclf.cli import (
     verify,
     watch,
 )
+from edgeclf.cli._common import verbose_stages
+from edgeclf.cli.quiet import keep_console_quiet
 
 app = typer.Typer(
     name="edgeclf",
@@ -29,27 +33,48 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,  # help text is literal: brackets such as edgeclf[openvino] are not Rich markup
 )
+# name: (module, the one line `edgeclf --help` shows; the module's HELP is `edgeclf NAME --help`)
 COMMANDS = {
-    "train": train,
-    "qat": qat,
-    "export": export,
-    "validate": validate,
-    "evaluate": evaluate,
-    "predict": predict,
-    "bench": bench,
-    "report": report,
-    "watch": watch,
-    "serve": serve,
-    "verify": verify,
-    "unpack": unpack,
-    "demo": demo,
-    "sweep": sweep,
-    "compare": compare,
+    "train": (train, "Train a classifier on a folder of images, one sub-folder per class."),
+    "qat": (qat, "Quantization-aware fine-tuning of a trained run."),
+    "export": (export, "Export to TFLite, ONNX and OpenVINO, each file validated; --bundle for a device."),
+    "validate": (validate, "Validate the exported files again against the float model."),
+    "evaluate": (evaluate, "Accuracy of the float model and every artifact on a split."),
+    "predict": (predict, "Classify images with an artifact (no TensorFlow needed)."),
+    "bench": (bench, "Latency, throughput and memory of every artifact on this machine."),
+    "report": (report, "report.md and report.html: which file is best on each device."),
+    "watch": (watch, "Classify each new image in a folder (or camera frame) until stopped."),
+    "serve": (serve, "Classify images POSTed over HTTP until stopped."),
+    "verify": (verify, "Check that this device reproduces the exporting machine's outputs."),
+    "unpack": (unpack, "Unpack and check a bundle from export --bundle."),
+    "demo": (demo, "The whole chain on the embedded dataset, in a few minutes."),
+    "sweep": (sweep, "Search models and settings for accuracy, latency and size."),
+    "compare": (compare, "Compare runs and sweep trials; choose within a budget."),
 }
-for name, module in COMMANDS.items():
-    app.command(name, help=module.HELP, epilog=module.EXAMPLE)(module.command)
-app.add_typer(data.app, name="data", help=data.HELP)
+for name, (module, summary) in COMMANDS.items():
+    app.command(name, help=module.HELP, short_help=summary, epilog=module.EXAMPLE)(module.command)
+app.add_typer(data.app, name="data", help=data.HELP, short_help="Prepare data: pack a folder into TFRecord shards.")
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help="Also show TensorFlow's, the converters' and the engines' own messages and warnings, and each "
+        "stage's timings (also accepted after the command).",
+    ),
+) -> None:
+    """From a folder of labelled images to deployable, measured edge classifiers."""
+    verbose_stages[0] = verbose
 
 
 def main() -> None:
+    """`edgeclf`: the console is made quiet (edgeclf.cli.quiet) before any command imports TensorFlow;
+    --verbose anywhere on the line leaves it as the libraries make it."""
+    args = sys.argv[1:]
+    verbose = "--verbose" in args
+    if verbose:  # a global option, also accepted after the command's name
+        sys.argv[1:] = ["--verbose", *(a for a in args if a != "--verbose")]
+    keep_console_quiet(verbose)
     app()

@@ -39,6 +39,7 @@ class SafeConsole(Console):
 console = SafeConsole(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 _messages = [console]  # where stage messages go (stderr when stdout carries JSON)
+verbose_stages = [False]  # edgeclf --verbose: the stages' timings and the libraries' own messages too
 
 
 def messages_to_stderr() -> None:
@@ -104,6 +105,11 @@ def user_errors(fn):
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
+        except Exception:  # a bug: the traceback follows, and what the native libraries said is kept
+            from edgeclf.cli.quiet import keep_native_log
+
+            keep_native_log()
+            raise
 
     return wrapper
 

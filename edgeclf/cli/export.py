@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import comma_list, console, done, overrides, setting, user_errors
+from edgeclf.cli._common import comma_list, console, done, overrides, setting, user_errors, verbose_stages
 
 HELP = (
     "Export a run to TFLite and ONNX (float32, float16; with --int8 also full-integer int8), validate each "
@@ -53,6 +53,8 @@ def command(
     with render.verdicts_on_failure():
         result = export_run(run_dir, int8=int8, overrides=values, option_names=names)
     render.export_table(result)
+    if verbose_stages[0]:
+        render.timings_table("export", result.timings)
     done(f": {len(result.artifacts)} artifact(s) indexed in {result.index}")
     if bundle is not None:
         _bundle(result.index.parent, bundle)

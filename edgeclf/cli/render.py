@@ -233,3 +233,15 @@ def verify_lines(result) -> None:
     for check in result.checks:
         verdict = "[yellow]SKIP[/]" if check.skipped else "[green]PASS[/]" if check.passed else "[red]FAIL[/]"
         console.print(f"{verdict} {escape(check.artifact)}: " + escape("; ".join(check.details)), markup=True)
+
+
+def timings_table(title: str, steps: dict[str, float]) -> None:
+    """A stage's steps with their seconds and share of the whole (edgeclf --verbose)."""
+    total = sum(steps.values()) or 1.0
+    table = Table(title=f"{title}: {total:.1f} s")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    table.add_column("share", justify="right")
+    for step, seconds in steps.items():
+        table.add_row(_text(step), f"{seconds:.2f}", f"{seconds / total:.0%}")
+    console.print(table)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import done, overrides, setting, user_errors
+from edgeclf.cli._common import done, overrides, setting, user_errors, verbose_stages
 
 HELP = "Train a classifier on a folder of labelled images (one sub-folder per class)."
 EXAMPLE = (
@@ -60,6 +61,8 @@ def command(
 
     if resume:
         result = resume_run(out, data_dir)
+        if verbose_stages[0]:
+            render.timings_table("train (since the resume)", result.timings or {})
         done(
             f" in {result.seconds:.0f}s in all: {result.run_dir}  (val accuracy {result.val_accuracy:.4f}, "
             f"best epoch {result.best_epoch}, resumed)"
@@ -67,10 +70,14 @@ def command(
         return
     values, names = overrides(command, locals())
     cfg = load_config([config] if config else [], values, names)
+    started = time.perf_counter()
     with render.counting("checking images") as progress:
         data = prepare(data_dir, out, cfg, overwrite=overwrite, progress=progress)
+    checked = time.perf_counter() - started
     render.dataset_summary(data)
     result = train(data, out, cfg, overwrite=overwrite)
+    if verbose_stages[0]:
+        render.timings_table("train", {"check and split the data": round(checked, 3), **(result.timings or {})})
     if not result.wrote_run:
         done(f" in {result.seconds:.0f}s as {result.task}: the chief writes the run at {out}")
         return

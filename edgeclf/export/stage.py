@@ -22,6 +22,7 @@ from edgeclf import __version__
 from edgeclf.core.atomic import atomic_write_json, replacing
 from edgeclf.core.config import Config
 from edgeclf.core.run_directory import ARTIFACTS, Run
+from edgeclf.core.timings import Timings
 from edgeclf.export.convert import Sources, convert, describe, enter_shared
 from edgeclf.export.current import made_from
 from edgeclf.export.errors import ExportError, ValidationFailed
@@ -45,6 +46,7 @@ class ExportResult:
     images: int  # validation images
     float_accuracy: float
     changed: list[str] = field(default_factory=list)  # re-validation: files that differ from the export's
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
 
     @property
     def failed(self) -> list[ArtifactInfo]:
@@ -67,32 +69,46 @@ def export_run(
             f"--int8-source qat: the run {run.path} has no {run.qat_model_path.name}; run edgeclf qat first"
         )
     log.info(f"exporting {', '.join(s.name for s in specs)}")
-    made = made_from(run, cfg, int8)  # before converting: what these files are made from
-    model, qat_model = _load_models(run, need_qat=any(s.source == "qat" for s in specs))
-    with Reference.compute(run, model, qat_model, _gate_limits(cfg, specs), cfg.seed) as reference:
-        calibration = (
-            run.calibration_images(cfg.export.calibration_images, cfg.seed) if any(s.integer for s in specs) else None
-        )
+    timings = Timings()
+    with timings.step("inputs: models' sha256"):
+        made = made_from(run, cfg, int8)  # before converting: what these files are made from
+    with timings.step("load models (and import TensorFlow, the first time)"):
+        model, qat_model = _load_models(run, need_qat=any(s.source == "qat" for s in specs))
+    with timings.step("reference: float answers on the validation and gate images"):
+        reference = Reference.compute(run, model, qat_model, _gate_limits(cfg, specs), cfg.seed)
+    with reference:
+        with timings.step("calibration images"):
+            calibration = (
+                run.calibration_images(cfg.export.calibration_images, cfg.seed)
+                if any(s.integer for s in specs)
+                else None
+            )
         sources = Sources(run, model, qat_model, calibration)
         run.export_dir.mkdir(exist_ok=True)
-        written = []
-        for spec in specs:
-            if spec.shares:  # the same file on another engine
-                log.info(f"  {spec.name}: validating {spec.filename} on {spec.engine}")
-                info = enter_shared(spec, run, run.export_dir / spec.filename)
-                _record(info, validate(info, run.export_dir / spec.filename, reference, cfg.export))
-            elif spec.format == "onnx" and spec.integer and cfg.export.onnx_reduce_range == "auto":
-                log.info(f"  {spec.name}: converting with 7-bit and 8-bit weights, validating both")
-                with replacing(run.path / run.export_dir.name / spec.filename) as tmp:
-                    info = _more_faithful_onnx_int8(spec, sources, cfg.export, reference, tmp)
-            else:
-                log.info(f"  {spec.name}: converting and validating")
-                with replacing(run.path / run.export_dir.name / spec.filename) as tmp:
-                    reduce_range = cfg.export.onnx_reduce_range != "false"
-                    info = convert(spec, sources, cfg.export, tmp, reduce_range)
-                    _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
-            written.append(info)
-        return _finish(run, cfg, written, reference, inputs=made)
+        written = [_export_one(spec, run, sources, cfg, reference, timings) for spec in specs]
+        return _finish(run, cfg, written, reference, inputs=made, timings=timings)
+
+
+def _export_one(spec: ArtifactSpec, run: Run, sources: Sources, cfg: Config, reference: Reference, timings):
+    """One artifact converted (or entered, when it shares another's file) and validated, each step timed."""
+    dest = run.path / run.export_dir.name / spec.filename
+    if spec.shares:  # the same file on another engine
+        log.info(f"  {spec.name}: validating {spec.filename} on {spec.engine}")
+        info = enter_shared(spec, run, run.export_dir / spec.filename)
+        with timings.step(f"{spec.name}: validate"):
+            _record(info, validate(info, run.export_dir / spec.filename, reference, cfg.export))
+        return info
+    if spec.format == "onnx" and spec.integer and cfg.export.onnx_reduce_range == "auto":
+        log.info(f"  {spec.name}: converting with 7-bit and 8-bit weights, validating both")
+        with replacing(dest) as tmp:
+            return _more_faithful_onnx_int8(spec, sources, cfg.export, reference, tmp, timings)
+    log.info(f"  {spec.name}: converting and validating")
+    with replacing(dest) as tmp:
+        with timings.step(f"{spec.name}: convert"):
+            info = convert(spec, sources, cfg.export, tmp, cfg.export.onnx_reduce_range != "false")
+        with timings.step(f"{spec.name}: validate"):
+            _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
+    return info
 
 
 def _gate_limits(cfg: Config, specs: list[ArtifactSpec]):
@@ -101,7 +117,9 @@ def _gate_limits(cfg: Config, specs: list[ArtifactSpec]):
     return cfg.export if any(spec.check == "accuracy" or spec.precision == "bf16" for spec in specs) else None
 
 
-def _more_faithful_onnx_int8(spec: ArtifactSpec, sources: Sources, limits, reference: Reference, dest: Path):
+def _more_faithful_onnx_int8(
+    spec: ArtifactSpec, sources: Sources, limits, reference: Reference, dest: Path, timings: Timings
+):
     """The int8 ONNX with 7-bit (reduce_range) and with 8-bit weights, each validated; the one that
     agrees with the float model on more of the gate's images is written to dest (a tie keeps 7-bit,
     which is safe on x86 CPUs without VNNI). Both are recorded in the verdict's `candidates`."""
@@ -109,8 +127,10 @@ def _more_faithful_onnx_int8(spec: ArtifactSpec, sources: Sources, limits, refer
     try:
         for reduce_range in (True, False):
             file = dest.with_name(f"{dest.stem}-rr{int(reduce_range)}{dest.suffix}")
-            info = convert(spec, sources, limits, file, reduce_range)
-            verdict = validate(info, file, reference, limits)
+            with timings.step(f"{spec.name}: convert"):
+                info = convert(spec, sources, limits, file, reduce_range)
+            with timings.step(f"{spec.name}: validate"):
+                verdict = validate(info, file, reference, limits)
             made.append((reduce_range, file, info, verdict))
         chosen = max(made, key=lambda m: (m[3].passed, m[3].gate_agreement or 0.0, m[0]))
         reduce_range, file, info, verdict = chosen
@@ -227,18 +247,22 @@ def _finish(
     reference: Reference,
     changed: list[str] | None = None,
     inputs: dict | None = None,
+    timings: Timings | None = None,
 ) -> ExportResult:
-    """Write the index (with `inputs`, what the files were made from) and the parity samples; raise
-    for failed artifacts (after both are written)."""
-    index = _write_index(run, artifacts, inputs)
+    """Write the parity samples and the index (with `inputs`, what the files were made from, and
+    the steps' timings); raise for failed artifacts (after both are written)."""
+    timings = timings or Timings()
     labels = reference.labels
-    record_parity(
-        run.export_dir,
-        reference.split.take(sample_indices(labels, cfg.export.parity_images)),
-        reference.split.take(sample_indices(labels, cfg.export.parity_spread_images)),
-        {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance, "bf16": cfg.export.bf16_tolerance},
-    )
-    result = ExportResult(artifacts, index, len(labels), reference.float_accuracy, changed or [])
+    _write_index(run, artifacts, inputs, timings.to_json())  # first: the parity outputs are of the indexed files
+    with timings.step("parity: reference outputs and the kernels' spread"):
+        record_parity(
+            run.export_dir,
+            reference.split.take(sample_indices(labels, cfg.export.parity_images)),
+            reference.split.take(sample_indices(labels, cfg.export.parity_spread_images)),
+            {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance, "bf16": cfg.export.bf16_tolerance},
+        )
+    index = _write_index(run, artifacts, inputs, timings.to_json())  # again, with the parity step's time
+    result = ExportResult(artifacts, index, len(labels), reference.float_accuracy, changed or [], timings.to_json())
     _raise_failures(result)
     return result
 
@@ -256,7 +280,7 @@ def _raise_failures(result: ExportResult) -> None:
     raise error
 
 
-def _write_index(run: Run, written: list[ArtifactInfo], made: dict | None) -> Path:
+def _write_index(run: Run, written: list[ArtifactInfo], made: dict | None, timings: dict[str, float]) -> Path:
     """artifacts.json in the export folder: these entries replace those of the same name; `made`
     is what they were made from (edgeclf.export.current)."""
     path = run.export_dir / ARTIFACTS
@@ -272,6 +296,7 @@ def _write_index(run: Run, written: list[ArtifactInfo], made: dict | None) -> Pa
             "preprocessing": run.metadata["preprocessing"],
             "normalization": run.metadata["normalization"],
             "made_from": made,
+            "timings": timings,
             "artifacts": [a.to_json() for a in entries],
         },
     )

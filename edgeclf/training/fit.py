@@ -15,6 +15,7 @@ from pathlib import Path
 from edgeclf.core.config import Config
 from edgeclf.core.errors import EdgeclfError
 from edgeclf.core.run_directory import MODEL
+from edgeclf.core.timings import Timings
 from edgeclf.data.class_weights import class_weights
 from edgeclf.data.dataset import Dataset
 from edgeclf.training.resume import BACKUP, Progress
@@ -57,6 +58,7 @@ class Fitted:
     distribution: dict  # strategy, replicas, workers, batch sizes, learning-rate scale, input sharding
     precise_bn_batches: int | None  # None: BatchNorm frozen (pretrained backbone)
     bn_momentum: float | None = None
+    timings: dict[str, float] | None = None  # seconds per step of this process's fit
 
     @property
     def best(self) -> dict:
@@ -118,21 +120,20 @@ def _fit_phases(
 ) -> Fitted:
     from edgeclf.training.callbacks import PreciseBatchNorm
     from edgeclf.training.distribute import with_global_batch
-    from edgeclf.training.models import build_classifier, save_model
+    from edgeclf.training.models import save_model
 
     distribution = _distribution(cfg, placement, data)
     # the pipelines batch globally (Keras splits each batch across the replicas)
     cfg = with_global_batch(cfg, placement.replicas)
-    with placement.scope():
-        built = build_classifier(cfg.model, len(data.classes), cfg.data.image_size)
+    timings = Timings()
+    with timings.step("build the model"):
+        built = _build(cfg, placement, len(data.classes))
     model = built.model
-    note = f" ({built.weights.note})" if built.weights.note else ""
-    log.info(f"model {model.name}: {model.count_params():,} parameters, weights: {built.weights.source}{note}")
-
     cache = run / "cache"
     shutil.rmtree(cache, ignore_errors=True)  # a killed run's cache may be half-written: built again
     cache.mkdir()
-    train_ds, val_ds = _datasets(data, cfg, cache, distribution["input_sharding"])
+    with timings.step("input pipelines"):
+        train_ds, val_ds = _datasets(data, cfg, cache, distribution["input_sharding"])
 
     # TensorFlow's checkpoint format (best.index + data): an .h5 file cannot be loaded back into
     # the sync-on-read variables a distribution strategy makes
@@ -146,11 +147,12 @@ def _fit_phases(
         log.info("class weights: " + ", ".join(f"{data.classes[i]} {w:.3g}" for i, w in weights.items()))
     phases = _phases(cfg, distribution["learning_rate_scale"])
     fit_data = (train_ds, val_ds, weights)
-    _train_phases(phases, built, cfg, fit_data, checkpoint, progress, placement, [*precise_bn, *callbacks])
+    _train_phases(phases, built, cfg, fit_data, checkpoint, progress, placement, [*precise_bn, *callbacks], timings)
     for layer in model.layers:
         layer.trainable = True
-    val_loss, val_accuracy = model.evaluate(val_ds, verbose=0)
-    save_model(model, run / MODEL)
+    with timings.step("final validation and model.keras"):
+        val_loss, val_accuracy = model.evaluate(val_ds, verbose=0)
+        save_model(model, run / MODEL)
     shutil.rmtree(cache)
     if progress.writes:
         shutil.rmtree(checkpoint.parent)
@@ -167,6 +169,7 @@ def _fit_phases(
         distribution,
         precise_bn_batches=cfg.train.precise_bn_batches if scratch else None,
         bn_momentum=cfg.model.scratch_bn_momentum if scratch else None,
+        timings=timings.to_json(),
     )
     best = fitted.best
     log.info(f"best epoch {best['epoch']} ({best['phase']}): val_loss {val_loss:.4f}, val_accuracy {val_accuracy:.4f}")
@@ -182,6 +185,7 @@ def _train_phases(
     progress: Progress,
     placement,
     callbacks: list,
+    timings: Timings,
 ) -> None:
     """Run each phase not completed before (a resumed run skips those, restoring their best weights),
     the best weights across phases kept in memory and in the checkpoint. fit_data: (training
@@ -198,7 +202,7 @@ def _train_phases(
             if _saved(checkpoint):
                 model.load_weights(str(checkpoint))
             continue
-        with placement.scope():
+        with placement.scope(), timings.step(f"phase {phase.name} ({phase.epochs} epochs)"):
             _run_phase(phase, built, cfg, train_ds, val_ds, checkpoint, progress, [keeper, *callbacks], weights)
         _restore_best(model, keeper, checkpoint)
         progress.completed.append(phase.name)
@@ -208,6 +212,17 @@ def _train_phases(
             "training produced no usable model: the validation loss was never finite; "
             "lower --learning-rate or check the data"
         )
+
+
+def _build(cfg: Config, placement, classes: int):
+    from edgeclf.training.models import build_classifier
+
+    with placement.scope():
+        built = build_classifier(cfg.model, classes, cfg.data.image_size)
+    model = built.model
+    note = f" ({built.weights.note})" if built.weights.note else ""
+    log.info(f"model {model.name}: {model.count_params():,} parameters, weights: {built.weights.source}{note}")
+    return built
 
 
 def _phases(cfg: Config, learning_rate_scale: float) -> list[Phase]:

@@ -65,6 +65,7 @@ def run_metadata(cfg: Config, data: Dataset, fitted: Fitted, seconds: float) -> 
             "mixed_precision": fitted.mixed_precision,
             "distribution": fitted.distribution,
             "class_weights": _class_weights_record(cfg, data),
+            "timings": fitted.timings,  # this process's steps (a resumed run: since the resume)
         },
         "dataset": {
             "layout": data.layout,

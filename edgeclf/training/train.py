@@ -44,6 +44,7 @@ class TrainResult:
     seconds: float
     wrote_run: bool = True  # False on a multi-worker cluster's non-chief workers ...
     task: str = ""  # ... and which task this process was ("worker 1 of 2 task(s)")
+    timings: dict[str, float] | None = None  # seconds per step of the fit (metadata.json training.timings)
 
 
 def prepare(
@@ -169,6 +170,8 @@ def _write_results(run: Path, cfg: Config, data: Dataset, fitted: Fitted, second
 
 def _result(out: Path, data: Dataset, fitted: Fitted, seconds: float) -> TrainResult:
     best_epoch = int(fitted.best["epoch"])
-    return TrainResult(
+    result = TrainResult(
         Path(out), data.classes, best_epoch, fitted.val_accuracy, fitted.val_loss, fitted.weights.source, seconds
     )
+    result.timings = fitted.timings
+    return result
