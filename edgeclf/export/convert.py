@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +26,28 @@ from edgeclf.runtime.embedded import DESCRIPTION_FILE, ONNX_DESCRIPTION
 @dataclass
 class Sources:
     """What the converters start from: the run, its float Keras model, its QAT model (or None),
-    calibration images (uint8, or None when nothing is integer) and, once made, the float ONNX
-    (the int8 ONNX quantizes it rather than converting again)."""
+    calibration images (uint8, or None when nothing is integer), a folder for the models'
+    inference SavedModels (made once each, for every TFLite precision: edgeclf.export.tflite) and,
+    once made, the float ONNX (the int8 ONNX quantizes it rather than converting again)."""
 
     run: Run
     model: object
     qat_model: object | None
     calibration: np.ndarray | None
+    workdir: Path | None = None  # None: each TFLite conversion starts from the Keras model
     float_onnx: bytes | None = None
+    saved: dict[str, Path] = field(default_factory=dict)
+
+    def tflite_source(self, which: str):
+        """The float ("float") or QAT ("qat") model as the TFLite converter takes it."""
+        model = self.qat_model if which == "qat" else self.model
+        if self.workdir is None:
+            return model
+        if which not in self.saved:
+            from edgeclf.export import tflite
+
+            self.saved[which] = tflite.inference_saved_model(model, self.workdir / f"{which}-savedmodel")
+        return self.saved[which]
 
 
 def convert(
@@ -114,14 +128,21 @@ def _convert_tflite(spec: ArtifactSpec, sources: Sources, cfg: ExportConfig) -> 
         # The QAT model starts after `normalize`: it takes normalised values; its uint8 input
         # quantization (scale 1/127.5, zero point 128) absorbs the normalisation.
         norm = run.metadata["normalization"]
-        source, expects = sources.qat_model, "normalized"
+        source, expects = sources.tflite_source("qat"), "normalized"
         representative = tflite.representative_dataset(normalize(calibration, norm))
         source_model, note = run.qat_model_path.name, "tfmot QAT model"
     else:
-        source, expects, source_model, note = sources.model, "pixels", run.model_path.name, "float Keras model"
+        source, expects, source_model, note = (
+            sources.tflite_source("float"),
+            "pixels",
+            run.model_path.name,
+            "float Keras model",
+        )
         representative = tflite.representative_dataset(calibration) if calibration is not None else None
     content = tflite.convert(source, spec.precision, representative, cfg.int8_input)
-    produced_by = f"{tflite.CONVERTER} ({spec.precision}) from the {note}; metadata and labels.txt attached"
+    produced_by = (
+        f"{tflite.CONVERTER} ({spec.precision}) of the {note}'s inference function; metadata and labels.txt attached"
+    )
     return content, expects, produced_by, source_model
 
 

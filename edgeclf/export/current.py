@@ -5,8 +5,9 @@ qat_model.h5, the export settings, the seed that picks calibration and gate imag
 was asked for). The export is current when those are unchanged and every validated file still has
 the sha256 it was indexed with; then `edgeclf export --bundle` packs it instead of converting and
 validating every artifact again. Anything else (no export, one made before this record existed, a
-retrained model, other settings, an edited or missing file, a failed artifact) is a reason to
-convert, given in words.
+retrained model, other settings, an edited or missing file) is a reason to convert, given in words.
+A failed artifact is not one (the same inputs fail the same way; the bundle holds the validated
+files only).
 """
 
 from __future__ import annotations
@@ -52,9 +53,7 @@ def stale_reason(run: Run, cfg: Config, int8: bool) -> str | None:
 
 def _files_reason(index: Path) -> str | None:
     entries = read_artifacts(index)
-    for entry in entries:
-        if entry.status != "ok":
-            return f"{entry.name} failed validation"
+    for entry in entries:  # a failed artifact stays failed when converted again: it is not a reason
         file = artifact_file(index, entry)
         if not file.is_file():
             return f"{file.name} is missing"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,9 +84,10 @@ def export_run(
                 if any(s.integer for s in specs)
                 else None
             )
-        sources = Sources(run, model, qat_model, calibration)
         run.export_dir.mkdir(exist_ok=True)
-        written = [_export_one(spec, run, sources, cfg, reference, timings) for spec in specs]
+        with tempfile.TemporaryDirectory(prefix="edgeclf-export-") as workdir:
+            sources = Sources(run, model, qat_model, calibration, Path(workdir))
+            written = [_export_one(spec, run, sources, cfg, reference, timings) for spec in specs]
         return _finish(run, cfg, written, reference, inputs=made, timings=timings)
 
 

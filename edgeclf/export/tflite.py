@@ -1,27 +1,54 @@
 """Keras -> TFLite: float32, float16, dynamic-range and full-integer (QAT or PTQ) conversions, and
-the checks that the result is what its name says."""
+the checks that the result is what its name says.
+
+TFLiteConverter.from_keras_model writes the Keras model as a SavedModel on every call, with Keras'
+per-layer serialization (every layer's call traced and saved), and converts that; for MobileNetV2
+the save is most of the conversion's time. `inference_saved_model` writes the model's inference
+function alone (its variables and one traced call, the batch dimension open), once per source
+model, and every precision converts from it: the converter's input is the same graph, and the
+files run bit-identically (measured in docs/BENCHMARKS.md, "Export time").
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 
 from edgeclf.export.errors import ExportError, NotIntegerError
 from edgeclf.runtime.artifact import TensorInfo
 
-CONVERTER = "tf.lite.TFLiteConverter.from_keras_model"
+CONVERTER = "tf.lite.TFLiteConverter.from_saved_model"
+
+
+def inference_saved_model(model, dest: Path) -> Path:
+    """The Keras model's inference call (training=False, input [None, H, W, C] float32) and its
+    variables as a SavedModel at dest: what the converter starts from."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.weights = list(model.variables)  # tracked, so that the SavedModel holds them
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+    module.serve = tf.function(lambda image: model(image, training=False), input_signature=[spec])
+    tf.saved_model.save(module, str(dest), signatures=module.serve.get_concrete_function())
+    return Path(dest)
 
 
 def convert(
     model, precision: str, representative: Callable[[], Iterable] | None = None, int8_input: str | None = None
 ) -> bytes:
-    """precision: fp32 | fp16 | dynamic | int8-qat | int8-ptq. Full-integer conversions need a
-    representative dataset (calibration images, already preprocessed as the model expects them)
-    and int8_input, the image input's dtype (uint8 | int8: export.int8_input)."""
+    """model: a Keras model, or the directory of its inference_saved_model (faster when several
+    precisions are made from one model). precision: fp32 | fp16 | dynamic | int8-qat | int8-ptq.
+    Full-integer conversions need a representative dataset (calibration images, already
+    preprocessed as the model expects them) and int8_input, the image input's dtype (uint8 | int8:
+    export.int8_input)."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if isinstance(model, (str, Path)):  # an inference_saved_model
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(model))
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
