@@ -288,3 +288,13 @@ def test_the_console_holds_only_edgeclf_lines(tmp_path):
         env=env,
     )
     assert verbose.returncode == 0 and "export: " in verbose.stdout and "tflite-fp32: convert" in verbose.stdout
+
+
+def test_help_lists_each_command_on_one_line():
+    from edgeclf.cli import COMMANDS
+
+    result = runner.invoke(app, ["--help"], terminal_width=80)
+    lines = result.output.splitlines()
+    for name, (_, summary) in COMMANDS.items():
+        (line,) = [line for line in lines if line.strip().startswith(name + " ")]
+        assert line.strip().endswith(summary), line

@@ -35,17 +35,17 @@ app = typer.Typer(
 )
 # name: (module, the one line `edgeclf --help` shows; the module's HELP is `edgeclf NAME --help`)
 COMMANDS = {
-    "train": (train, "Train a classifier on a folder of images, one sub-folder per class."),
+    "train": (train, "Train a classifier on a folder with one sub-folder per class."),
     "qat": (qat, "Quantization-aware fine-tuning of a trained run."),
-    "export": (export, "Export to TFLite, ONNX and OpenVINO, each file validated; --bundle for a device."),
+    "export": (export, "Export to TFLite, ONNX and OpenVINO, each file validated."),
     "validate": (validate, "Validate the exported files again against the float model."),
     "evaluate": (evaluate, "Accuracy of the float model and every artifact on a split."),
     "predict": (predict, "Classify images with an artifact (no TensorFlow needed)."),
     "bench": (bench, "Latency, throughput and memory of every artifact on this machine."),
     "report": (report, "report.md and report.html: which file is best on each device."),
-    "watch": (watch, "Classify each new image in a folder (or camera frame) until stopped."),
+    "watch": (watch, "Classify each new image in a folder until stopped."),
     "serve": (serve, "Classify images POSTed over HTTP until stopped."),
-    "verify": (verify, "Check that this device reproduces the exporting machine's outputs."),
+    "verify": (verify, "Check that this device reproduces the export's outputs."),
     "unpack": (unpack, "Unpack and check a bundle from export --bundle."),
     "demo": (demo, "The whole chain on the embedded dataset, in a few minutes."),
     "sweep": (sweep, "Search models and settings for accuracy, latency and size."),
@@ -61,8 +61,7 @@ def _options(
     verbose: bool = typer.Option(
         False,
         "--verbose",
-        help="Also show TensorFlow's, the converters' and the engines' own messages and warnings, and each "
-        "stage's timings (also accepted after the command).",
+        help="Also show the libraries' own messages and each stage's timings.",
     ),
 ) -> None:
     """From a folder of labelled images to deployable, measured edge classifiers."""
