@@ -29,16 +29,23 @@ def made_from(run: Run, cfg: Config, int8: bool) -> dict:
     return {"models": models, "export": cfg.export.model_dump(mode="json"), "seed": cfg.seed, "int8": int8}
 
 
+def recorded_made_from(index: Path) -> dict | None:
+    """The made_from an artifacts.json records (None: none). Raises BoundedReadError for a file that
+    is not bounded JSON, AttributeError for one that is not an object."""
+    recorded = read_json(index, MAX_INDEX_BYTES).get("made_from")
+    return recorded if isinstance(recorded, dict) else None
+
+
 def stale_reason(run: Run, cfg: Config, int8: bool) -> str | None:
     """None when the run's export is current for these settings; else why it is not, in words."""
     index = run.export_dir / ARTIFACTS
     if not index.is_file():
         return "the run has no export yet"
     try:
-        recorded = read_json(index, MAX_INDEX_BYTES).get("made_from")
+        recorded = recorded_made_from(index)
     except (BoundedReadError, AttributeError):
         return f"{index} is not readable"
-    if not isinstance(recorded, dict):
+    if recorded is None:
         return "the export was made by an edgeclf that did not record what it was made from"
     now = made_from(run, cfg, int8)
     for name in sorted(set(now["models"]) | set(recorded.get("models") or {})):

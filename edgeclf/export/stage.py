@@ -25,7 +25,7 @@ from edgeclf.core.config import Config
 from edgeclf.core.run_directory import ARTIFACTS, Run
 from edgeclf.core.timings import Timings
 from edgeclf.export.convert import Sources, convert, describe, enter_shared
-from edgeclf.export.current import made_from
+from edgeclf.export.current import made_from, recorded_made_from
 from edgeclf.export.errors import ExportError, ValidationFailed
 from edgeclf.export.formats import ArtifactSpec, select, spec_named
 from edgeclf.export.validate import FAILURES, Reference, Verdict, validate
@@ -217,7 +217,7 @@ def revalidate_run(
             _record(info, validate(info, file, reference, limits))
             checked.append(info)
         # a file edited since the export no longer comes from the recorded models: its record is dropped
-        inputs = None if changed else _recorded_inputs(index)
+        inputs = None if changed else recorded_made_from(index)
         return _finish(run, cfg, checked, reference, changed, inputs=inputs)
 
 
@@ -231,15 +231,6 @@ def _load_models(run: Run, need_qat: bool):
 def _record(info: ArtifactInfo, verdict: Verdict) -> None:
     info.validation = verdict.to_json()
     info.status = "ok" if verdict.passed else "failed"
-
-
-def _recorded_inputs(index: Path) -> dict | None:
-    """The index's made_from, kept by a re-validation (the files are judged, not made again)."""
-    from edgeclf.core.bounded import read_json
-    from edgeclf.runtime.artifact import MAX_INDEX_BYTES
-
-    recorded = read_json(index, MAX_INDEX_BYTES).get("made_from")
-    return recorded if isinstance(recorded, dict) else None
 
 
 def _finish(

@@ -109,9 +109,7 @@ def _train_as_worker(data: Dataset | Path, out: Path, cfg: Config, progress: dic
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgeclf-worker-") as tmp:
         fitted = fit(data, cfg, Path(tmp), started, progress, state=shared_stage(out))
-    result = _result(out, data, fitted, time.perf_counter() - started)
-    result.wrote_run, result.task = False, role().describe()
-    return result
+    return _result(out, data, fitted, time.perf_counter() - started, task=role().describe())
 
 
 def writes_run(cfg: Config) -> bool:
@@ -168,10 +166,17 @@ def _write_results(run: Path, cfg: Config, data: Dataset, fitted: Fitted, second
     shutil.rmtree(run / BACKUP, ignore_errors=True)
 
 
-def _result(out: Path, data: Dataset, fitted: Fitted, seconds: float) -> TrainResult:
-    best_epoch = int(fitted.best["epoch"])
-    result = TrainResult(
-        Path(out), data.classes, best_epoch, fitted.val_accuracy, fitted.val_loss, fitted.weights.source, seconds
+def _result(out: Path, data: Dataset, fitted: Fitted, seconds: float, task: str = "") -> TrainResult:
+    """The stage's result; `task` is a non-chief worker's (which wrote no run)."""
+    return TrainResult(
+        Path(out),
+        data.classes,
+        int(fitted.best["epoch"]),
+        fitted.val_accuracy,
+        fitted.val_loss,
+        fitted.weights.source,
+        seconds,
+        wrote_run=not task,
+        task=task,
+        timings=fitted.timings,
     )
-    result.timings = fitted.timings
-    return result
