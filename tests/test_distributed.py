@@ -105,6 +105,7 @@ def test_distributed_mirrored_trains_from_scratch_with_per_replica_batches(data,
     summary = json.loads((tmp_path / "run/qat.json").read_text())
     assert qat["wrote"] and (summary["strategy"], summary["replicas"]) == ("mirrored", 2)
     assert (tmp_path / "run/qat_model.h5").is_file() and summary["epochs_run"] == 1
+    assert {"load and wrap the model", "calibrate activation ranges", "fine-tune (1 epochs)"} <= set(summary["timings"])
 
 
 def _together(procs) -> list[dict]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import done, overrides, setting, user_errors
+from edgeclf.cli import render
+from edgeclf.cli._common import done, overrides, setting, user_errors, verbose_stages
 
 HELP = "Quantization-aware training (tensorflow-model-optimization) of a trained run; writes qat_model.h5."
 EXAMPLE = "Example: edgeclf qat runs/demo --epochs 1"
@@ -28,4 +29,6 @@ def command(
     if not result.wrote:
         done(f" in {result.seconds:.0f}s as a worker: the chief writes {result.path}")
         return
+    if verbose_stages[0]:
+        render.timings_table("qat", result.timings or {})
     done(f" in {result.seconds:.0f}s: {result.path}")

