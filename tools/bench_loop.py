@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -59,13 +58,6 @@ def loop(tree: Path, folder: Path) -> dict:
         }
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -73,6 +65,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    from edgeclf.runtime.machine import fingerprint
+
     trees = dict(t.split("=", 1) for t in args.tree)
     rounds: dict[str, list[dict]] = {name: [] for name in trees}
     for _ in range(args.rounds):
@@ -80,7 +74,7 @@ def main() -> None:
             rounds[name].append(loop(Path(path), args.folder))
             print(name, json.dumps(rounds[name][-1]), flush=True)
     result = {
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
+        "machine": fingerprint(None, "cpu"),
         "command": " ".join(sys.argv),
         "median_total": {name: statistics.median(r["total"] for r in runs) for name, runs in rounds.items()},
         "rounds": rounds,

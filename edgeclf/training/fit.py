@@ -90,9 +90,7 @@ def fit(
     import tensorflow as tf
     import tf_keras as keras
 
-    keras.utils.set_random_seed(cfg.seed)
-    if cfg.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    seed_training(cfg)
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     mixed = use_mixed_precision(cfg, gpus)
     where = ", ".join(gpus) if gpus else "the CPU"
@@ -330,6 +328,17 @@ def _run_phase(
         callbacks=[epoch_log, best_checkpoint, stopping, schedule, *extra, backup, epoch_log.announcer()],
         class_weight=class_weight,
     )
+
+
+def seed_training(cfg: Config) -> None:
+    """The run's seed for Python, NumPy and TensorFlow, and TensorFlow's deterministic ops when
+    train.deterministic is on (train and QAT alike: the same run gives the same model)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 def build_training_state(model) -> None:

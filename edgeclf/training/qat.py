@@ -89,15 +89,10 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
 
 def _quantize_and_fine_tune(run: Run, cfg: Config, placement, timings: Timings):
     """(QAT model, float validation accuracy, QAT validation accuracy, history rows), each step timed."""
-    import tf_keras as keras
-
+    from edgeclf.training.fit import seed_training
     from edgeclf.training.models import load_model
 
-    keras.utils.set_random_seed(cfg.seed)
-    if cfg.train.deterministic:  # as edgeclf train: the same run gives the same QAT model
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+    seed_training(cfg)
     with placement.scope():
         with timings.step("load and wrap the model"):
             model = load_model(run.model_path)
