@@ -371,8 +371,10 @@ def restart_training_state(model, learning_rate: float, traced_for: list) -> boo
     restarted as a new Adam would start (step counter and moments zero) at the phase's rate, so fit
     keeps its traced training and validation steps instead of tracing both again (a recompile drops
     them; about 12 s per phase for the small folder's MobileNetV2 on 2 cores). `traced_for` is the
-    caller's record of those variables, updated here. False, touching nothing else, when the model
-    has no traced step or trains other variables: the caller compiles."""
+    caller's record of those variables, updated here. Under mixed precision the loss scale is not
+    restarted (a new compile starts it again at its initial value): it keeps what phase 1 adapted it
+    to. False, touching nothing else, when the model has no traced step or trains other variables:
+    the caller compiles."""
     import tensorflow as tf
 
     trainable = [v.ref() for v in model.trainable_variables]
