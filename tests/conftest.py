@@ -87,3 +87,20 @@ def exported(tmp_path_factory):
     from tests.fixtures.make_tiny_run import make
 
     return make(tmp_path_factory.mktemp("export") / "run")
+
+
+@pytest.fixture(scope="session")
+def repaired_run(tiny_run, tmp_path_factory):
+    """The committed fixture run with an int8 outlier planted in its float model (tests.helpers.
+    plant_int8_outlier), exported with `edgeclf export --int8 --int8-source ptq` and the default
+    repair: (run directory, the CLI's result)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from edgeclf.cli import app
+    from tests.helpers import plant_int8_outlier
+
+    run = shutil.copytree(tiny_run, tmp_path_factory.mktemp("repair") / "run")
+    plant_int8_outlier(run)
+    return run, CliRunner().invoke(app, ["export", str(run), "--int8", "--int8-source", "ptq"])

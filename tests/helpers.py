@@ -201,3 +201,24 @@ def bmp_rle8(width: int = 4) -> bytes:
     header_size = 14 + 40 + len(palette)
     info = struct.pack("<IiiHHIIiiII", 40, width, 2, 1, 8, 1, len(data), 2835, 2835, 256, 0)
     return b"BM" + struct.pack("<IHHI", header_size + len(data), 0, 0, header_size) + info + palette + data
+
+
+def plant_int8_outlier(run: Path, channel: int = 0) -> None:
+    """Make a run's float model one that full-integer int8 cannot hold: feature `channel` of the
+    last conv block is switched off (its BatchNorm offset at -8 standard deviations, so its ReLU
+    is 0 on the images) and the head gives that dead feature a weight a thousand times its others.
+    The float model's answers do not depend on it, but per-channel int8 weights scaled to the
+    outlier round every other head weight to zero: the int8 file answers with the bias alone.
+    Keeping the head in float repairs it (tests/test_repair.py)."""
+    from edgeclf.training.models import load_model, save_model
+
+    model = load_model(run / "model.keras")
+    bn = model.get_layer("block3_bn2")
+    gamma, beta, mean, var = bn.get_weights()
+    gamma[channel], beta[channel] = 1.0, -8.0
+    bn.set_weights([gamma, beta, mean, var])
+    head = model.get_layer("head_dense")
+    kernel, bias = head.get_weights()
+    kernel[channel, :] = 1e3 * np.abs(kernel).max(axis=0)
+    head.set_weights([kernel, bias])
+    save_model(model, run / "model.keras")

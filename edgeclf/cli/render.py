@@ -61,7 +61,7 @@ def export_table(result) -> None:
         table.add_column(
             column, justify="left" if column in ("artifact", "precision", "check", "gate", "status") else "right"
         )
-    notes = []
+    notes, repairs = [], []
     for a in result.artifacts:
         v = a.validation
         if "accuracy" not in v:  # failed before it ran (not integer, wrong output)
@@ -84,6 +84,13 @@ def export_table(result) -> None:
         status = "[green]ok[/]" if a.status == "ok" else "[red]FAILED[/]"
         if v.get("note"):
             notes.append(f"{a.name}: {v['note']}")
+        if v.get("repaired_by"):
+            status = "[yellow]repaired[/]"
+        if a.repair.get("float_layers") and a.status == "ok":
+            repairs.append(
+                f"{a.name}: {len(a.float_layers)} layer(s) kept in float ({a.repair['float_macs_share']:.1%} of the "
+                f"MACs), repairing {', '.join(a.repair['repairs'])}"
+            )
         table.add_row(
             _text(a.name),
             _text(a.precision),
@@ -98,6 +105,8 @@ def export_table(result) -> None:
     console.print(table)
     for note in notes:
         console.print(_text(f"inconclusive: {note} (kept as passing; more validation images would decide)"))
+    for line in repairs:
+        console.print(_text(f"repaired: {line}"))
 
 
 def _text(value, **kwargs) -> Text:

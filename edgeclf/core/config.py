@@ -118,6 +118,9 @@ class ExportConfig(_Strict):
     gate_confidence: float = Field(gt=0.5, lt=1)
     parity_images: int = Field(ge=1, le=64)
     parity_spread_images: int = Field(ge=0, le=5000)
+    repair: bool
+    repair_max_layers: int = Field(ge=1, le=10_000)
+    repair_debug_images: int = Field(ge=1, le=10_000)
 
 
 # threads, everywhere: N inference threads, 0 every core (edgeclf.runtime.machine.inference_threads);

@@ -14,14 +14,21 @@ class Precision(str, Enum):
     DYNAMIC = "dynamic"  # dynamic-range: int8 weights, float activations
     INT8_PTQ = "int8-ptq"
     INT8_QAT = "int8-qat"
+    INT8_MIXED = "int8-mixed"  # int8 with the layers that broke the accuracy gate kept in float (export.repair)
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def is_integer(self) -> bool:
-        """Integer activations and weights (int8, post-training or quantization-aware)."""
-        return self in (Precision.INT8_PTQ, Precision.INT8_QAT)
+        """Integer I/O, activations and weights (int8, post-training or quantization-aware; a mixed
+        file keeps a few named layers in float inside, its I/O and other layers int8)."""
+        return self in (Precision.INT8_PTQ, Precision.INT8_QAT, Precision.INT8_MIXED)
+
+    @property
+    def is_mixed(self) -> bool:
+        """int8 with named layers kept in float (edgeclf.export.repair)."""
+        return self is Precision.INT8_MIXED
 
     @property
     def is_float(self) -> bool:

@@ -60,9 +60,25 @@ def convert(
     content, expects, produced_by, source_model = _convert(spec, sources, cfg, reduce_range)
     if spec.name == "onnx-fp32":
         sources.float_onnx = content
-    info = describe(spec, sources.run, content, expects)
-    info.produced_by, info.source_model = produced_by, source_model
-    content = _embed(spec, sources.run, content, info)
+    return write_artifact(spec, sources.run, content, expects, dest, produced_by, source_model=source_model)
+
+
+def write_artifact(
+    spec: ArtifactSpec,
+    run: Run,
+    content: bytes,
+    expects: str,
+    dest: Path,
+    produced_by: str,
+    repair: dict | None = None,
+    source_model: str | None = None,
+) -> ArtifactInfo:
+    """A converted file described (I/O read back from it), its metadata embedded, written at dest.
+    repair: how an int8-mixed file was made (edgeclf.export.repair), recorded in the entry and the file."""
+    info = describe(spec, run, content, expects)
+    info.produced_by, info.source_model = produced_by, source_model or run.model_path.name
+    info.repair = repair or {}
+    content = _embed(spec, run, content, info)
     info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
     Path(dest).write_bytes(content)
     return info

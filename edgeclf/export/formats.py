@@ -22,6 +22,7 @@ class ArtifactSpec:
     check: str  # "close": probabilities within a tolerance of the source; "accuracy": drop and agreement
     engine: str = ""  # "": the format's default engine (LiteRT, ONNX Runtime); openvino
     shares: str | None = None  # the artifact whose file this one runs on another engine (not written again)
+    repairs: tuple[str, ...] = ()  # int8-mixed: the artifacts whose failure it repairs (edgeclf.export.repair)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision(self.precision))
@@ -51,6 +52,38 @@ SPECS = (
     ArtifactSpec(
         "openvino-int8-ptq", "onnx", "int8-ptq", "float", "model_int8_ptq.onnx", "accuracy", "openvino", "onnx-int8-ptq"
     ),
+    # Repairs (export.repair): written only when an int8 artifact fails its gate, from the float model
+    # with the fewest error-prone layers kept in float that pass it. A QAT file cannot keep chosen
+    # layers in float, so a failed tflite-int8-qat is repaired from post-training quantization too.
+    ArtifactSpec(
+        "tflite-int8-ptq-mixed",
+        "tflite",
+        "int8-mixed",
+        "float",
+        "model_int8_ptq_mixed.tflite",
+        "accuracy",
+        repairs=("tflite-int8-ptq", "tflite-int8-qat"),
+    ),
+    ArtifactSpec(
+        "onnx-int8-ptq-mixed",
+        "onnx",
+        "int8-mixed",
+        "float",
+        "model_int8_ptq_mixed.onnx",
+        "accuracy",
+        repairs=("onnx-int8-ptq", "openvino-int8-ptq"),
+    ),
+    ArtifactSpec(
+        "openvino-int8-ptq-mixed",
+        "onnx",
+        "int8-mixed",
+        "float",
+        "model_int8_ptq_mixed.onnx",
+        "accuracy",
+        "openvino",
+        "onnx-int8-ptq-mixed",
+        repairs=("onnx-int8-ptq", "openvino-int8-ptq"),
+    ),
 )
 
 
@@ -75,7 +108,7 @@ def select(cfg: ExportConfig, int8: bool, has_qat: bool) -> list[ArtifactSpec]:
         wanted.add("onnx:int8-ptq")
     chosen = []
     for spec in SPECS:
-        if spec.group not in cfg.formats:
+        if spec.repairs or spec.group not in cfg.formats:
             continue
         if spec.shares and spec.shares not in {c.name for c in chosen}:
             continue
@@ -84,6 +117,20 @@ def select(cfg: ExportConfig, int8: bool, has_qat: bool) -> list[ArtifactSpec]:
                 chosen.append(spec)
         elif spec.precision in wanted:
             chosen.append(spec)
+    return chosen
+
+
+def repairs_for(failed: list[str], cfg: ExportConfig) -> list[ArtifactSpec]:
+    """The repair artifacts to make for the failed artifacts named (in table order): each
+    int8-mixed row that repairs one of them, with its shared-file rows on other engines that the
+    export's formats select."""
+    chosen: list[ArtifactSpec] = []
+    for spec in SPECS:
+        if not spec.repairs or not set(spec.repairs) & set(failed) or spec.group not in cfg.formats:
+            continue
+        if spec.shares and spec.shares not in {c.name for c in chosen}:
+            continue
+        chosen.append(spec)
     return chosen
 
 

@@ -47,8 +47,35 @@ def quantize_int8(float_onnx: bytes, calibration: np.ndarray, reduce_range: bool
     agreement with and without it). So the export tries both
     (export.onnx_reduce_range: auto) and keeps the more faithful (edgeclf.export.export_run).
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    with tempfile.TemporaryDirectory() as tmp:
+        return quantize_prepared(prepare_for_quantization(float_onnx, Path(tmp)), calibration, reduce_range)
+
+
+def prepare_for_quantization(float_onnx: bytes, workdir: Path) -> Path:
+    """The float ONNX after onnxruntime's quantization pre-processing (shape inference, graph
+    optimisation), written in workdir: what quantize_static starts from."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src, pre = workdir / "float.onnx", workdir / "pre.onnx"
+    src.write_bytes(float_onnx)
+    try:
+        quant_pre_process(str(src), str(pre))
+    except Exception as exc:
+        raise ExportError(f"ONNX int8 pre-processing (onnxruntime) failed: {' '.join(str(exc).split())[:300]}") from exc
+    return pre
+
+
+def quantize_prepared(
+    prepared: Path,
+    calibration: np.ndarray,
+    reduce_range: bool,
+    nodes_to_exclude: list[str] | None = None,
+    calibration_cache: Path | None = None,
+) -> bytes:
+    """quantize_static of a prepared model (prepare_for_quantization) with edgeclf's settings;
+    nodes_to_exclude stay float (the repair); calibration_cache: ranges computed once and read
+    again by later calls (onnxruntime's calibration_cache_path)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -59,12 +86,10 @@ def quantize_int8(float_onnx: bytes, calibration: np.ndarray, reduce_range: bool
             return None if batch is None else {"image": batch.astype(np.float32)}
 
     with tempfile.TemporaryDirectory() as tmp:
-        src, pre, out = Path(tmp, "float.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
-        src.write_bytes(float_onnx)
+        out = Path(tmp, "int8.onnx")
         try:
-            quant_pre_process(str(src), str(pre))
             quantize_static(
-                str(pre),
+                str(prepared),
                 str(out),
                 Reader(),
                 quant_format=QuantFormat.QDQ,
@@ -72,6 +97,8 @@ def quantize_int8(float_onnx: bytes, calibration: np.ndarray, reduce_range: bool
                 reduce_range=reduce_range,
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
+                nodes_to_exclude=list(nodes_to_exclude or []),
+                calibration_cache_path=calibration_cache,
             )
         except Exception as exc:
             raise ExportError(
@@ -113,9 +140,10 @@ def check_model(content: bytes, precision: str) -> None:
         ) from exc
 
 
-def check_precision(content: bytes, precision: str) -> None:
+def check_precision(content: bytes, precision: str, float_layers: list[str] | None = None) -> None:
     """For int8, every Conv/Gemm/MatMul weight must be an int8 initializer behind a DequantizeLinear
-    (not a float weight that is quantized at run time); raises NotIntegerError."""
+    (not a float weight that is quantized at run time); for int8-mixed, every one but those of the
+    float_layers recorded, which must hold float weights. Raises NotIntegerError."""
     import onnx
 
     if not precision.startswith("int8"):
@@ -124,12 +152,19 @@ def check_precision(content: bytes, precision: str) -> None:
     init = {t.name: t for t in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
     weighted = [n for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    kept = set(float_layers or [])
     float_weights = []
     for node in weighted:
         dq = producer.get(node.input[1])
         source = init.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
-        if source is None or source.data_type != onnx.TensorProto.INT8:
+        if (source is None or source.data_type != onnx.TensorProto.INT8) and node.name not in kept:
             float_weights.append(node.name)
+        elif source is not None and node.name in kept:
+            raise NotIntegerError(f"ONNX {precision}: layer {node.name!r}, recorded as kept in float, is quantized")
+    missing = kept - {n.name for n in graph.node}
+    if missing:
+        first = sorted(missing)[0]
+        raise NotIntegerError(f"ONNX {precision}: layer {first!r}, recorded as kept in float, is not in the file")
     if not weighted or float_weights:
         raise NotIntegerError(
             f"ONNX {precision}: {len(float_weights)} of {len(weighted)} weighted ops keep float weights "

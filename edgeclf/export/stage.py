@@ -27,7 +27,8 @@ from edgeclf.core.timings import Timings
 from edgeclf.export.convert import Sources, convert, describe, enter_shared
 from edgeclf.export.current import made_from, recorded_made_from
 from edgeclf.export.errors import ExportError, ValidationFailed
-from edgeclf.export.formats import ArtifactSpec, select, spec_named
+from edgeclf.export.formats import ArtifactSpec, repairs_for, select, spec_named
+from edgeclf.export.repair import repair_artifact
 from edgeclf.export.validate import FAILURES, Reference, Verdict, validate
 from edgeclf.runtime.artifact import ARTIFACTS_VERSION, ArtifactInfo, artifact_file, pick, read_artifacts
 from edgeclf.runtime.parity import record_parity, sample_indices
@@ -88,15 +89,27 @@ def export_run(
         with tempfile.TemporaryDirectory(prefix="edgeclf-export-") as workdir:
             sources = Sources(run, model, qat_model, calibration, Path(workdir))
             written = [_export_one(spec, run, sources, cfg, reference, timings) for spec in specs]
-        return _finish(run, cfg, written, reference, inputs=made, timings=timings)
+            if int8 and cfg.export.repair:
+                written += _repair_failed(run, sources, cfg, reference, written, timings)
+        return _finish(run, cfg, written, reference, inputs=made, timings=timings, fresh=True)
 
 
-def _export_one(spec: ArtifactSpec, run: Run, sources: Sources, cfg: Config, reference: Reference, timings):
-    """One artifact converted (or entered, when it shares another's file) and validated, each step timed."""
+def _export_one(
+    spec: ArtifactSpec,
+    run: Run,
+    sources: Sources,
+    cfg: Config,
+    reference: Reference,
+    timings,
+    repair: dict | None = None,
+):
+    """One artifact converted (or entered, when it shares another's file: `repair` is that file's
+    record when it is a repaired one) and validated, each step timed."""
     dest = run.path / run.export_dir.name / spec.filename
     if spec.shares:  # the same file on another engine
         log.info(f"  {spec.name}: validating {spec.filename} on {spec.engine}")
         info = enter_shared(spec, run, run.export_dir / spec.filename)
+        info.repair = repair or {}
         with timings.step(f"{spec.name}: validate"):
             _record(info, validate(info, run.export_dir / spec.filename, reference, cfg.export))
         return info
@@ -111,6 +124,49 @@ def _export_one(spec: ArtifactSpec, run: Run, sources: Sources, cfg: Config, ref
         with timings.step(f"{spec.name}: validate"):
             _record(info, validate(info, tmp, reference, cfg.export))  # kept when it fails, marked failed
     return info
+
+
+def _repair_failed(
+    run: Run, sources: Sources, cfg: Config, reference: Reference, written: list[ArtifactInfo], timings
+) -> list[ArtifactInfo]:
+    """The int8-mixed artifacts that repair the int8 ones that failed (edgeclf.export.repair)."""
+    failed = [a for a in written if a.status != "ok" and a.precision.is_integer]
+    made: dict[str, ArtifactInfo] = {}
+    for spec in _runnable(repairs_for([a.name for a in failed], cfg.export)):
+        if spec.shares:
+            made[spec.name] = _export_one(spec, run, sources, cfg, reference, timings, made[spec.shares].repair)
+            continue
+        repaired = [a for a in failed if a.name in spec.repairs]
+        log.info(f"  {spec.name}: repairing {', '.join(a.name for a in repaired)}: keeping its worst layers in float")
+        with replacing(run.export_dir / spec.filename) as tmp:
+            made[spec.name] = repair_artifact(spec, repaired, sources, cfg.export, reference, tmp, timings)
+    return list(made.values())
+
+
+def _mark_repaired(artifacts: list[ArtifactInfo], index: list[ArtifactInfo]) -> None:
+    """A failed int8 artifact that a passing int8-mixed one repairs says so (validation.repaired_by):
+    the export then succeeds, the failed file staying in the index as failed."""
+    repairs = {
+        name: entry.name
+        for entry in [*artifacts, *index]
+        if entry.status == "ok" and entry.precision.is_mixed
+        for name in entry.repair.get("repairs", [])
+    }
+    for a in artifacts:
+        a.validation.pop("repaired_by", None)
+        if a.status != "ok" and a.name in repairs:
+            a.validation["repaired_by"] = repairs[a.name]
+
+
+def _drop_old_repairs(run: Run, earlier: list[ArtifactInfo], artifacts: list[ArtifactInfo]) -> set[str]:
+    """An earlier export's int8-mixed files that this export did not make again: removed (they
+    repaired files that have just been replaced); returns their names, for the index to drop."""
+    made = {a.name for a in artifacts}
+    old = {e.name: e for e in earlier if e.precision.is_mixed and e.name not in made}
+    for entry in old.values():
+        if not spec_named(entry.name).shares:
+            (run.path / entry.path).unlink(missing_ok=True)
+    return set(old)
 
 
 def _gate_limits(cfg: Config, specs: list[ArtifactSpec]):
@@ -241,12 +297,19 @@ def _finish(
     changed: list[str] | None = None,
     inputs: dict | None = None,
     timings: Timings | None = None,
+    fresh: bool = False,
 ) -> ExportResult:
     """Write the parity samples and the index (with `inputs`, what the files were made from, and
-    the steps' timings); raise for failed artifacts (after both are written)."""
+    the steps' timings); raise for failed artifacts (after both are written). fresh: a new export,
+    whose repairs replace every earlier one (a re-validation keeps the index's repairs)."""
     timings = timings or Timings()
     labels = reference.labels
-    _write_index(run, artifacts, inputs, timings.to_json())  # first: the parity outputs are of the indexed files
+    index = run.export_dir / ARTIFACTS
+    earlier = read_artifacts(index) if index.is_file() else []
+    dropped = _drop_old_repairs(run, earlier, artifacts) if fresh else set()
+    _mark_repaired(artifacts, [] if fresh else earlier)
+    # first: the parity outputs are of the indexed files
+    _write_index(run, artifacts, inputs, timings.to_json(), dropped)
     with timings.step("parity: reference outputs and the kernels' spread"):
         record_parity(
             run.export_dir,
@@ -254,7 +317,7 @@ def _finish(
             reference.split.take(sample_indices(labels, cfg.export.parity_spread_images)),
             {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance, "bf16": cfg.export.bf16_tolerance},
         )
-    index = _write_index(run, artifacts, inputs, timings.to_json())  # again, with the parity step's time
+    index = _write_index(run, artifacts, inputs, timings.to_json(), dropped)  # again, with the parity step's time
     result = ExportResult(artifacts, index, len(labels), reference.float_accuracy, changed or [], timings.to_json())
     _raise_failures(result)
     return result
@@ -263,7 +326,7 @@ def _finish(
 def _raise_failures(result: ExportResult) -> None:
     """Failures of one kind: that kind's typed error; of several kinds: ValidationFailed. The message
     names every failed artifact; the error carries the result (for the CLI's table)."""
-    failed = result.failed
+    failed = [a for a in result.failed if not a.validation.get("repaired_by")]
     if not failed:
         return
     message = "; ".join(f"{a.name} failed validation: {a.validation['reason']}" for a in failed)
@@ -273,11 +336,14 @@ def _raise_failures(result: ExportResult) -> None:
     raise error
 
 
-def _write_index(run: Run, written: list[ArtifactInfo], made: dict | None, timings: dict[str, float]) -> Path:
-    """artifacts.json in the export folder: these entries replace those of the same name; `made`
-    is what they were made from (edgeclf.export.current)."""
+def _write_index(
+    run: Run, written: list[ArtifactInfo], made: dict | None, timings: dict[str, float], drop: set[str] = frozenset()
+) -> Path:
+    """artifacts.json in the export folder: these entries replace those of the same name, those
+    named in drop go; `made` is what they were made from (edgeclf.export.current)."""
     path = run.export_dir / ARTIFACTS
-    kept = [a for a in (read_artifacts(path) if path.is_file() else []) if a.name not in {w.name for w in written}]
+    gone = {w.name for w in written} | set(drop)
+    kept = [a for a in (read_artifacts(path) if path.is_file() else []) if a.name not in gone]
     entries = sorted(kept + written, key=lambda a: a.name)
     atomic_write_json(
         path,

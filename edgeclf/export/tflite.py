@@ -55,21 +55,36 @@ def convert(
     elif precision == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif precision.startswith("int8"):
-        if int8_input not in ("uint8", "int8"):
-            raise ExportError(f"TFLite {precision}: int8_input must be uint8 or int8 (export.int8_input)")
         # QAT models carry their ranges; the converter still asks for a representative dataset
         # (TF 2.21) and uses it only for tensors that QAT left without ranges.
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8 if int8_input == "uint8" else tf.int8
-        converter.inference_output_type = converter.inference_input_type
+        _full_integer(converter, representative, int8_input, precision)
     elif precision != "fp32":
         raise ExportError(f"unknown TFLite precision {precision}")
     try:
         return converter.convert()
     except Exception as exc:  # the converter raises many types; name the step and keep one line
         raise ExportError(f"TFLite {precision} conversion failed: {' '.join(str(exc).split())[:300]}") from exc
+
+
+def full_integer_converter(saved_model: Path, representative: Callable[[], Iterable], int8_input: str):
+    """A converter set for full-integer int8 from an inference_saved_model (what the repair
+    calibrates with: edgeclf.export.tflite_repair)."""
+    import tensorflow as tf
+
+    return _full_integer(tf.lite.TFLiteConverter.from_saved_model(str(saved_model)), representative, int8_input)
+
+
+def _full_integer(converter, representative, int8_input: str | None, precision: str = "int8"):
+    import tensorflow as tf
+
+    if int8_input not in ("uint8", "int8"):
+        raise ExportError(f"TFLite {precision}: int8_input must be uint8 or int8 (export.int8_input)")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8 if int8_input == "uint8" else tf.int8
+    converter.inference_output_type = converter.inference_input_type
+    return converter
 
 
 def representative_dataset(images: np.ndarray):
@@ -109,9 +124,10 @@ def io_info(content: bytes, expects: str) -> tuple[TensorInfo, TensorInfo]:
     return info(inp, layout="NHWC", expects=expects), info(out)
 
 
-def check_precision(content: bytes, precision: str, int8_input: str) -> None:
-    """Raise NotIntegerError when an int8 model is not full-integer (float or dynamic-range inside),
-    ExportError when a float model's I/O is not float32."""
+def check_precision(content: bytes, precision: str, int8_input: str, float_layers: list[str] | None = None) -> None:
+    """Raise NotIntegerError when an int8 model is not full-integer (float or dynamic-range inside;
+    for int8-mixed, anything float but the float_layers recorded), ExportError when a float model's
+    I/O is not float32."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=content)
@@ -120,6 +136,13 @@ def check_precision(content: bytes, precision: str, int8_input: str) -> None:
     if precision.startswith("int8"):
         if io != (int8_input, int8_input):
             raise NotIntegerError(f"TFLite {precision}: input/output are {io[0]}/{io[1]}, expected {int8_input}")
+        if precision == "int8-mixed":
+            from edgeclf.export.tflite_repair import check_mixed
+
+            problem = check_mixed(content, float_layers or [])
+            if problem:
+                raise NotIntegerError(f"TFLite {precision}: {problem}")
+            return
         floats = [
             t["name"] for t in interpreter.get_tensor_details() if _dtype_name(t["dtype"]) in ("float32", "float16")
         ]

@@ -288,8 +288,8 @@ def _check_precision(info: ArtifactInfo, content: bytes, int8_input: str) -> Non
     if info.format == "tflite":
         from edgeclf.export import tflite
 
-        tflite.check_precision(content, info.precision, int8_input)
+        tflite.check_precision(content, info.precision, int8_input, info.float_layers)
     else:
         from edgeclf.export import onnx as onnx_export
 
-        onnx_export.check_precision(content, info.precision)
+        onnx_export.check_precision(content, info.precision, info.float_layers)

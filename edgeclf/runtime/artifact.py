@@ -67,6 +67,16 @@ class ArtifactInfo:
     status: str = "ok"
     validation: dict[str, Any] = field(default_factory=dict)
     engine: str = ""  # litert | onnxruntime | openvino; empty: the format's default
+    # int8-mixed: the artifacts it repairs, the layers kept in float and the search (edgeclf.export.repair)
+    repair: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def float_layers(self) -> list[str]:
+        """Names of the layers an int8-mixed file keeps in float (none for other precisions)."""
+        layers = self.repair.get("float_layers")
+        if not isinstance(layers, list):
+            return []
+        return [layer["name"] for layer in layers if isinstance(layer, dict) and isinstance(layer.get("name"), str)]
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -74,7 +84,10 @@ class ArtifactInfo:
         return int(height), int(width)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not out["repair"]:
+            del out["repair"]  # written for repaired (int8-mixed) artifacts only
+        return out
 
     def __post_init__(self) -> None:
         self.precision = Precision(self.precision)  # a str from a caller becomes the enum (ValueError if unknown)
