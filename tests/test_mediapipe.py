@@ -24,12 +24,25 @@ def test_mediapipe_image_classifier_gives_our_labels_and_our_answers(tiny_run, n
     given the same pixels, answers as edgeclf does. The images are handed over already at the input
     size (edgeclf's own preprocessing), so that MediaPipe's resize kernel, which is not ours, does
     not enter the comparison."""
+    _same_answers(tiny_run, name, tmp_path)
+
+
+@pytest.mark.slow  # the repaired run's export
+@pytest.mark.skipif(not PYTHON.exists(), reason=f"no MediaPipe environment at {PYTHON}")
+def test_mediapipe_reads_a_repaired_int8_file(repaired_run, tmp_path):
+    """A repaired int8 file (its head kept in float: edgeclf.export.repair) is read by MediaPipe
+    like any other: our labels, our answers."""
+    run, result = repaired_run
+    assert result.exit_code == 0, result.output
+    _same_answers(run, "tflite-int8-ptq-mixed", tmp_path)
+
+
+def _same_answers(run, name, tmp_path):
     from PIL import Image
 
     from edgeclf.core.images import load_image
     from edgeclf.runtime.open import open_classifier
 
-    run = tiny_run
     artifact = {a.name: a for a in read_artifacts(run)}[name]
     dataset = Run.open(run).dataset
     images = []

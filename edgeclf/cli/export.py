@@ -30,6 +30,11 @@ def command(
     max_drop: float | None = setting(
         "export.max_drop", "Fail when int8 validation accuracy drops more than this many points."
     ),
+    repair: bool | None = setting(
+        "export.repair",
+        "Repair an int8 file that fails its gate: keep its worst layers in float (an *-int8-ptq-mixed artifact).",
+        "--repair/--no-repair",
+    ),
     bundle: Path | None = typer.Option(
         None,
         help="Also pack artifacts.json and the validated files into this .tar.gz for a device; an export that "

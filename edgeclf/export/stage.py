@@ -146,12 +146,13 @@ def _repair_failed(
 def _mark_repaired(artifacts: list[ArtifactInfo], index: list[ArtifactInfo]) -> None:
     """A failed int8 artifact that a passing int8-mixed one repairs says so (validation.repaired_by):
     the export then succeeds, the failed file staying in the index as failed."""
-    repairs = {
-        name: entry.name
-        for entry in [*artifacts, *index]
-        if entry.status == "ok" and entry.precision.is_mixed
-        for name in entry.repair.get("repairs", [])
-    }
+    repairs: dict[str, str] = {}
+    for entry in [*artifacts, *index]:
+        if entry.status != "ok" or not entry.precision.is_mixed:
+            continue
+        for name in entry.repair.get("repairs", []):  # a repair on the failed file's own engine first
+            if name not in repairs or _group(name) == _group(entry.name):
+                repairs[name] = entry.name
     for a in artifacts:
         a.validation.pop("repaired_by", None)
         if a.status != "ok" and a.name in repairs:
@@ -167,6 +168,14 @@ def _drop_old_repairs(run: Run, earlier: list[ArtifactInfo], artifacts: list[Art
         if not spec_named(entry.name).shares:
             (run.path / entry.path).unlink(missing_ok=True)
     return set(old)
+
+
+def _group(name: str) -> str | None:
+    """The format table's group of an artifact name (None for a name it does not have)."""
+    try:
+        return spec_named(name).group
+    except KeyError:
+        return None
 
 
 def _gate_limits(cfg: Config, specs: list[ArtifactSpec]):
@@ -257,7 +266,7 @@ def revalidate_run(
                 raise ExportError(f"{file}: missing; re-export with edgeclf export {run.path}")
             content = file.read_bytes()
             info = describe(spec_named(old.name), run, content, old.input.expects)
-            info.produced_by, info.source_model = old.produced_by, old.source_model
+            info.produced_by, info.source_model, info.repair = old.produced_by, old.source_model, old.repair
             info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
             if info.sha256 != old.sha256:
                 changed.append(old.name)
