@@ -61,14 +61,14 @@ def test_a_collapsed_int8_file_is_repaired_by_every_runtime(repaired_run):
         assert mixed.status == "ok" and mixed.precision == "int8-mixed", name
         assert mixed.validation["decision"] in ("pass", "inconclusive"), name
         assert mixed.validation["gate"]["estimate"] <= mixed.validation["max_drop"], name
-        plain = entries[mixed.repair["repairs"][0]]  # the same I/O as the file it repairs (TFLite: uint8)
+        plain = entries[mixed.repair_record["repairs"][0]]  # the same I/O as the file it repairs (TFLite: uint8)
         assert (mixed.input.dtype, mixed.output.dtype) == (plain.input.dtype, plain.output.dtype), name
-        layers = mixed.repair["float_layers"]
+        layers = mixed.repair_record["float_layers"]
         # the head, and nothing else: the dense layer is 96 of the model's MACs
         assert len(layers) == 1 and layers[0]["op"] in ("FULLY_CONNECTED", "Gemm", "MatMul"), (name, layers)
-        assert "head_dense" in layers[0]["name"] and 0 < mixed.repair["float_macs_share"] < 0.001, name
+        assert "head_dense" in layers[0]["name"] and 0 < mixed.repair_record["float_macs_share"] < 0.001, name
         if name != "openvino-int8-ptq-mixed":  # the search's record (the OpenVINO entry runs the ONNX file)
-            assert mixed.repair["tried"] == [
+            assert mixed.repair_record["tried"] == [
                 {
                     "float_layers": 1,
                     "drop_points": mixed.validation["gate"]["estimate"],
@@ -76,7 +76,7 @@ def test_a_collapsed_int8_file_is_repaired_by_every_runtime(repaired_run):
                     "holds": True,
                 }
             ]
-    assert entries["tflite-int8-ptq-mixed"].repair["tried"] and entries["tflite-int8-ptq"].bytes
+    assert entries["tflite-int8-ptq-mixed"].repair_record["tried"] and entries["tflite-int8-ptq"].bytes
     assert "repaired: tflite-int8-ptq-mixed: 1 layer(s) kept in float" in " ".join(result.output.split())
 
 
@@ -102,9 +102,9 @@ def test_the_float_layers_recorded_are_float_in_the_file(repaired_run):
     data = json.loads(index.read_text())
     for entry in data["artifacts"]:
         if entry["name"] == "tflite-int8-ptq-mixed":
-            entry["repair"]["float_layers"] = [{"name": conv, "op": "CONV_2D", "macs": 1, "error": 1.0}]
+            entry["repair_record"]["float_layers"] = [{"name": conv, "op": "CONV_2D", "macs": 1, "error": 1.0}]
         if entry["name"] == "onnx-int8-ptq-mixed":
-            entry["repair"]["float_layers"] = []
+            entry["repair_record"]["float_layers"] = []
     index.write_text(json.dumps(data))
     for name, message in (
         ("tflite-int8-ptq-mixed", "recorded as kept in float, is quantized in the file"),
@@ -139,4 +139,4 @@ def test_a_file_that_passed_is_never_repaired(exported):
     """The fixture recipe's int8 files pass their gates: no int8-mixed artifact, no repair record."""
     entries = _entries(exported)
     assert all(a.status == "ok" for a in entries.values())
-    assert not [a for a in entries.values() if a.precision == "int8-mixed" or a.repair]
+    assert not [a for a in entries.values() if a.precision == "int8-mixed" or a.repair_record]

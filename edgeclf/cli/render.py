@@ -86,10 +86,11 @@ def export_table(result) -> None:
             notes.append(f"{a.name}: {v['note']}")
         if v.get("repaired_by"):
             status = "[yellow]repaired[/]"
-        if a.repair.get("float_layers") and a.status == "ok":
+        record = a.repair_record
+        if record.get("float_layers") and a.status == "ok":
             repairs.append(
-                f"{a.name}: {len(a.float_layers)} layer(s) kept in float ({a.repair['float_macs_share']:.1%} of the "
-                f"MACs), repairing {', '.join(a.repair['repairs'])}"
+                f"{a.name}: {len(a.float_layers)} layer(s) kept in float ({record['float_macs_share']:.1%} of the "
+                f"MACs), repairing {', '.join(record['repairs'])}"
             )
         table.add_row(
             _text(a.name),

@@ -70,14 +70,14 @@ def write_artifact(
     expects: str,
     dest: Path,
     produced_by: str,
-    repair: dict | None = None,
+    record: dict | None = None,
     source_model: str | None = None,
 ) -> ArtifactInfo:
     """A converted file described (I/O read back from it), its metadata embedded, written at dest.
-    repair: how an int8-mixed file was made (edgeclf.export.repair), recorded in the entry and the file."""
+    record: how an int8-mixed file was made (edgeclf.export.repair), recorded in the entry and the file."""
     info = describe(spec, run, content, expects)
     info.produced_by, info.source_model = produced_by, source_model or run.model_path.name
-    info.repair = repair or {}
+    info.repair_record = record or {}
     content = _embed(spec, run, content, info)
     info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
     Path(dest).write_bytes(content)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeclf.export import onnx as onnx_export
-from edgeclf.export.repair import Layer
+from edgeclf.export.layers import Layer
 
 METRIC = (
     "noise-to-signal power a node adds to its output against the float model "

@@ -23,10 +23,8 @@ verifies that exactly those layers are float in the file.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +37,6 @@ from edgeclf.export.validate import Reference, Verdict, validate
 from edgeclf.runtime.artifact import ArtifactInfo
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Layer:
-    """One quantized layer as the runtime's quantizer names it, with its MACs per image and its
-    error score (higher: more harmful; what the quantizer's `metric` says)."""
-
-    name: str
-    op: str
-    macs: int
-    error: float
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "error": round(self.error, 6) if math.isfinite(self.error) else "inf"}
 
 
 def fewest_float_layers(limit: int, holds: Callable[[int], bool]) -> int | None:
@@ -131,8 +115,8 @@ def repair_artifact(
         k = fewest_float_layers(limit, attempt)
         file, info, verdict = attempts[limit if k is None else k]
         os.replace(file, dest)
-        info.repair["layers_ranked"] = len(layers)
-        info.repair["tried"] = [
+        info.repair_record["layers_ranked"] = len(layers)
+        info.repair_record["tried"] = [
             {"float_layers": n, "drop_points": _gate_drop(v), "decision": v.decision, "holds": holds(v, cfg.max_drop)}
             for n, (_, _, v) in sorted(attempts.items())
         ]
@@ -157,9 +141,9 @@ def _quantizer(spec: ArtifactSpec, failed: list[ArtifactInfo], sources: Sources,
         from edgeclf.export import tflite
         from edgeclf.export.tflite_repair import TfliteQuantizer
 
-        return TfliteQuantizer(
-            sources.tflite_source("float"), tflite.representative_dataset(sources.calibration), cfg.int8_input
-        )
+        representative = tflite.representative_dataset(sources.calibration)
+        converter = tflite.full_integer_converter(sources.tflite_source("float"), representative, cfg.int8_input)
+        return TfliteQuantizer(converter, representative)
     from edgeclf.export import onnx as onnx_export
     from edgeclf.export.onnx_repair import OnnxQuantizer
 

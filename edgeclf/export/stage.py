@@ -101,15 +101,15 @@ def _export_one(
     cfg: Config,
     reference: Reference,
     timings,
-    repair: dict | None = None,
+    record: dict | None = None,
 ):
-    """One artifact converted (or entered, when it shares another's file: `repair` is that file's
-    record when it is a repaired one) and validated, each step timed."""
+    """One artifact converted (or entered, when it shares another's file: `record` is that file's
+    repair record when it is a repaired one) and validated, each step timed."""
     dest = run.path / run.export_dir.name / spec.filename
     if spec.shares:  # the same file on another engine
         log.info(f"  {spec.name}: validating {spec.filename} on {spec.engine}")
         info = enter_shared(spec, run, run.export_dir / spec.filename)
-        info.repair = repair or {}
+        info.repair_record = record or {}
         with timings.step(f"{spec.name}: validate"):
             _record(info, validate(info, run.export_dir / spec.filename, reference, cfg.export))
         return info
@@ -134,7 +134,7 @@ def _repair_failed(
     made: dict[str, ArtifactInfo] = {}
     for spec in _runnable(repairs_for([a.name for a in failed], cfg.export)):
         if spec.shares:
-            made[spec.name] = _export_one(spec, run, sources, cfg, reference, timings, made[spec.shares].repair)
+            made[spec.name] = _export_one(spec, run, sources, cfg, reference, timings, made[spec.shares].repair_record)
             continue
         repaired = [a for a in failed if a.name in spec.repairs]
         log.info(f"  {spec.name}: repairing {', '.join(a.name for a in repaired)}: keeping its worst layers in float")
@@ -150,7 +150,7 @@ def _mark_repaired(artifacts: list[ArtifactInfo], index: list[ArtifactInfo]) -> 
     for entry in [*artifacts, *index]:
         if entry.status != "ok" or not entry.precision.is_mixed:
             continue
-        for name in entry.repair.get("repairs", []):  # a repair on the failed file's own engine first
+        for name in entry.repair_record.get("repairs", []):  # a repair on the failed file's own engine first
             if name not in repairs or _group(name) == _group(entry.name):
                 repairs[name] = entry.name
     for a in artifacts:
@@ -266,7 +266,11 @@ def revalidate_run(
                 raise ExportError(f"{file}: missing; re-export with edgeclf export {run.path}")
             content = file.read_bytes()
             info = describe(spec_named(old.name), run, content, old.input.expects)
-            info.produced_by, info.source_model, info.repair = old.produced_by, old.source_model, old.repair
+            info.produced_by, info.source_model, info.repair_record = (
+                old.produced_by,
+                old.source_model,
+                old.repair_record,
+            )
             info.bytes, info.sha256 = len(content), hashlib.sha256(content).hexdigest()
             if info.sha256 != old.sha256:
                 changed.append(old.name)

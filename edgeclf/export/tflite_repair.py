@@ -21,15 +21,15 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from edgeclf.export.errors import ExportError
-from edgeclf.export.repair import Layer
+from edgeclf.export.layers import Layer
 
 METRIC = "rmse/scale (tf.lite.experimental.QuantizationDebugger, per-layer RMSE over the output's quantization step)"
 WEIGHTED = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "dense"}
 
 
 class TfliteQuantizer:
-    """source: the model's inference SavedModel directory (edgeclf.export.tflite.inference_saved_model);
-    representative: the calibration images as the model takes them; int8_input: uint8 | int8."""
+    """converter: a TFLiteConverter set for full-integer int8 (edgeclf.export.tflite.full_integer_converter);
+    representative: its calibration images as the model takes them (the debugger's images too)."""
 
     metric = METRIC
     produced_by = (
@@ -37,15 +37,12 @@ class TfliteQuantizer:
         "its MLIR quantizer with denylisted_nodes: the layers edgeclf's repair keeps in float)"
     )
 
-    def __init__(self, source, representative: Callable[[], Iterable], int8_input: str):
+    def __init__(self, converter, representative: Callable[[], Iterable]):
         import tensorflow as tf
 
-        from edgeclf.export import tflite
-
         self._tf = tf
-        self._io = tf.uint8 if int8_input == "uint8" else tf.int8
+        self._io = converter.inference_input_type
         self._representative = representative
-        converter = tflite.full_integer_converter(source, representative, int8_input)
         converter._experimental_calibrate_only = True  # noqa: SLF001 (what the debugger itself sets)
         try:
             self._calibrated = converter.convert()

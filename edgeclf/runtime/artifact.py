@@ -68,12 +68,12 @@ class ArtifactInfo:
     validation: dict[str, Any] = field(default_factory=dict)
     engine: str = ""  # litert | onnxruntime | openvino; empty: the format's default
     # int8-mixed: the artifacts it repairs, the layers kept in float and the search (edgeclf.export.repair)
-    repair: dict[str, Any] = field(default_factory=dict)
+    repair_record: dict[str, Any] = field(default_factory=dict)
 
     @property
     def float_layers(self) -> list[str]:
         """Names of the layers an int8-mixed file keeps in float (none for other precisions)."""
-        layers = self.repair.get("float_layers")
+        layers = self.repair_record.get("float_layers")
         if not isinstance(layers, list):
             return []
         return [layer["name"] for layer in layers if isinstance(layer, dict) and isinstance(layer.get("name"), str)]
@@ -85,8 +85,8 @@ class ArtifactInfo:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        if not out["repair"]:
-            del out["repair"]  # written for repaired (int8-mixed) artifacts only
+        if not out["repair_record"]:
+            del out["repair_record"]  # written for repaired (int8-mixed) artifacts only
         return out
 
     def __post_init__(self) -> None:
