@@ -50,12 +50,15 @@ def test_a_collapsed_int8_file_is_repaired_by_every_runtime(repaired_run):
     run, result = repaired_run
     assert result.exit_code == 0, result.output
     entries = _entries(run)
-    for name in ("tflite-int8-ptq", "onnx-int8-ptq", "openvino-int8-ptq"):
+    for name in ("tflite-int8-ptq", "onnx-int8-ptq", "openvino-int8-ptq", "openvino-int8-nncf"):
         failed = entries[name]
         assert failed.status == "failed" and failed.validation["decision"] == "fail", name
         assert failed.validation["drop_points"] > 30, name
     assert entries["tflite-int8-ptq"].validation["repaired_by"] == "tflite-int8-ptq-mixed"
     assert entries["onnx-int8-ptq"].validation["repaired_by"] == "onnx-int8-ptq-mixed"
+    # OpenVINO's files (edgeclf's QDQ file and NNCF's) by the repaired file on OpenVINO
+    assert entries["openvino-int8-ptq"].validation["repaired_by"] == "openvino-int8-ptq-mixed"
+    assert entries["openvino-int8-nncf"].validation["repaired_by"] == "openvino-int8-ptq-mixed"
     for name in MIXED:
         mixed = entries[name]
         assert mixed.status == "ok" and mixed.precision == "int8-mixed", name

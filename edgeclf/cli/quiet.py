@@ -39,7 +39,7 @@ def keep_console_quiet(verbose: bool) -> None:
     warnings_log.addHandler(logging.NullHandler())
     for name, level in NATIVE_LEVELS.items():
         os.environ.setdefault(name, level)
-    for name in ("absl", "tensorflow", "h5py"):
+    for name in ("absl", "tensorflow", "h5py", "nncf"):
         logging.getLogger(name).setLevel(logging.ERROR)
     _native_stderr_to_file()
 

@@ -127,8 +127,12 @@ def _convert(
     run = sources.run
     if spec.integer:
         float_onnx = sources.float_onnx or onnx_export.convert_float(sources.model, run.image_size, cfg.onnx_opset)
-        content = onnx_export.quantize_int8(float_onnx, sources.calibration.astype(np.float32), reduce_range)
-        produced_by = f"{onnx_export.ort_quant(reduce_range)} of the float ONNX"
+        if spec.engine == "openvino":  # NNCF, OpenVINO's quantizer
+            content = onnx_export.quantize_nncf(float_onnx, sources.calibration.astype(np.float32))
+            produced_by = f"{onnx_export.nncf_quant()} of the float ONNX"
+        else:
+            content = onnx_export.quantize_int8(float_onnx, sources.calibration.astype(np.float32), reduce_range)
+            produced_by = f"{onnx_export.ort_quant(reduce_range)} of the float ONNX"
     else:
         content = onnx_export.convert_float(sources.model, run.image_size, cfg.onnx_opset)
         produced_by = f"{onnx_export.TF2ONNX} (opset {cfg.onnx_opset}) from the float Keras model"

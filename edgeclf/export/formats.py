@@ -52,6 +52,8 @@ SPECS = (
     ArtifactSpec(
         "openvino-int8-ptq", "onnx", "int8-ptq", "float", "model_int8_ptq.onnx", "accuracy", "openvino", "onnx-int8-ptq"
     ),
+    # OpenVINO's own quantizer (NNCF) on the float ONNX: its QDQ file, validated on OpenVINO
+    ArtifactSpec("openvino-int8-nncf", "onnx", "int8-ptq", "float", "model_int8_nncf.onnx", "accuracy", "openvino"),
     # Repairs (export.repair): written only when an int8 artifact fails its gate, from the float model
     # with the fewest error-prone layers kept in float that pass it. A QAT file cannot keep chosen
     # layers in float, so a failed tflite-int8-qat is repaired from post-training quantization too.
@@ -71,7 +73,7 @@ SPECS = (
         "float",
         "model_int8_ptq_mixed.onnx",
         "accuracy",
-        repairs=("onnx-int8-ptq", "openvino-int8-ptq"),
+        repairs=("onnx-int8-ptq", "openvino-int8-ptq", "openvino-int8-nncf"),
     ),
     ArtifactSpec(
         "openvino-int8-ptq-mixed",
@@ -82,7 +84,7 @@ SPECS = (
         "accuracy",
         "openvino",
         "onnx-int8-ptq-mixed",
-        repairs=("onnx-int8-ptq", "openvino-int8-ptq"),
+        repairs=("onnx-int8-ptq", "openvino-int8-ptq", "openvino-int8-nncf"),
     ),
 )
 

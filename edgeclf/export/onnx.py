@@ -3,7 +3,10 @@ labels and preprocessing in metadata_props and checks that an int8 graph really 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from edgeclf.runtime.artifact import TensorInfo
 from edgeclf.runtime.embedded import ONNX_LABELS
 
 TF2ONNX = "tf2onnx.convert.from_keras"
+log = logging.getLogger(__name__)
 
 
 def ort_quant(reduce_range: bool) -> str:
@@ -49,6 +53,33 @@ def quantize_int8(float_onnx: bytes, calibration: np.ndarray, reduce_range: bool
     """
     with tempfile.TemporaryDirectory() as tmp:
         return quantize_prepared(prepare_for_quantization(float_onnx, Path(tmp)), calibration, reduce_range)
+
+
+def nncf_quant() -> str:
+    """The converter path recorded for NNCF's file (produced_by)."""
+    from importlib.metadata import version
+
+    return f"nncf.quantize (NNCF {version('nncf')}, ONNX backend: QDQ, its default preset and fast bias correction)"
+
+
+def quantize_nncf(float_onnx: bytes, calibration: np.ndarray) -> bytes:
+    """OpenVINO's post-training quantizer (NNCF) on the float ONNX with the same calibration
+    images (float32 pixels): a QDQ ONNX file, int8 weights behind DequantizeLinear, for OpenVINO."""
+    import nncf
+    import onnx
+
+    dataset = nncf.Dataset(list(calibration), lambda image: {"image": image[None]})
+    progress = io.StringIO()
+    try:
+        # NNCF draws its progress bars on sys.stdout (a Rich console it makes itself, with no switch
+        # to turn them off): kept for the debug log instead of the command's output
+        with contextlib.redirect_stdout(progress):
+            quantized = nncf.quantize(onnx.load_from_string(float_onnx), dataset, subset_size=len(calibration))
+    except Exception as exc:
+        raise ExportError(f"ONNX int8 quantization (NNCF) failed: {' '.join(str(exc).split())[:300]}") from exc
+    finally:
+        log.debug(progress.getvalue())
+    return quantized.SerializeToString()
 
 
 def prepare_for_quantization(float_onnx: bytes, workdir: Path) -> Path:

@@ -12,6 +12,7 @@ typed error of its verdict once the index is written. Progress is logged to `edg
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -113,7 +114,7 @@ def _export_one(
         with timings.step(f"{spec.name}: validate"):
             _record(info, validate(info, run.export_dir / spec.filename, reference, cfg.export))
         return info
-    if spec.format == "onnx" and spec.integer and cfg.export.onnx_reduce_range == "auto":
+    if spec.name == "onnx-int8-ptq" and cfg.export.onnx_reduce_range == "auto":
         log.info(f"  {spec.name}: converting with 7-bit and 8-bit weights, validating both")
         with replacing(dest) as tmp:
             return _more_faithful_onnx_int8(spec, sources, cfg.export, reference, tmp, timings)
@@ -235,6 +236,9 @@ def _runnable(specs: list[ArtifactSpec]) -> list[ArtifactSpec]:
     if any(s.engine == "openvino" for s in kept) and not engine_available("openvino"):
         log.info("  openvino-*: skipped, OpenVINO is not installed (pip install 'edgeclf[openvino]')")
         kept = [s for s in kept if s.engine != "openvino"]
+    if any(s.name == "openvino-int8-nncf" for s in kept) and importlib.util.find_spec("nncf") is None:
+        log.info("  openvino-int8-nncf: skipped, NNCF is not installed (pip install 'edgeclf[openvino]')")
+        kept = [s for s in kept if s.name != "openvino-int8-nncf"]
     if any(s.precision == "bf16" for s in kept) and not native_bf16():
         log.info("  openvino-bf16: skipped, OpenVINO reports no native bf16 on this CPU")
         kept = [s for s in kept if s.precision != "bf16"]
