@@ -14,7 +14,7 @@ from edgeclf.export.stage import ExportResult, export_run
 from edgeclf.measure.bench import BenchResult, run_bench
 from edgeclf.measure.evaluate import EvalResult, evaluate_run
 from edgeclf.measure.report import ReportResult, build_report
-from edgeclf.training.qat import UNSUPPORTED, QatResult, run_qat
+from edgeclf.training.qat import QatResult, run_qat
 from edgeclf.training.train import TrainResult, prepare, train
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def run_demo(
     data = stage("data", prepare, embedded_dataset(), out, cfg, overwrite=overwrite)
     trained = stage("train", train, data, out, cfg, overwrite=overwrite)
     run = trained.run_dir
-    qat = stage("qat", run_qat, run) if cfg.model.name not in UNSUPPORTED else None  # MobileNetV3: PTQ only
+    qat = stage("qat", run_qat, run)
     exported = stage("export", export_run, run, int8=True)
     evaluated = stage("evaluate", evaluate_run, run, "test")
     bench = stage("bench", run_bench, run, cfg.bench)

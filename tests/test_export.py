@@ -227,15 +227,21 @@ def test_selection_follows_the_run_and_options():
     assert [s.name for s in select(no_bf16, int8=False, has_qat=False)] == ["onnx-fp32", "openvino-fp32"]
 
 
-def test_mobilenet_v3_qat_is_refused_with_a_pointer_to_ptq(tiny_run, tmp_path):
-    run = tiny_run
-    copy = tmp_path / "v3"
-    shutil.copytree(run, copy)
-    meta = json.loads((copy / "metadata.json").read_text())
-    meta["model"]["name"] = "mobilenet_v3_small"
-    (copy / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(QatUnsupported, match=r"TFOpLambda.*edgeclf export .* --int8"):
-        run_qat(copy)
+def test_a_mobilenet_v3_of_tensorflow_op_layers_is_refused_with_a_pointer(tmp_path):
+    """A MobileNetV3 built by Keras' own hard-swish (TFOpLambda layers: a run trained before edgeclf
+    built it of quantizable layers) is refused by QAT in one line that says what to do."""
+    import tf_keras as keras
+
+    from edgeclf.training.qat import quantize_aware
+
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="normalize")(inputs)
+    x = keras.applications.MobileNetV3Small(
+        input_tensor=x, include_top=False, weights=None, include_preprocessing=False
+    ).output
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    with pytest.raises(QatUnsupported, match=r"TFOpLambda.*train it again.*edgeclf export RUN --int8"):
+        quantize_aware(keras.Model(inputs, outputs))
 
 
 def test_export_of_a_folder_that_is_not_a_run(tmp_path):

@@ -88,7 +88,7 @@ def run_trial(
     from edgeclf.export.stage import export_run
     from edgeclf.measure.bench import run_bench
     from edgeclf.runtime.artifact import read_artifacts
-    from edgeclf.training.qat import UNSUPPORTED, run_qat
+    from edgeclf.training.qat import run_qat
     from edgeclf.training.train import prepare, train
 
     started = time.perf_counter()
@@ -100,10 +100,9 @@ def run_trial(
     except optuna.TrialPruned as exc:
         atomic_write_json(trial_dir / RESULT, {"pruned": True, "reason": str(exc)})
         return None
-    use_qat = qat and cfg.model.name not in UNSUPPORTED
-    if use_qat:
+    if qat:
         run_qat(run)
-    source = "qat" if use_qat else "ptq"
+    source = "qat" if qat else "ptq"
     export_run(run, int8=True, overrides={**TRIAL_EXPORT, "export.int8_source": source})
     artifacts = {a.name: a for a in read_artifacts(run / "export")}
     int8, fp32 = artifacts[f"tflite-int8-{source}"], artifacts["tflite-fp32"]
@@ -127,7 +126,7 @@ def run_trial(
         fp32_size_bytes=fp32.bytes,
         train_seconds=float(fitted.seconds),
         seconds=time.perf_counter() - started,
-        qat=use_qat,
+        qat=qat,
         epochs_run=int(history["epochs_run"]),
         best_val_loss=float(history["val_loss"]) if math.isfinite(history["val_loss"]) else math.inf,
     )

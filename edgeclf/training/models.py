@@ -10,6 +10,7 @@ tensorflow-model-optimization refuses nested models.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -109,6 +110,8 @@ def _keras_weights(cfg: ModelConfig, image_size: int, request: WeightsRequest):
 def _build(cfg: ModelConfig, num_classes: int, image_size: int, keras_weights):
     import tf_keras as keras
 
+    from edgeclf.training.hard_activations import quantizable_mobilenet_v3
+
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image", dtype="float32")
     x = keras.layers.Rescaling(NORMALIZATION["scale"], offset=NORMALIZATION["offset"], name="normalize")(inputs)
     if cfg.name == "small_cnn":
@@ -120,15 +123,18 @@ def _build(cfg: ModelConfig, num_classes: int, image_size: int, keras_weights):
             "mobilenet_v3_large": keras.applications.MobileNetV3Large,
         }[cfg.name]
         kwargs = {"include_preprocessing": False} if cfg.name.startswith("mobilenet_v3") else {}
+        # MobileNetV3 with hard-sigmoid and hard-swish layers that QAT can quantize (same arithmetic)
+        layers = quantizable_mobilenet_v3() if cfg.name.startswith("mobilenet_v3") else contextlib.nullcontext()
         # input_tensor puts the backbone's layers into this graph: the result is flat.
-        features = factory(
-            input_tensor=x,
-            input_shape=(image_size, image_size, 3),
-            include_top=False,
-            weights=keras_weights,
-            alpha=cfg.alpha,
-            **kwargs,
-        ).output
+        with layers:
+            features = factory(
+                input_tensor=x,
+                input_shape=(image_size, image_size, 3),
+                include_top=False,
+                weights=keras_weights,
+                alpha=cfg.alpha,
+                **kwargs,
+            ).output
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(features)
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
     # float32 output even under a mixed_float16 policy: a float16 softmax loses small probabilities
@@ -201,6 +207,8 @@ def save_model(model, path: Path) -> Path:
 def load_model(path: Path):
     import tf_keras as keras
 
+    from edgeclf.training import hard_activations  # noqa: F401 (MobileNetV3's layers, registered to load)
+
     return keras.models.load_model(str(path), compile=False)
 
 
@@ -217,7 +225,9 @@ def load_qat_model(path: Path):
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    with tfmot.quantization.keras.quantize_scope():
+    from edgeclf.training.quantize_configs import CUSTOM_OBJECTS
+
+    with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS):
         return keras.models.load_model(str(path), compile=False)
 
 

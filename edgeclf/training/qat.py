@@ -29,11 +29,6 @@ from edgeclf.core.timings import Timings
 
 log = logging.getLogger(__name__)
 
-UNSUPPORTED = {
-    "mobilenet_v3_small": "MobileNetV3's hard-swish is built from TFOpLambda layers",
-    "mobilenet_v3_large": "MobileNetV3's hard-swish is built from TFOpLambda layers",
-}
-
 
 class QatUnsupported(EdgeclfError):
     """tfmot cannot quantize this architecture."""
@@ -57,12 +52,6 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
     ConfigError, EdgeclfError (validation loss never finite)."""
     run = Run.open(run_dir)
     cfg = run.config(overrides, option_names)
-    name = run.metadata["model"]["name"]
-    if name in UNSUPPORTED:
-        raise QatUnsupported(
-            f"qat: {UNSUPPORTED[name]}, which tensorflow-model-optimization cannot quantize; "
-            f"use post-training quantization instead: edgeclf export {run.path} --int8"
-        )
     from edgeclf.training.distribute import place, role, with_global_batch, writes_run
 
     placement = place(cfg.train.strategy)  # before TensorFlow's runtime starts
@@ -123,17 +112,31 @@ def _quantize_and_fine_tune(run: Run, cfg: Config, placement, timings: Timings):
 def quantize_aware(model):
     """tfmot's quantize_model of the model after its `normalize` layer, BatchNorm frozen: its
     statistics were settled by training, and letting QAT re-estimate them moves the model away from
-    the float one it should match."""
+    the float one it should match. MobileNetV3's hard-swish, hard-sigmoid and Multiply layers are
+    annotated with an output quantizer (edgeclf.training.quantize_configs), which quantize_model
+    alone cannot do. Raises QatUnsupported for a MobileNetV3 built of TFOpLambda layers."""
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
+    from edgeclf.training.hard_activations import has_op_layers
     from edgeclf.training.models import without_normalization
+    from edgeclf.training.quantize_configs import CUSTOM_OBJECTS, annotate, needs_annotation
 
     core = without_normalization(model)
     for layer in core.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
-    return tfmot.quantization.keras.quantize_model(core)
+    if has_op_layers(core):
+        raise QatUnsupported(
+            "qat: this MobileNetV3 was trained before edgeclf built its hard-swish as quantizable layers (its "
+            "TFOpLambda layers are what tensorflow-model-optimization cannot quantize); train it again with this "
+            "edgeclf, or use post-training quantization: edgeclf export RUN --int8"
+        )
+    if not needs_annotation(core):
+        return tfmot.quantization.keras.quantize_model(core)
+    annotated = keras.models.clone_model(core, clone_function=annotate)
+    with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS):
+        return tfmot.quantization.keras.quantize_apply(annotated)
 
 
 # tfmot's activation quantizers (MovingAverageQuantizer) start at [-6, 6] and follow the batches'
