@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeclf.cli import app
-from edgeclf.export.repair import fewest_float_layers
+from edgeclf.export.repair import fewest_float_layers, fewest_layers_kept
 from edgeclf.runtime import read_artifacts
 
 runner = CliRunner()
@@ -39,6 +39,20 @@ def test_the_search_gives_up_at_its_limit():
     tried = []
     assert fewest_float_layers(6, lambda k: tried.append(k) or False) is None
     assert tried == [1, 2, 4, 6]
+
+
+def test_layers_that_the_others_hold_without_are_dropped_after_the_search():
+    """Ranks 0 and 3 are what matter: the prefix search keeps 0-3, then 2 and 1 are dropped; a
+    ranking where nothing holds returns the limit's prefix, not holding."""
+    tried = []
+
+    def holds(ranks):
+        tried.append(ranks)
+        return {0, 3} <= set(ranks)
+
+    assert fewest_layers_kept(16, holds) == ((0, 3), True)
+    assert tried == [(0,), (0, 1), (0, 1, 2, 3), (0, 1, 2), (0, 1, 3), (0, 3), (3,)]  # each set once
+    assert fewest_layers_kept(3, lambda ranks: False) == ((0, 1, 2), False)
 
 
 @pytest.mark.slow  # an export with its repairs: about 10 s
@@ -73,7 +87,7 @@ def test_a_collapsed_int8_file_is_repaired_by_every_runtime(repaired_run):
         if name != "openvino-int8-ptq-mixed":  # the search's record (the OpenVINO entry runs the ONNX file)
             assert mixed.repair_record["tried"] == [
                 {
-                    "float_layers": 1,
+                    "ranks": [0],
                     "drop_points": mixed.validation["gate"]["estimate"],
                     "decision": mixed.validation["decision"],
                     "holds": True,
@@ -143,3 +157,27 @@ def test_a_file_that_passed_is_never_repaired(exported):
     entries = _entries(exported)
     assert all(a.status == "ok" for a in entries.values())
     assert not [a for a in entries.values() if a.precision == "int8-mixed" or a.repair_record]
+
+
+@pytest.mark.slow
+def test_the_debuggers_ranking_repairs_the_planted_file_too(repaired_run, tmp_path):
+    """export.repair_ranking debugger: TensorFlow's QuantizationDebugger and ONNX Runtime's QDQ
+    debugger rank the head first (its rmse/scale and its added noise are the largest by far)."""
+    from edgeclf.export.stage import export_run
+
+    run = shutil.copytree(repaired_run[0], tmp_path / "run")
+    result = export_run(
+        run,
+        int8=True,
+        overrides={
+            "export.repair_ranking": "debugger",
+            "export.int8_source": "ptq",
+            "export.formats": ["tflite", "onnx"],
+        },
+    )
+    mixed = {a.name: a for a in result.artifacts if a.precision == "int8-mixed"}
+    assert sorted(mixed) == ["onnx-int8-ptq-mixed", "tflite-int8-ptq-mixed"]
+    for entry in mixed.values():
+        assert entry.status == "ok" and entry.repair_record["ranking"] == "debugger"
+        assert [layer["op"] for layer in entry.repair_record["float_layers"]] in (["FULLY_CONNECTED"], ["Gemm"])
+        assert "debugger" in entry.repair_record["metric"].lower() or "qdq_loss_debug" in entry.repair_record["metric"]

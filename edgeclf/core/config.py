@@ -120,6 +120,7 @@ class ExportConfig(_Strict):
     parity_spread_images: int = Field(ge=0, le=5000)
     repair: bool
     repair_max_layers: int = Field(ge=1, le=10_000)
+    repair_ranking: Literal["output", "debugger"]
     repair_debug_images: int = Field(ge=1, le=10_000)
 
 

@@ -58,6 +58,14 @@ class OnnxQuantizer:
             self._prepared, self._calibration, self.reduce_range, float_layers, self._cache
         )
 
+    def layers(self) -> list[Layer]:
+        """The nodes with a constant weight (Conv, Gemm, MatMul), as the quantizer names them."""
+        import onnx
+
+        model = onnx.load(str(self._prepared))
+        macs = node_macs(model)
+        return [Layer(node.name, node.op_type, macs[node.name], 0.0) for node in model.graph.node if node.name in macs]
+
     def rank(self, debug_images: int) -> list[Layer]:
         """Every node of the QDQ model, the one that adds the most error first."""
         import onnx

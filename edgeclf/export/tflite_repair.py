@@ -66,6 +66,14 @@ class TfliteQuantizer:
             denylisted_nodes=list(float_layers) or None,
         )
 
+    def layers(self) -> list[Layer]:
+        """The weighted ops (conv, depthwise, dense) of the full-integer file, by output tensor name."""
+        content = self.build([])
+        macs = op_macs(content)
+        return [
+            Layer(op["name"], op["op"], macs[op["name"]], 0.0) for op in full_integer_ops(content) if op["weight_shape"]
+        ]
+
     def rank(self, debug_images: int) -> list[Layer]:
         """Every quantized op with its debugger statistics, the largest rmse/scale first."""
         from tensorflow.lite.python.convert import mlir_quantize
