@@ -8,6 +8,10 @@ converted once per variant:
   QOperator format (QLinearConv), and session options (graph optimisation level, thread spinning).
 - LiteRT: edgeclf's file (PTQ, per-channel, uint8 I/O) on XNNPACK against LiteRT's built-in
   kernels without XNNPACK (ruy), per-tensor weights, int8 I/O, and XNNPACK's "latest features".
+- Issue 24: hybrids with the depthwise layers kept in float (the repair's selective quantization:
+  denylisted_nodes, nodes_to_exclude) in each runtime, w8a16 (int16 activations) in LiteRT and
+  ONNX Runtime, symmetric s8s8 QDQ (ONNX Runtime's ConvSym conditions), and OpenVINO running
+  ONNX Runtime's QDQ file against NNCF's file.
 
 Every variant runs in a fresh process: load, 20 warm-up runs, then RUNS timed calls of the engine
 on a prepared batch-1 input (bench's invoke_ms). The variants are measured round-robin ROUNDS times
@@ -37,6 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from edgeclf.runtime.backends.onnxruntime_backend import KEEP_FLOAT  # noqa: E402
+
 # name -> (file key, engine options). File keys are built by build().
 VARIANTS = {
     "ort fp32": ("onnx-fp32", {}),
@@ -55,6 +61,17 @@ VARIANTS = {
     "litert int8 built-in kernels (ruy)": ("tflite-int8", {"resolver": "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}),
     "litert int8 per-tensor": ("tflite-int8-tensor", {}),
     "litert int8, int8 I/O": ("tflite-int8-io8", {}),
+    # issue 24: hybrids from the repair's selective quantization, symmetric s8s8 for ConvSym, w8a16,
+    # and OpenVINO on its own quantizer's file (NNCF) against ONNX Runtime's QDQ file
+    "litert int8, depthwise in float (hybrid)": ("tflite-int8-dwfloat", {}),
+    "litert w8a16 (int16 activations)": ("tflite-w8a16", {}),
+    "ort int8, depthwise in float (hybrid)": ("onnx-int8-dwfloat", {}),
+    "ort int8 QDQ s8s8 symmetric (ConvSym)": ("onnx-int8-sym", {}),
+    "ort w8a16 QDQ (int16 activations)": ("onnx-w8a16", {}),
+    "openvino fp32": ("onnx-fp32", {"engine": "openvino"}),
+    "openvino int8 ORT QDQ (edgeclf's file)": ("onnx-int8", {"engine": "openvino"}),
+    "openvino int8 NNCF": ("onnx-int8-nncf", {"engine": "openvino"}),
+    "openvino int8, depthwise in float (hybrid)": ("onnx-int8-dwfloat", {"engine": "openvino"}),
 }
 
 
@@ -100,14 +117,18 @@ def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
             batch = next(self.batches, None)
             return None if batch is None else {"image": batch}
 
+    _issue24_files(model, size, calibration, fp32, folder, write)
     src, pre = folder / "src.onnx", folder / "pre.onnx"
     src.write_bytes(fp32)
     quant_pre_process(str(src), str(pre))
-    for name, fmt, per_channel, reduce_range, activation in (
-        ("onnx-int8-norr", QuantFormat.QDQ, True, False, QuantType.QUInt8),
-        ("onnx-int8-tensor", QuantFormat.QDQ, False, False, QuantType.QUInt8),
-        ("onnx-int8-s8s8", QuantFormat.QDQ, True, False, QuantType.QInt8),
-        ("onnx-int8-qop", QuantFormat.QOperator, True, False, QuantType.QUInt8),
+    for name, fmt, per_channel, reduce_range, activation, extra in (
+        ("onnx-int8-norr", QuantFormat.QDQ, True, False, QuantType.QUInt8, {}),
+        ("onnx-int8-tensor", QuantFormat.QDQ, False, False, QuantType.QUInt8, {}),
+        ("onnx-int8-s8s8", QuantFormat.QDQ, True, False, QuantType.QInt8, {}),
+        ("onnx-int8-qop", QuantFormat.QOperator, True, False, QuantType.QUInt8, {}),
+        # ConvSym: symmetric int8 weights and activations, zero points 0
+        ("onnx-int8-sym", QuantFormat.QDQ, True, False, QuantType.QInt8, {"ActivationSymmetric": True}),
+        ("onnx-w8a16", QuantFormat.QDQ, True, False, QuantType.QInt16, {}),
     ):
         files[name] = folder / name
         quantize_static(
@@ -119,15 +140,54 @@ def build(alpha: float, size: int, folder: Path) -> dict[str, Path]:
             reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
             activation_type=activation,
+            extra_options={"WeightSymmetric": True, **extra},
         )
     return files
+
+
+def _issue24_files(model, size: int, calibration: np.ndarray, fp32: bytes, folder: Path, write) -> None:
+    """The hybrid files (depthwise layers kept in float by the repair's quantizers), w8a16, the
+    symmetric s8s8 ONNX and NNCF's file."""
+    import tensorflow as tf
+
+    from edgeclf.export import onnx as onnx_export
+    from edgeclf.export import tflite
+    from edgeclf.export.onnx_repair import OnnxQuantizer
+    from edgeclf.export.tflite_repair import TfliteQuantizer
+
+    representative = tflite.representative_dataset(calibration)
+    saved = tflite.inference_saved_model(model, folder / "savedmodel")
+    quantizer = TfliteQuantizer(tflite.full_integer_converter(saved, representative, "uint8"), representative)
+    write("tflite-int8-dwfloat", quantizer.build([x.name for x in quantizer.layers() if x.op == "DEPTHWISE_CONV_2D"]))
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    write("tflite-w8a16", converter.convert())
+    onnx_quantizer = OnnxQuantizer(fp32, calibration.astype(np.float32), reduce_range=True)
+    depthwise = [x.name for x in onnx_quantizer.layers() if "depthwise" in x.name]
+    write("onnx-int8-dwfloat", onnx_quantizer.build(depthwise))
+    onnx_quantizer.close()
+    write("onnx-int8-nncf", onnx_export.quantize_nncf(fp32, calibration.astype(np.float32)))
 
 
 def worker(job: dict) -> dict:
     from edgeclf.measure.latency import time_calls
 
     path, threads, size, opts = Path(job["file"]), job["threads"], job["size"], job["options"]
-    if path.name.startswith("tflite"):
+    if opts.get("engine") == "openvino":
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(
+            str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+        )
+        request = compiled.create_infer_request()
+
+        def call(x):
+            return request.infer([x])[0]
+
+        dtype = np.float32
+    elif path.name.startswith("tflite"):
         from ai_edge_litert import interpreter as lite
 
         resolver = getattr(lite.OpResolverType, opts.get("resolver", "AUTO"))
@@ -155,7 +215,9 @@ def worker(job: dict) -> dict:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         if opts.get("spinning") is False:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=KEEP_FLOAT
+        )
         name = session.get_inputs()[0].name
 
         def call(x):
@@ -205,7 +267,10 @@ def main() -> None:
             print(f"round {r + 1} of {args.rounds} done", flush=True)
     result = {}
     for variant, (key, _) in VARIANTS.items():
-        base = "ort fp32" if key.startswith("onnx") else "litert fp32 XNNPACK"
+        engine = VARIANTS[variant][1].get("engine")
+        base = (
+            "openvino fp32" if engine == "openvino" else "ort fp32" if key.startswith("onnx") else "litert fp32 XNNPACK"
+        )
         result[variant] = {
             "file": key,
             "bytes": sizes[key],
