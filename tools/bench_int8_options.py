@@ -229,12 +229,16 @@ def worker(job: dict) -> dict:
     return {"p50_ms": float(np.median(samples))}
 
 
+FAILURES: dict[str, str] = {}  # file: why its engine refused it (recorded, the others go on)
+
+
 def measure(file: Path, threads: int, size: int, options: dict, args) -> float:
     job = {"file": str(file), "threads": threads, "size": size, "options": options, "warmup": 20, "runs": args.runs}
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{file.name} {options} failed: {proc.stderr.strip().splitlines()[-3:]}")
+        FAILURES[file.name] = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        return float("nan")
     return json.loads(lines[-1])["p50_ms"]
 
 
@@ -277,6 +281,7 @@ def main() -> None:
             "p50_ms": {t: float(np.median(s)) for t, s in samples[variant].items()},
             "vs_fp32": {t: float(np.median(s) / np.median(samples[base][t])) for t, s in samples[variant].items()},
             "rounds": samples[variant],
+            **({"failed": FAILURES[key]} if key in FAILURES else {}),
         }
     document = {
         "command": "python tools/bench_int8_options.py " + " ".join(sys.argv[1:]),
