@@ -181,3 +181,27 @@ def test_the_debuggers_ranking_repairs_the_planted_file_too(repaired_run, tmp_pa
         assert entry.status == "ok" and entry.repair_record["ranking"] == "debugger"
         assert [layer["op"] for layer in entry.repair_record["float_layers"]] in (["FULLY_CONNECTED"], ["Gemm"])
         assert "debugger" in entry.repair_record["metric"].lower() or "qdq_loss_debug" in entry.repair_record["metric"]
+
+
+@pytest.mark.slow
+def test_bench_times_the_repair_beside_the_file_it_replaced_and_never_recommends_that(repaired_run, tmp_path):
+    """edgeclf bench measures a failed int8 file that a repair replaced beside its repair (the
+    repair's latency over it recorded as vs_full_int8) and the report never recommends it."""
+    from edgeclf.core.config import BenchConfig
+    from edgeclf.measure.bench import run_bench
+    from edgeclf.measure.report import recommend, rows
+
+    run = shutil.copytree(repaired_run[0], tmp_path / "run")
+    options = BenchConfig(threads=1, warmup=2, runs=5, seconds=None, batch_sizes=[1], device="cpu", engine="auto")
+    bench = run_bench(run, options).document
+    measured = bench["artifacts"]
+    assert measured["tflite-int8-ptq"]["status"] == "failed validation, repaired by tflite-int8-ptq-mixed"
+    mixed = measured["tflite-int8-ptq-mixed"]
+    assert mixed["repairs"] == ["tflite-int8-ptq"] and mixed["vs_full_int8"] > 0
+    assert mixed["vs_full_int8"] == pytest.approx(
+        mixed["batches"][0]["p50_ms"] / measured["tflite-int8-ptq"]["batches"][0]["p50_ms"]
+    )
+    assert "status" not in measured[recommend(bench, None, False).artifact]
+    table = {r["artifact"]: r for r in rows(bench, None)}
+    assert table["tflite-int8-ptq"]["precision"] == "int8-ptq (failed, repaired)"
+    assert table["tflite-int8-ptq-mixed"]["repair ms ×"] != "-"

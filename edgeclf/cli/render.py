@@ -180,6 +180,7 @@ def bench_table(document: dict) -> None:
         "RSS MB",
         "× keras",
         "× fp32",
+        "repair ms ×",
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "artifact" else "right")
@@ -191,7 +192,7 @@ def bench_table(document: dict) -> None:
         b1 = headline_batch(r)
         best = max(b["throughput_ips"] for b in r["batches"])
         table.add_row(
-            _text(r["name"]),
+            _text(r["name"] + (" (failed, repaired)" if "status" in r else "")),
             f"{r['file_bytes'] / 1024:.0f} KiB",
             f"{r['load_ms']:.1f}",
             f"{r['first_inference_ms']:.2f}",
@@ -203,6 +204,7 @@ def bench_table(document: dict) -> None:
             f"{r['peak_rss_mb']:.0f}",
             times(r["speedup_vs_keras"]),
             times(r["speedup_vs_runtime_fp32"]),
+            times(r.get("vs_full_int8")),
         )
     console.print(table)
     for note in document["notes"]:

@@ -120,6 +120,10 @@ def _measure(target: Path, targets: list[tuple], pixels: np.ndarray, threads: in
             result = _worker(job)
             size = info.bytes if info else (target / MODEL).stat().st_size
             results[name] = {**result, "name": name, "format": fmt, "precision": precision, "file_bytes": size}
+            if info is not None and info.status != "ok":
+                results[name]["status"] = f"failed validation, repaired by {info.validation['repaired_by']}"
+            if info is not None and info.precision.is_mixed:
+                results[name]["repairs"] = info.repair_record.get("repairs", [])
     return results
 
 
@@ -155,8 +159,10 @@ def _document(target, options: BenchConfig, threads, results, images_used, split
 
 
 def _validated_artifacts(target: Path, is_run: bool) -> list:
+    """The artifacts that passed validation, and the failed int8 files that a repair replaced (timed
+    beside their repair, so that what it costs is measured; never recommended: report.recommend)."""
     try:
-        return [a for a in read_artifacts(target) if a.status == "ok"]
+        return [a for a in read_artifacts(target) if a.status == "ok" or a.validation.get("repaired_by")]
     except FileNotFoundError:
         if not is_run:
             raise EdgeclfError(f"{target}: neither an edgeclf run nor an export folder with artifacts.json") from None

@@ -68,6 +68,16 @@ def _same_engine_fp32(results: dict, result: dict) -> str | None:
     return None
 
 
+def _repaired_file(results: dict, result: dict) -> str | None:
+    """For a repaired (int8-mixed) result: the failed full-int8 artifact it replaced on the same
+    engine, when it was measured too."""
+    for name in result.get("repairs", []):
+        other = results.get(name)
+        if other and (other["format"], other.get("engine_name")) == (result["format"], result.get("engine_name")):
+            return name
+    return None
+
+
 def speedups(results: dict) -> None:
     base = _p50(results[KERAS_NAME]) if KERAS_NAME in results else None
     for name, result in results.items():
@@ -76,6 +86,8 @@ def speedups(results: dict) -> None:
         result["speedup_vs_keras"] = base / p50 if base and p50 else None
         result["speedup_vs_runtime_fp32"] = _p50(results[fp32]) / p50 if fp32 and p50 else None
         result["runtime_fp32"] = fp32
+        full = _repaired_file(results, result)  # a repaired file: its latency against the full-int8 file's
+        result["vs_full_int8"] = p50 / _p50(results[full]) if full and p50 and _p50(results[full]) else None
 
 
 def notes(results: dict) -> list[str]:

@@ -32,6 +32,7 @@ COLUMNS = (
     "max img/s",
     "× keras",
     "× fp32",
+    "repair ms ×",  # a repaired int8 file's latency over the full-int8 file it replaced
 )
 
 
@@ -70,7 +71,8 @@ def same_machine(evaluation: dict, bench: dict, own: bool) -> bool:
 @dataclass
 class Recommendation:
     """The artifact to deploy on one device: the fastest at batch 1 (p50 invoke_ms) among those that
-    passed validation at export (bench measures only those); None with the reason when there is none."""
+    passed validation at export (a failed file that bench timed beside its repair never is); None with the
+    reason when there is none."""
 
     device: str
     artifact: str | None
@@ -79,7 +81,8 @@ class Recommendation:
 
 def recommend(bench: dict, evaluation: dict | None, accuracy_here: bool) -> Recommendation:
     device = device_label(bench)
-    deployable = {n: r for n, r in bench["artifacts"].items() if n != KERAS_NAME}
+    # a failed file timed beside its repair (bench.json "status") is never deployable
+    deployable = {n: r for n, r in bench["artifacts"].items() if n != KERAS_NAME and "status" not in r}
     if not deployable:
         return Recommendation(
             device,
@@ -119,7 +122,7 @@ def rows(bench: dict, evaluation: dict | None, accuracy_here: bool = True) -> li
             {
                 "device": device_label(bench),
                 "artifact": name,
-                "precision": r["precision"],
+                "precision": r["precision"] + (" (failed, repaired)" if "status" in r else ""),
                 "size KiB": f"{r['file_bytes'] / 1024:.0f}",
                 "accuracy": f"{e['accuracy']:.2%}" if e else "-",
                 "Δ pts": f"{e['delta_points']:+.2f}" if e else "-",
@@ -131,6 +134,7 @@ def rows(bench: dict, evaluation: dict | None, accuracy_here: bool = True) -> li
                 "max img/s": f"{max(b['throughput_ips'] for b in r['batches']):.0f}",
                 "× keras": f"{r['speedup_vs_keras']:.2f}" if r.get("speedup_vs_keras") else "-",
                 "× fp32": f"{r['speedup_vs_runtime_fp32']:.2f}" if r.get("speedup_vs_runtime_fp32") else "-",
+                "repair ms ×": f"{r['vs_full_int8']:.2f}" if r.get("vs_full_int8") else "-",
             }
         )
     return out
