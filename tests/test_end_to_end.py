@@ -1,5 +1,6 @@
 """End-to-end runs through the CLI: the issue's acceptance command on a messy folder, and the demo."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -84,6 +85,7 @@ def test_demo_from_the_command_line(tmp_path):
     # qat + export --int8: every artifact validated; int8 agrees with the float model's top-1
     artifacts = {a.name: a for a in read_artifacts(out)}
     openvino = {"openvino-fp32", "openvino-int8-ptq"} | ({"openvino-bf16"} if native_bf16() else set())
+    openvino |= {"openvino-int8-nncf"} if importlib.util.find_spec("nncf") else set()
     assert set(artifacts) == {"tflite-fp32", "tflite-fp16", "tflite-int8-qat", "onnx-fp32", "onnx-int8-ptq"} | (
         openvino if engine_available("openvino") else set()
     )

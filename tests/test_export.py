@@ -2,6 +2,7 @@
 with the committed fixture's recipe; the fixture itself is checked to be what the pipeline makes."""
 
 import hashlib
+import importlib.util
 import json
 import shutil
 import time
@@ -24,7 +25,9 @@ from tests.conftest import CLASSES
 
 # what an export writes on OpenVINO on this machine (bf16 only where the CPU has it)
 OPENVINO_HERE = (
-    ["openvino-fp32", "openvino-int8-ptq"] + (["openvino-bf16"] if native_bf16() else [])
+    ["openvino-fp32", "openvino-int8-ptq"]
+    + (["openvino-bf16"] if native_bf16() else [])
+    + (["openvino-int8-nncf"] if importlib.util.find_spec("nncf") else [])
     if engine_available("openvino")
     else []
 )
@@ -215,6 +218,7 @@ def test_selection_follows_the_run_and_options():
         "openvino-fp32",
         "openvino-bf16",
         "openvino-int8-ptq",
+        "openvino-int8-nncf",
     ]
     assert "tflite-int8-ptq" in [s.name for s in select(cfg, int8=True, has_qat=False)]
     only_onnx = cfg.model_copy(update={"formats": ["onnx"]})
