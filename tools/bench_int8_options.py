@@ -171,6 +171,42 @@ def _issue24_files(model, size: int, calibration: np.ndarray, fp32: bytes, folde
     write("onnx-int8-nncf", onnx_export.quantize_nncf(fp32, calibration.astype(np.float32)))
 
 
+def convsym_notes(path: Path) -> list[str]:
+    """Where an int8 ONNX file misses ONNX Runtime's ConvSym conditions, layer by layer: int8
+    weights with zero points 0 (symmetric), int8 activations with zero point 0 in front of the
+    Conv, and for a depthwise Conv, channels in multiples of 16."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    init = {t.name: t for t in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
+
+    def zero_points(tensor: str):
+        dq = producer.get(tensor)
+        if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3 or dq.input[2] not in init:
+            return None
+        return numpy_helper.to_array(init[dq.input[2]])
+
+    notes = []
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        w, x = zero_points(node.input[1]), zero_points(node.input[0])
+        misses = []
+        if w is None or w.dtype != np.int8 or np.any(w != 0):
+            misses.append("weights not symmetric int8")
+        if x is None or x.dtype != np.int8 or np.any(x != 0):
+            misses.append("activations not symmetric int8")
+        channels = numpy_helper.to_array(init[producer[node.input[1]].input[0]]).shape[0] if w is not None else 0
+        if group > 1 and channels % 16:
+            misses.append(f"depthwise with {channels} channels (not a multiple of 16)")
+        if misses:
+            notes.append(f"{node.name}: {', '.join(misses)}")
+    return notes
+
+
 def worker(job: dict) -> dict:
     from edgeclf.measure.latency import time_calls
 
@@ -262,6 +298,7 @@ def main() -> None:
         started = time.perf_counter()
         files = build(args.alpha, args.size, Path(tmp))
         sizes = {name: path.stat().st_size for name, path in files.items() if name not in ("src.onnx", "pre.onnx")}
+        convsym = {name: convsym_notes(files[name]) for name in ("onnx-int8", "onnx-int8-sym")}
         print(f"converted in {time.perf_counter() - started:.0f} s", flush=True)
         samples: dict[str, dict[str, list[float]]] = {v: {str(t): [] for t in threads} for v in VARIANTS}
         for r in range(args.rounds):
@@ -295,6 +332,7 @@ def main() -> None:
             "timed": "the engine's call on a prepared input, p50 per process, median over rounds",
         },
         "variants": result,
+        "convsym_misses": convsym,  # per Conv layer, where a file misses ONNX Runtime's ConvSym conditions
     }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

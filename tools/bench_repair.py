@@ -23,6 +23,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,12 +96,8 @@ def latencies(run: Run, rows: list[dict], rounds: int, runs: int, threads: int) 
     return {n: round(statistics.median(s), 4) for n, s in samples.items()}
 
 
-def nncf_anchor(run: Run) -> dict:
-    """nncf.quantize_with_accuracy_control on the float ONNX, on the export's images."""
-    import nncf
-    import onnx
-    import onnxruntime as ort
-
+def gate_images(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(calibration images, the gate's images, their labels) as the export chose them."""
     cfg = run.config()
     calibration = run.calibration_images(cfg.export.calibration_images, cfg.seed).astype(np.float32)
     val = DecodedSplit(run, "val")
@@ -114,15 +111,64 @@ def nncf_anchor(run: Run) -> dict:
         for batch, batch_labels in DecodedSplit(run, "train", positions=positions).batches():
             pixels.append(batch)
             labels.append(batch_labels)
-    images, labels = np.concatenate(pixels).astype(np.float32), np.concatenate(labels)
+    return calibration, np.concatenate(pixels).astype(np.float32), np.concatenate(labels)
 
-    def accuracy(model, items) -> float:
-        """Top-1 accuracy over (image, label) items: NNCF's validation_fn (it passes the raw items)."""
-        session = ort.InferenceSession(
-            model.SerializeToString(), providers=["CPUExecutionProvider"], disabled_optimizers=KEEP_FLOAT
+
+def top1(model, images) -> np.ndarray:
+    """An ONNX model's top-1 answers, on ONNX Runtime as edgeclf runs it, one image at a time."""
+    import onnxruntime as ort
+
+    options = {"providers": ["CPUExecutionProvider"], "disabled_optimizers": KEEP_FLOAT}
+    session = ort.InferenceSession(model.SerializeToString(), **options)
+    return np.array([int(session.run(None, {"image": x[None]})[0].argmax()) for x in images])
+
+
+def accuracy(model, items) -> float:
+    """Top-1 accuracy over (image, label) items: NNCF's validation_fn (it passes the raw items)."""
+    items = list(items)
+    return float(np.mean(top1(model, [x for x, _ in items]) == np.array([int(y) for _, y in items])))
+
+
+def w8a16_anchor(run: Run) -> dict:
+    """The float ONNX with int16 activations and 8-bit per-channel weights (onnxruntime's QDQ), its
+    drop and agreement on the gate's images: int16 activations as an accuracy option."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from edgeclf.export import onnx as onnx_export
+
+    calibration, images, labels = gate_images(run)
+    model = onnx.load(str(run.export_dir / "model_fp32.onnx"))
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = onnx_export.prepare_for_quantization(model.SerializeToString(), Path(tmp))
+        out = Path(tmp) / "w8a16.onnx"
+        batches = iter({"image": image[None]} for image in calibration)
+        reader = type("Reader", (), {"get_next": lambda self: next(batches, None)})()
+        quantize_static(
+            str(prepared),
+            str(out),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            activation_type=QuantType.QInt16,
         )
-        return float(np.mean([int(session.run(None, {"image": x[None]})[0].argmax()) == int(y) for x, y in items]))
+        quantized = onnx.load(str(out))
+    answers = {name: top1(m, images) for name, m in (("float", model), ("w8a16", quantized))}
+    return {
+        "images": len(labels),
+        "drop_points": round(float(np.mean(answers["float"] == labels) - np.mean(answers["w8a16"] == labels)) * 100, 4),
+        "agreement_with_float": round(float(np.mean(answers["float"] == answers["w8a16"])), 4),
+    }
 
+
+def nncf_anchor(run: Run) -> dict:
+    """nncf.quantize_with_accuracy_control on the float ONNX, on the export's images."""
+    import nncf
+    import onnx
+
+    cfg = run.config()
+    calibration, images, labels = gate_images(run)
     model = onnx.load(str(run.export_dir / "model_fp32.onnx"))
     started = time.perf_counter()
     quantized = nncf.quantize_with_accuracy_control(
@@ -158,6 +204,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-nncf", action="store_true", help="skip NNCF's accuracy control")
+    parser.add_argument("--w8a16", action="store_true", help="also int16 activations on ONNX Runtime (accuracy)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     run = Run.open(args.run)
@@ -171,6 +218,7 @@ def main() -> None:
         "span": "Classifier.predict_pixels on one image (input conversion, invoke, output), batch 1",
         "repairs": rows,
         "nncf_accuracy_control": None if args.no_nncf else nncf_anchor(run),
+        "w8a16": w8a16_anchor(run) if args.w8a16 else None,
     }
     text = json.dumps(result, indent=1)
     print(text)
