@@ -245,6 +245,14 @@ def test_bundle_install_script_installs_its_wheel_without_tensorflow_and_verifie
         [str(venv / "bin" / "pip"), "list"], capture_output=True, text=True, check=True
     ).stdout.lower()
     assert "tensorflow" not in listed and "tf-keras" not in listed and "ai-edge-litert" in listed
+    # doctor on the plain device install: the training side is information, unless asked for
+    doctor = subprocess.run([str(venv / "bin" / "edgeclf"), "doctor", "--json"], capture_output=True, text=True)
+    assert doctor.returncode == 0, doctor.stderr[-2000:]
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["training side"]["status"] == "info" and "tensorflow" in checks["training side"]["detail"]
+    assert checks["engine litert"]["status"] == "ok" and checks["engine onnxruntime"]["status"] == "ok"
+    doctor = subprocess.run([str(venv / "bin" / "edgeclf"), "doctor", "--training"], capture_output=True, text=True)
+    assert doctor.returncode == 1 and "pip install 'edgeclf[train]'" in " ".join(doctor.stdout.split())
     image = str(next((Run.open(run).dataset.root / "bag").glob("*.png")))
     proc = subprocess.run(
         [str(venv / "bin" / "edgeclf"), "predict", str(export), image, "--json"], capture_output=True, text=True

@@ -9,6 +9,7 @@ from edgeclf.cli import (
     compare,
     data,
     demo,
+    doctor,
     evaluate,
     export,
     predict,
@@ -50,6 +51,7 @@ COMMANDS = {
     "demo": (demo, "The whole chain on the embedded dataset, in a few minutes."),
     "sweep": (sweep, "Search models and settings for accuracy, latency and size."),
     "compare": (compare, "Compare runs and sweep trials; choose within a budget."),
+    "doctor": (doctor, "Check versions, engines, CPU features and Keras; how to fix."),
 }
 for name, (module, summary) in COMMANDS.items():
     app.command(name, help=module.HELP, short_help=summary, epilog=module.EXAMPLE)(module.command)

@@ -257,3 +257,14 @@ def timings_table(title: str, steps: dict[str, float]) -> None:
     for step, seconds in steps.items():
         table.add_row(_text(step), f"{seconds:.2f}", f"{seconds / total:.0%}")
     console.print(table)
+
+
+def doctor_table(report) -> None:
+    """One row per check; a problem's fix in its own column."""
+    table = Table(title="edgeclf doctor")
+    for column in ("check", "status", "detail", "what to do"):
+        table.add_column(column)
+    colour = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "red"}
+    for c in report.checks:
+        table.add_row(_text(c.name), Text(c.status, style=colour[c.status]), _text(c.detail), _text(c.fix or "-"))
+    console.print(table)
