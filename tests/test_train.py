@@ -330,3 +330,39 @@ def test_resume_after_a_data_file_was_deleted_is_one_error_line(three_classes, t
     victim.write_bytes(kept)
     again = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
+
+
+@pytest.mark.slow  # a tiny train and QAT: about 20 s
+def test_train_and_qat_write_tensorboard_logs_that_tensorboard_reads(three_classes, tmp_path):
+    """RUN/logs/train and RUN/logs/qat hold TensorBoard event files with one scalar per epoch for the
+    loss, accuracy, their validation values and the learning rate (the one history.csv and qat.json
+    record), read back with TensorBoard's own reader (tensorboard --logdir runs/ shows them); no
+    histograms by default."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from edgeclf.training.qat import run_qat
+
+    out = tmp_path / "run"
+    train(three_classes, out, load_config(overrides={**TINY_CNN, "train.epochs": 2}))
+    run_qat(out, overrides={"qat.epochs": 1})
+    recorded = {
+        "train": [float(r["learning_rate"]) for r in csv.DictReader((out / "history.csv").open())],
+        "qat": [row["learning_rate"] for row in json.loads((out / "qat.json").read_text())["history"]],
+    }
+    for phase, rates in recorded.items():
+        training = EventAccumulator(str(out / "logs" / phase / "train")).Reload()
+        validation = EventAccumulator(str(out / "logs" / phase / "validation")).Reload()
+        assert [step for step, _ in _scalars(training, "epoch_loss")] == list(range(len(rates))), phase
+        assert [value for _, value in _scalars(training, "epoch_learning_rate")] == pytest.approx(rates), phase
+        assert _scalars(training, "epoch_accuracy") and _scalars(validation, "epoch_loss"), phase
+        assert not training.Tags()["histograms"], phase
+
+
+def _scalars(accumulator, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of a tag, written as a tensor summary (tf.summary in TF 2) or a scalar one."""
+    from tensorboard.util import tensor_util
+
+    if tag in accumulator.Tags()["tensors"]:
+        return [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in accumulator.Tensors(tag)]
+    return [(e.step, e.value) for e in accumulator.Scalars(tag)] if tag in accumulator.Tags()["scalars"] else []

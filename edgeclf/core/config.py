@@ -80,6 +80,8 @@ class TrainConfig(_Strict):
     min_learning_rate: float = Field(ge=0)
     precise_bn_batches: int = Field(ge=0, le=10000)
     deterministic: bool
+    tensorboard: bool
+    tensorboard_histograms: int = Field(ge=0, le=10_000)
     mixed_precision: bool
     strategy: Literal["auto", "none", "mirrored", "multiworker"]
     batch_size_per: Literal["global", "replica"]

@@ -63,6 +63,7 @@ class EpochLog(keras.callbacks.Callback):
             "seconds": round(time.perf_counter() - self.started, 3),
         }
         row["train_seconds"] = round(self.train_seconds, 3) if self.train_seconds is not None else row["seconds"]
+        logs["learning_rate"] = row["learning_rate"]  # for the callbacks after this one (TensorBoard's scalars)
         self.rows[:] = [r for r in self.rows if r["epoch"] != row["epoch"]]  # a resumed epoch runs again
         self.rows.append(row)
         if self.on_row:

@@ -145,7 +145,10 @@ def _fit_phases(
         log.info("class weights: " + ", ".join(f"{data.classes[i]} {w:.3g}" for i, w in weights.items()))
     phases = _phases(cfg, distribution["learning_rate_scale"])
     fit_data = (train_ds, val_ds, weights)
-    _train_phases(phases, built, cfg, fit_data, checkpoint, progress, placement, [*precise_bn, *callbacks], timings)
+    logs = [tensorboard(run / LOGS / "train", cfg)] if cfg.train.tensorboard else []  # a worker's run is temporary
+    _train_phases(
+        phases, built, cfg, fit_data, checkpoint, progress, placement, [*precise_bn, *callbacks, *logs], timings
+    )
     for layer in model.layers:
         layer.trainable = True
     with timings.step("final validation and model.keras"):
@@ -337,6 +340,24 @@ def _run_phase(
         verbose=0,
         callbacks=[epoch_log, best_checkpoint, stopping, schedule, *extra, backup, epoch_log.announcer()],
         class_weight=class_weight,
+    )
+
+
+LOGS = "logs"  # RUN/logs/train and RUN/logs/qat: TensorBoard's event files
+
+
+def tensorboard(log_dir: Path, cfg: Config):
+    """Keras' TensorBoard callback: the epoch scalars (loss, accuracy, their validation values and
+    the learning rate, which EpochLog puts in the epoch's logs), histograms every
+    train.tensorboard_histograms epochs, no graph, no profiling."""
+    import tf_keras as keras
+
+    return keras.callbacks.TensorBoard(
+        str(log_dir),
+        histogram_freq=cfg.train.tensorboard_histograms,
+        write_graph=False,
+        update_freq="epoch",
+        profile_batch=0,
     )
 
 

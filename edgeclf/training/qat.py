@@ -56,11 +56,14 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
 
     placement = place(cfg.train.strategy)  # before TensorFlow's runtime starts
     cfg = with_global_batch(cfg, placement.replicas)
+    from edgeclf.training.fit import LOGS
     from edgeclf.training.models import save_model
 
     started = time.perf_counter()
     timings = Timings()
-    qat, float_acc, qat_acc, rows = _quantize_and_fine_tune(run, cfg, placement, timings)
+    # TensorBoard's logs where this process writes the run (a cluster's other workers write none)
+    logs = run.path / LOGS / "qat" if cfg.train.tensorboard and writes_run(cfg.train.strategy, role()) else None
+    qat, float_acc, qat_acc, rows = _quantize_and_fine_tune(run, cfg, placement, timings, logs)
     seconds = time.perf_counter() - started
     if not writes_run(cfg.train.strategy, role()):  # a non-chief worker: the chief writes the files
         with tempfile.TemporaryDirectory(prefix="edgeclf-worker-") as tmp:
@@ -76,7 +79,7 @@ def run_qat(run_dir: Path, *, overrides: dict | None = None, option_names: dict 
     return QatResult(float_acc, qat_acc, len(rows), seconds, run.qat_model_path, timings=timings.to_json())
 
 
-def _quantize_and_fine_tune(run: Run, cfg: Config, placement, timings: Timings):
+def _quantize_and_fine_tune(run: Run, cfg: Config, placement, timings: Timings, logs: Path | None):
     """(QAT model, float validation accuracy, QAT validation accuracy, history rows), each step timed."""
     from edgeclf.training.fit import seed_training
     from edgeclf.training.models import load_model
@@ -103,7 +106,7 @@ def _quantize_and_fine_tune(run: Run, cfg: Config, placement, timings: Timings):
             f"float validation accuracy {float_acc:.4f}"
         )
         with timings.step(f"fine-tune ({cfg.qat.epochs} epochs)"):
-            rows = _fine_tune(qat, train_ds, val_ds, cfg, placement)
+            rows = _fine_tune(qat, train_ds, val_ds, cfg, placement, logs)
         with timings.step("QAT validation"):
             _, qat_acc = qat.evaluate(val_ds, verbose=0)
     return qat, float(float_acc), float(qat_acc), rows
@@ -200,14 +203,14 @@ def _datasets(run: Run, cfg: Config, cache: Path, placement):
     return sharded(datasets, input_sharding(run.dataset, placement.role.workers))
 
 
-def _fine_tune(qat, train_ds, val_ds, cfg: Config, placement) -> list[dict]:
+def _fine_tune(qat, train_ds, val_ds, cfg: Config, placement, logs: Path | None) -> list[dict]:
     """Fit with early stopping on the validation loss; the best epoch's weights are restored (kept
     in memory on every worker: an .h5 checkpoint cannot be loaded into a strategy's sync-on-read
     variables). Returns one history row per epoch."""
     import tf_keras as keras
 
     from edgeclf.training.callbacks import BestWeights, EpochLog
-    from edgeclf.training.fit import build_training_state
+    from edgeclf.training.fit import build_training_state, tensorboard
 
     with placement.scope():
         qat.compile(
@@ -222,6 +225,7 @@ def _fine_tune(qat, train_ds, val_ds, cfg: Config, placement) -> list[dict]:
         EpochLog(rows, "qat", cfg.qat.epochs, logger=__name__),
         best,
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.qat.early_stopping_patience),
+        *([tensorboard(logs, cfg)] if logs else []),
     ]
     qat.fit(train_ds, validation_data=val_ds, epochs=cfg.qat.epochs, verbose=0, callbacks=callbacks)
     if best.weights is None:
