@@ -48,8 +48,10 @@ def test_bundle_holds_the_runner_the_index_every_validated_file_and_the_parity_s
         "install.sh",
         wheels[0],
         "export/artifacts.json",
+        "export/MODEL_CARD.md",  # the model card travels with the files (edgeclf.export.model_card)
         *(f"export/{f}" for f in files),
     }
+    assert (export / "MODEL_CARD.md").read_text().startswith("# Model card: ")
     manifest = json.loads((export.parent / "bundle.json").read_text())
     import hashlib
 

@@ -39,6 +39,7 @@ from edgeclf.runtime.integrity import check_recorded, file_sha256
 PARITY_DIR = "parity"  # edgeclf.runtime.parity.PARITY_DIR (not imported: parity reaches the engines)
 
 MAX_MEMBERS = 10_000
+MAX_CARD_BYTES = 2**20  # export/MODEL_CARD.md
 MAX_BYTES = 4 * 1024**3
 MAX_WHEEL_BYTES = 64 * 1024**2  # the runner is pure Python: a few hundred KiB
 MAX_PARITY_BYTES = 256 * 1024**2  # reference.json and a few sample images
@@ -170,6 +171,9 @@ def _check_member(bundle: Path, key: str, member: tarfile.TarInfo, runner: PureP
             raise BundleError(
                 f"{bundle}: {key} is {member.size} bytes, artifacts.json records {excerpt(sizes[key])}; refused"
             )
+    elif key == "export/MODEL_CARD.md":  # the model card (edgeclf.export.model_card), text
+        if member.size > MAX_CARD_BYTES:
+            raise BundleError(f"{bundle}: {key} is {member.size} bytes, over {MAX_CARD_BYTES}; refused")
     elif key not in ("bundle.json", "install.sh", "export/artifacts.json"):
         raise BundleError(f"{bundle}: entry {excerpt(key)} is not part of an edgeclf bundle; refused")
     return 0

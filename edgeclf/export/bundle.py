@@ -21,6 +21,7 @@ import edgeclf
 from edgeclf import __version__
 from edgeclf.core.atomic import atomic_write_bytes
 from edgeclf.core.errors import EdgeclfError
+from edgeclf.export.model_card import MODEL_CARD
 from edgeclf.runtime.artifact import artifact_file, locate_artifacts, read_artifacts
 from edgeclf.runtime.parity import PARITY_DIR
 
@@ -109,6 +110,8 @@ def write_bundle(export_dir: Path, out: Path) -> Path:
             for path in dict.fromkeys(artifact_file(index, info) for info in entries):  # one file, several engines
                 tar.add(path, arcname=f"export/{path.name}")
             tar.add(parity, arcname=f"export/{PARITY_DIR}")
+            if (index.parent / MODEL_CARD).is_file():
+                tar.add(index.parent / MODEL_CARD, arcname=f"export/{MODEL_CARD}")
     return atomic_write_bytes(Path(out), buf.getvalue())
 
 

@@ -29,6 +29,7 @@ from edgeclf.export.convert import Sources, convert, describe, enter_shared
 from edgeclf.export.current import made_from, recorded_made_from
 from edgeclf.export.errors import ExportError, ValidationFailed
 from edgeclf.export.formats import ArtifactSpec, repairs_for, select, spec_named
+from edgeclf.export.model_card import write_model_card
 from edgeclf.export.repair import repair_artifact
 from edgeclf.export.validate import FAILURES, Reference, Verdict, validate
 from edgeclf.runtime.artifact import ARTIFACTS_VERSION, ArtifactInfo, artifact_file, pick, read_artifacts
@@ -335,6 +336,7 @@ def _finish(
             {"fp32": cfg.export.fp32_tolerance, "fp16": cfg.export.fp16_tolerance, "bf16": cfg.export.bf16_tolerance},
         )
     index = _write_index(run, artifacts, inputs, timings.to_json(), dropped)  # again, with the parity step's time
+    write_model_card(run)
     result = ExportResult(artifacts, index, len(labels), reference.float_accuracy, changed or [], timings.to_json())
     _raise_failures(result)
     return result

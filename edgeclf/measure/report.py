@@ -12,6 +12,7 @@ from edgeclf.core.atomic import atomic_write_bytes, atomic_write_text
 from edgeclf.core.bounded import BoundedReadError, expect_object, read_json
 from edgeclf.core.errors import EdgeclfError
 from edgeclf.core.run_directory import REPORTS, Run
+from edgeclf.export.model_card import write_model_card
 from edgeclf.measure.keras_baseline import KERAS_NAME
 from edgeclf.measure.plots import accuracy_latency_png, latency_distribution_png
 from edgeclf.measure.tables import html_table, md_table
@@ -163,6 +164,7 @@ def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = 
         atomic_write_bytes(out / "figures" / name, data)
     md = atomic_write_text(out / "report.md", _markdown(context, images))
     page = atomic_write_text(out / "report.html", _html(context, images))
+    write_model_card(run)  # again, now with the test accuracy and the latency
     return ReportResult(md, page, [label for label, _ in context["tables"]])
 
 
