@@ -197,6 +197,11 @@ class VerifyConfig(_Strict):
     threads: Threads | None
 
 
+class ReportConfig(_Strict):
+    gallery_images: int = Field(ge=0, le=64)
+    thumbnail_px: int = Field(ge=32, le=256)
+
+
 class Config(_Strict):
     seed: int = Field(ge=0)
     data: DataConfig
@@ -213,6 +218,7 @@ class Config(_Strict):
     evaluate: EvaluateConfig
     sweep: SweepConfig
     verify: VerifyConfig
+    report: ReportConfig
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
