@@ -179,6 +179,12 @@ def test_a_run_trained_on_a_pack_needs_no_folder(folder, tmp_path):
 
     bench = run_bench(run, BenchConfig(**{**load_config().bench.model_dump(), "runs": 3, "warmup": 1}))
     assert bench.document["inputs"]["images"] == 18 and bench.document["decode_ms"] is None
+    from edgeclf.measure.report import build_report
+
+    build_report(run)  # the galleries read their thumbnails from the pack too
+    page = (run / "reports" / "report.html").read_text()
+    assert "Right answers, per class" in page and page.count("<figure>") >= 3
+    assert len(list((run / "reports" / "figures").glob("gallery_correct_*.png"))) == 6  # 2 per class
 
 
 def test_data_pack_moves_its_checking_bar(tmp_path, monkeypatch):
