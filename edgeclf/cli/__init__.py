@@ -11,6 +11,7 @@ from edgeclf.cli import (
     demo,
     doctor,
     evaluate,
+    explain,
     export,
     predict,
     qat,
@@ -51,6 +52,7 @@ COMMANDS = {
     "demo": (demo, "The whole chain on the embedded dataset, in a few minutes."),
     "sweep": (sweep, "Search models and settings for accuracy, latency and size."),
     "compare": (compare, "Compare runs and sweep trials; choose within a budget."),
+    "explain": (explain, "Where the float model looks (Grad-CAM) for chosen images."),
     "doctor": (doctor, "Check versions, engines, CPU features and Keras; how to fix."),
 }
 for name, (module, summary) in COMMANDS.items():

@@ -3,7 +3,7 @@ tf.GradientTape; the report's galleries and `edgeclf explain` draw it over the i
 
 The feature map is the one the classifier head pools (the input of `head_pool`, the backbone's last
 activation); each channel is weighted by the mean gradient of the class's probability over it, the
-weighted sum kept where positive, scaled to 0..1 per image and resized to the image.
+weighted sum kept where positive, resized to the image and scaled to 0..1 per image.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ class GradCam:
         probs, chosen = probs.numpy(), chosen.numpy()
         out = []
         for i, cam in enumerate(cams):
-            peak = float(cam.max())
-            cam = cam / peak if peak > 0 else cam
             heat = tf.image.resize(cam[..., None], pixels.shape[1:3], method="bilinear").numpy()[..., 0]
+            peak = float(heat.max())
+            heat = heat / peak if peak > 0 else heat
             out.append(Explanation(np.asarray(pixels[i]), int(chosen[i]), float(probs[i, chosen[i]]), heat))
         return out
 
@@ -87,16 +87,23 @@ def explain_files(run_dir: Path, images: list[Path], out: Path, size: int) -> li
     """`edgeclf explain`: Grad-CAM of the top-1 class for each image file (decoded with the run's own
     preprocessing), written as OUT/<stem>_gradcam.png. Returns (image, label, probability, written)."""
     from edgeclf.core.atomic import atomic_write_bytes
-    from edgeclf.core.images import load_image
+    from edgeclf.core.errors import EdgeclfError
+    from edgeclf.core.images import ImageError, load_image
     from edgeclf.core.run_directory import Run
     from edgeclf.training.models import load_model
 
     run = Run.open(run_dir)
+    decoded = []
+    for path in images:  # every image checked before the model loads: one line for a bad one
+        try:
+            decoded.append(load_image(path, run.image_size))
+        except ImageError as exc:
+            raise EdgeclfError(f"{path}: {exc}") from None
     cam = GradCam(load_model(run.model_path))
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in images:
-        explanation = cam(load_image(path, run.image_size)[None])[0]
+    for path, pixels in zip(images, decoded, strict=True):
+        explanation = cam(pixels[None])[0]
         target = atomic_write_bytes(out / f"{Path(path).stem}_gradcam.png", overlay_png(explanation, size))
         written.append((Path(path), run.classes[explanation.label], explanation.probability, target))
     return written
