@@ -45,7 +45,7 @@ def quantize_int8(float_onnx: bytes, calibration: np.ndarray, reduce_range: bool
     """Static QDQ quantization, calibrated on calibration (float32 pixels as the float model takes).
 
     reduce_range keeps weights in 7 bits: on x86 CPUs without VNNI, onnxruntime's u8s8 kernels can
-    saturate 16-bit intermediate sums (a documented onnxruntime caveat; the README's int8 ONNX note
+    saturate 16-bit intermediate sums (a documented onnxruntime caveat; docs/USAGE.md's int8 ONNX note
     has what it changed on the demo model without VNNI). But 7-bit weights lose what a pretrained
     backbone's fine weight distributions need (docs/BENCHMARKS.md section 2b has the measured top-1
     agreement with and without it). So the export tries both

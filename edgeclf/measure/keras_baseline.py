@@ -4,8 +4,8 @@ Imports TensorFlow (lazily, on construction): not for the device.
 It is timed the way the artifacts are: a compiled call (tf.function of model(x, training=False),
 traced once per batch shape, the trace counted in load time), NumPy in and NumPy out. Keras'
 predict_on_batch builds an input pipeline on every call (several times slower than the compiled
-call at batch 1: the measurement is in the README's "Speed" notes); bench reports it apart, as a
-labelled second figure, and never uses it for ratios.
+call at batch 1: measured in docs/USAGE.md, "Evaluation, benchmarks, reports and prediction");
+bench reports it apart, as a labelled second figure, and never uses it for ratios.
 """
 
 from __future__ import annotations
