@@ -21,12 +21,12 @@ EXAMPLE = "Example: edgeclf doctor --training"
 def command(
     training: bool = typer.Option(False, "--training", help="The training side is needed here: its problems fail."),
     as_json: bool = typer.Option(False, "--json", help="The report as JSON."),
-    folder: Path = typer.Option(Path("."), help="Working folder whose free disk is reported."),
+    folder: Path | None = typer.Option(None, help="Folder whose free disk is reported (default: the current one)."),
 ) -> None:
     from edgeclf.cli import render
     from edgeclf.device.doctor import diagnose
 
-    report = diagnose(training, folder)
+    report = diagnose(training, folder or Path.cwd())
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeclf.cli._common import console, done, user_errors
+from edgeclf.cli._common import console, done, overrides, setting, user_errors
 
 HELP = (
     "Draw where the run's float model looks for its answer (Grad-CAM over the backbone's last feature map) on "
@@ -19,11 +19,14 @@ EXAMPLE = "Example: edgeclf explain runs/demo photo1.jpg photo2.png --out explai
 def command(
     run_dir: Path = typer.Argument(..., help="Run directory made by edgeclf train."),
     images: list[Path] = typer.Argument(..., help="Image files."),
-    out: Path = typer.Option(Path("explained"), help="Folder for the overlays."),
-    size: int = typer.Option(224, min=32, max=1024, help="Side of each overlay in pixels."),
+    out: Path = typer.Option(..., help="Folder for the overlays."),
+    size: int | None = setting("report.explain_px", "Side of each overlay in pixels."),
 ) -> None:
+    from edgeclf.core.run_directory import Run
     from edgeclf.measure.explain import explain_files
 
-    for image, label, probability, written in explain_files(run_dir, images, out, size):
+    values, names = overrides(command, locals())
+    side = Run.open(run_dir).config(values, names).report.explain_px
+    for image, label, probability, written in explain_files(run_dir, images, out, side):
         console.print(f"{image}: {label} ({probability:.2f}) -> {written}", markup=False, highlight=False)
     done(f": {len(images)} overlay(s) in {out}")

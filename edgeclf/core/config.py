@@ -200,6 +200,7 @@ class VerifyConfig(_Strict):
 class ReportConfig(_Strict):
     gallery_images: int = Field(ge=0, le=64)
     thumbnail_px: int = Field(ge=32, le=256)
+    explain_px: int = Field(ge=32, le=1024)
 
 
 class Config(_Strict):

@@ -60,7 +60,10 @@ class GradCam:
         return out
 
 
-def overlay_png(explanation: Explanation, size: int, alpha: float = 0.45) -> bytes:
+HEAT_OPACITY = 0.45  # of the heatmap's colours over the image
+
+
+def overlay_png(explanation: Explanation, size: int) -> bytes:
     """The image enlarged to size x size with the heatmap over it (matplotlib's jet colours), PNG."""
     from matplotlib import colormaps
     from PIL import Image
@@ -68,7 +71,7 @@ def overlay_png(explanation: Explanation, size: int, alpha: float = 0.45) -> byt
     image = Image.fromarray(explanation.pixels).resize((size, size), Image.Resampling.BICUBIC)
     heat = Image.fromarray((explanation.heatmap * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BILINEAR)
     colours = (colormaps["jet"](np.asarray(heat) / 255.0)[..., :3] * 255).astype(np.uint8)
-    blended = (np.asarray(image, np.float32) * (1 - alpha) + colours * alpha).astype(np.uint8)
+    blended = (np.asarray(image, np.float32) * (1 - HEAT_OPACITY) + colours * HEAT_OPACITY).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(blended).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
