@@ -105,6 +105,8 @@ def user_errors(fn):
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
+        except typer.Exit:  # a command's own exit status (verify, doctor: 1), not a crash
+            raise
         except Exception:  # a bug: the traceback follows, and what the native libraries said is kept
             from edgeclf.cli.quiet import keep_native_log
 
