@@ -152,11 +152,14 @@ def test_distributed_two_workers_on_loopback_and_the_chief_writes_the_run(data, 
         "dataset.json",
         "history.csv",
         "labels.txt",
+        "logs",
         "metadata.json",
         "model.keras",
         "qat.json",
         "qat_model.h5",
     ]
+    # TensorBoard's logs: the chief's alone (the other worker writes into a folder it removes)
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["qat", "train"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".run", "workertemp"))]
 
 

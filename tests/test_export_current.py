@@ -18,14 +18,16 @@ runner = CliRunner()
 @pytest.fixture
 def current_run(tiny_run, tmp_path):
     """A copy of the fixture run whose artifacts.json records what it was made from, as an export
-    with these settings writes it (the committed fixture predates the record)."""
+    with these settings writes it (first without the record, as an export made before it was kept)."""
     run_dir = shutil.copytree(tiny_run, tmp_path / "run")
     run = Run.open(run_dir)
+    index = run.export_dir / "artifacts.json"
+    data = json.loads(index.read_text())
+    data.pop("made_from", None)
+    index.write_text(json.dumps(data))
     assert stale_reason(run, run.config(), True) == (
         "the export was made by an edgeclf that did not record what it was made from"
     )
-    index = run.export_dir / "artifacts.json"
-    data = json.loads(index.read_text())
     data["made_from"] = made_from(run, run.config(), True)
     index.write_text(json.dumps(data))
     assert stale_reason(run, run.config(), True) is None

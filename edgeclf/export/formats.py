@@ -112,6 +112,8 @@ def select(cfg: ExportConfig, int8: bool, has_qat: bool) -> list[ArtifactSpec]:
     for spec in SPECS:
         if spec.repairs or spec.group not in cfg.formats:
             continue
+        if spec.engine == "openvino" and "onnx" not in cfg.formats:  # OpenVINO runs the ONNX files
+            continue
         if spec.shares and spec.shares not in {c.name for c in chosen}:
             continue
         if spec.format == "onnx" and spec.integer:
