@@ -193,7 +193,7 @@ def test_report_lists_every_artifact_and_merges_devices(benched, tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     page = (tmp_path / "out" / "report.html").read_text()
     for name in data["artifacts"]:
-        assert f"| {name} |" in md and f"<td>{name}</td>" in page
+        assert f"| {name} |" in md and f"<td class='t'>{name}</td>" in page
     assert "## All devices" in md and "| device | artifact |" in md
     assert md.count("Raspberry Pi 5 Model B Rev 1.0") >= len(data["artifacts"])
     # accuracy is labelled with where it was measured, and never shown in another device's rows

@@ -110,9 +110,7 @@ def select(cfg: ExportConfig, int8: bool, has_qat: bool) -> list[ArtifactSpec]:
         wanted.add("onnx:int8-ptq")
     chosen = []
     for spec in SPECS:
-        if spec.repairs or spec.group not in cfg.formats:
-            continue
-        if spec.engine == "openvino" and "onnx" not in cfg.formats:  # OpenVINO runs the ONNX files
+        if spec.repairs or not _in_formats(spec, cfg.formats):
             continue
         if spec.shares and spec.shares not in {c.name for c in chosen}:
             continue
@@ -124,13 +122,19 @@ def select(cfg: ExportConfig, int8: bool, has_qat: bool) -> list[ArtifactSpec]:
     return chosen
 
 
+def _in_formats(spec: ArtifactSpec, formats: list[str]) -> bool:
+    """A row that export.formats selects: its group listed; an OpenVINO row only with onnx listed too
+    (OpenVINO runs the ONNX files)."""
+    return spec.group in formats and (spec.engine != "openvino" or "onnx" in formats)
+
+
 def repairs_for(failed: list[str], cfg: ExportConfig) -> list[ArtifactSpec]:
     """The repair artifacts to make for the failed artifacts named (in table order): each
     int8-mixed row that repairs one of them, with its shared-file rows on other engines that the
     export's formats select."""
     chosen: list[ArtifactSpec] = []
     for spec in SPECS:
-        if not spec.repairs or not set(spec.repairs) & set(failed) or spec.group not in cfg.formats:
+        if not spec.repairs or not set(spec.repairs) & set(failed) or not _in_formats(spec, cfg.formats):
             continue
         if spec.shares and spec.shares not in {c.name for c in chosen}:
             continue

@@ -381,7 +381,8 @@ def _html(ctx, images) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>edgeclf report: {html.escape(ctx['run'].path.name)}</title><style>{STYLE}</style></head><body><main>",
         f"<h1>edgeclf report</h1><p class='muted'>{html.escape(str(ctx['run'].path))}</p>",
-        "<div class='verdict'><ul>" + "".join(f"<li>{verdict(r.sentence)}</li>" for r in ctx["recommendations"]),
+        "<h2>Verdict</h2><div class='verdict'><ul>"
+        + "".join(f"<li>{verdict(r.sentence)}</li>" for r in ctx["recommendations"]),
         "</ul></div>",
         "<h2>What to do next</h2><div class='next'><ul>",
         *[f"<li>{code(line)}</li>" for line in _next_steps(ctx)],
