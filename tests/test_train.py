@@ -34,6 +34,7 @@ def test_tiny_run_writes_the_run_directory(three_classes, tmp_path):
         "history.csv",
         "curves.png",
         "metadata.json",
+        "logs",  # TensorBoard's (train.tensorboard)
     }
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]  # no staging left behind
     assert (out / "labels.txt").read_text().split() == ["bag", "sneaker", "trouser"]
