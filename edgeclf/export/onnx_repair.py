@@ -122,21 +122,6 @@ def _noise(sqnr_db: float) -> float:
     return float(10 ** (-sqnr_db / 10)) if np.isfinite(sqnr_db) else (0.0 if sqnr_db > 0 else math.inf)
 
 
-def _layers(prepared: Path, activation_sqnr: dict, weight_sqnr: dict) -> list[Layer]:
-    import onnx
-
-    model = onnx.load(str(prepared))
-    macs = node_macs(model)
-    layers = []
-    for node in model.graph.node:
-        weight = weight_sqnr.get(node.input[1]) if node.op_type in WEIGHTED and len(node.input) > 1 else None
-        activation = activation_sqnr.get(node.output[0]) if node.output else None
-        if weight is None and activation is None:
-            continue  # not quantized: nothing to keep in float
-        layers.append(Layer(node.name, node.op_type, macs.get(node.name, 0), _noise(weight) + _noise(activation)))
-    return layers
-
-
 def node_macs(model) -> dict[str, int]:
     """Multiply-accumulates per image of each Conv, Gemm and MatMul node with a constant weight,
     from the shapes that onnxruntime's pre-processing inferred."""

@@ -68,11 +68,9 @@ class TfliteQuantizer:
 
     def layers(self) -> list[Layer]:
         """The weighted ops (conv, depthwise, dense) of the full-integer file, by output tensor name."""
-        content = self.build([])
-        macs = op_macs(content)
-        return [
-            Layer(op["name"], op["op"], macs[op["name"]], 0.0) for op in full_integer_ops(content) if op["weight_shape"]
-        ]
+        ops = full_integer_ops(self.build([]))
+        macs = op_macs(ops)
+        return [Layer(op["name"], op["op"], macs[op["name"]], 0.0) for op in ops if op["weight_shape"]]
 
     def rank(self, debug_images: int) -> list[Layer]:
         """Every quantized op with its debugger statistics, the largest rmse/scale first."""
@@ -86,7 +84,7 @@ class TfliteQuantizer:
         debugger.run()
         dump = io.StringIO()
         debugger.layer_statistics_dump(dump)
-        macs = op_macs(self.build([]))
+        macs = op_macs(full_integer_ops(self.build([])))
         layers = []
         for row in csv.DictReader(io.StringIO(dump.getvalue())):
             scale, mse = float(row["scale"]), float(row["mean_squared_error"])
@@ -124,10 +122,11 @@ def full_integer_ops(content: bytes) -> list[dict]:
     return ops
 
 
-def op_macs(content: bytes) -> dict[str, int]:
-    """Multiply-accumulates per image of each conv, depthwise and dense op, by output tensor name."""
+def op_macs(ops: list[dict]) -> dict[str, int]:
+    """Multiply-accumulates per image of each conv, depthwise and dense op (full_integer_ops' list),
+    by output tensor name."""
     macs = {}
-    for op in full_integer_ops(content):
+    for op in ops:
         w, out = op["weight_shape"], op["shape"]
         if not w:
             continue
