@@ -166,7 +166,7 @@ def build_report(run_dir: Path, more_bench: list[Path] = (), out: Path | None = 
             stale.unlink()
     for name, data in images.items():
         atomic_write_bytes(out / "figures" / name, data)
-    context["galleries"] = galleries
+    context["galleries"], context["next_steps"] = galleries, _next_steps(context)  # both writers show them
     md = atomic_write_text(out / "report.md", _markdown(context, images))
     page = atomic_write_text(out / "report.html", _html(context, images))
     write_model_card(run)  # again, now with the test accuracy and the latency
@@ -318,7 +318,7 @@ def _gallery_intro(galleries, kind: str, what: str) -> str:
 
 def _markdown(ctx, images) -> str:
     parts = ["# edgeclf report", "", "## Verdict", "", *[f"- {r.sentence}" for r in ctx["recommendations"]], ""]
-    parts += ["## What to do next", "", *[f"- {line}" for line in _next_steps(ctx)], ""]
+    parts += ["## What to do next", "", *[f"- {line}" for line in ctx["next_steps"]], ""]
     parts += [*_intro(ctx), ""]
     for label, table_rows in ctx["tables"]:
         parts += [f"## {label}", "", md_table(table_rows, COLUMNS[1:]), ""]
@@ -385,7 +385,7 @@ def _html(ctx, images) -> str:
         + "".join(f"<li>{verdict(r.sentence)}</li>" for r in ctx["recommendations"]),
         "</ul></div>",
         "<h2>What to do next</h2><div class='next'><ul>",
-        *[f"<li>{code(line)}</li>" for line in _next_steps(ctx)],
+        *[f"<li>{code(line)}</li>" for line in ctx["next_steps"]],
         "</ul></div>",
     ]
     parts += [f"<p class='muted'>{code(line)}</p>" for line in _intro(ctx)]
